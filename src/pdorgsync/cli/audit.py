@@ -1,0 +1,17 @@
+"""CLI: audit. (Being built; see the issue queue.)"""
+
+from __future__ import annotations
+
+import click
+
+from pdorgsync.errors import PdOrgSyncError
+
+
+@click.command("audit", context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def audit_cmd(args: tuple[str, ...]) -> None:
+    """Not implemented yet."""
+    raise PdOrgSyncError("'audit' is not implemented yet")
+
+
+COMMANDS = [audit_cmd]

@@ -1,0 +1,17 @@
+"""CLI: webhook. (Being built; see the issue queue.)"""
+
+from __future__ import annotations
+
+import click
+
+from pdorgsync.errors import PdOrgSyncError
+
+
+@click.command("webhook", context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def webhook_cmd(args: tuple[str, ...]) -> None:
+    """Not implemented yet."""
+    raise PdOrgSyncError("'webhook' is not implemented yet")
+
+
+COMMANDS = [webhook_cmd]

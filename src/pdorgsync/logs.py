@@ -1,0 +1,87 @@
+"""Structured logging: JSON when not on a TTY, console otherwise, secrets always redacted.
+
+Event names are stable and dotted (``inbox.event_stored``); tests may assert on them.
+The redaction processor is the last line of defence: it scrubs every registered
+secret (API token, webhook secrets) from every string in every event, including
+rendered exception text, before anything is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+import structlog
+
+REDACTED = "[REDACTED]"
+
+_secrets: set[str] = set()
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Add values (token, webhook secrets) that must never appear in a log line."""
+    for value in values:
+        if value and len(value) >= 4:
+            _secrets.add(value)
+
+
+def redact_text(text: str) -> str:
+    """Replace every registered secret in ``text``; also ``Token token=...`` headers."""
+    for secret in sorted(_secrets, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: _redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_redact_value(v) for v in value)
+    return value
+
+
+def redact_processor(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: scrub registered secrets from every value of the event."""
+    for key, value in list(event_dict.items()):
+        event_dict[key] = _redact_value(value)
+    return event_dict
+
+
+def configure_logging(level: str = "info", fmt: str | None = None, stream: Any = None) -> None:
+    """Configure structlog once per process. ``fmt`` is ``json`` or ``console``."""
+    stream = stream if stream is not None else sys.stderr
+    if fmt is None:
+        fmt = "console" if getattr(stream, "isatty", lambda: False)() else "json"
+    renderer: Any
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer(sort_keys=True)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redact_processor,  # after format_exc_info so tracebacks are scrubbed too
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str | None = None) -> Any:
+    """A structlog logger; ``name`` becomes the ``logger`` key."""
+    log = structlog.get_logger()
+    return log.bind(logger=name) if name else log
