@@ -429,3 +429,20 @@ def test_bad_incident_data_is_a_clear_error(data: dict[str, Any]) -> None:
     """Incident data without id or created_at raises a pdorgsync error, not a crash."""
     with pytest.raises(IncidentDataError):
         IncidentFacts.from_webhook_data(data)
+
+
+def test_recent_incidents_from_history_is_the_state_at_that_time() -> None:
+    """Replay sees the incidents open in the hour before each incident, not today's state."""
+    a = facts(id="QA", service_id="S1", created_at=NOW - timedelta(minutes=30))
+    b = facts(id="QB", service_id="S2", created_at=NOW - timedelta(minutes=10))
+    c = facts(id="QC", service_id="S3", created_at=NOW - timedelta(minutes=90))
+    d = facts(id="QD", service_id="S4", created_at=NOW + timedelta(minutes=5))
+    history = [
+        (a, None),
+        (b, NOW - timedelta(minutes=1)),  # resolved before NOW: no longer open
+        (c, None),  # too old
+        (d, None),  # after NOW
+    ]
+    assert RecentIncidents.from_history(history, NOW).impacted_services(NOW) == 1
+    later = NOW - timedelta(minutes=5)
+    assert RecentIncidents.from_history(history, later).impacted_services(later) == 2

@@ -154,6 +154,25 @@ class RecentIncidents:
             entry = OpenIncident(facts.id, facts.service_id, facts.created_at)
         return replace(self, incidents=(*others, entry))
 
+    @classmethod
+    def from_history(
+        cls, incidents: Iterable[tuple[IncidentFacts, datetime | None]], at: datetime
+    ) -> RecentIncidents:
+        """The state as it was at ``at``, from past incidents and their ``resolved_at``.
+
+        Used where no webhook stream exists (``engage --replay``, ``engage --event``):
+        an incident counts if it was triggered in the hour before ``at`` and was
+        not yet resolved at ``at``.
+        """
+        since = at - RECENT_WINDOW
+        return cls(
+            incidents=tuple(
+                OpenIncident(facts.id, facts.service_id, facts.created_at)
+                for facts, resolved_at in incidents
+                if since <= facts.created_at <= at and (resolved_at is None or resolved_at > at)
+            )
+        )
+
     def pruned(self, now: datetime) -> RecentIncidents:
         """Drop incidents triggered before the window: they can no longer count."""
         since = now - RECENT_WINDOW
