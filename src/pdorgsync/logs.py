@@ -9,6 +9,7 @@ rendered exception text, before anything is written.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any
@@ -18,6 +19,8 @@ import structlog
 REDACTED = "[REDACTED]"
 
 _secrets: set[str] = set()
+# An Authorization header value that slipped into a message, registered or not.
+_AUTH_HEADER = re.compile(r"(Token token=|Bearer )(?!\[REDACTED\])[^\s'\",}]+")
 
 
 def register_secrets(values: Iterable[str]) -> None:
@@ -32,7 +35,7 @@ def redact_text(text: str) -> str:
     for secret in sorted(_secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, REDACTED)
-    return text
+    return _AUTH_HEADER.sub(lambda m: m.group(1) + REDACTED, text)
 
 
 def _redact_value(value: Any) -> Any:
@@ -81,7 +84,29 @@ def configure_logging(level: str = "info", fmt: str | None = None, stream: Any =
     )
 
 
+class _LazyLogger:
+    """A logger that resolves the structlog configuration at every call.
+
+    Modules create their logger at import time, before ``configure_logging``
+    runs; binding a structlog logger then would freeze the default
+    configuration (no JSON, no redaction) into it for good.
+    """
+
+    __slots__ = ("_context",)
+
+    def __init__(self, context: dict[str, Any]) -> None:
+        self._context = context
+
+    def bind(self, **values: Any) -> _LazyLogger:
+        return _LazyLogger({**self._context, **values})
+
+    def unbind(self, *keys: str) -> _LazyLogger:
+        return _LazyLogger({k: v for k, v in self._context.items() if k not in keys})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(structlog.get_logger().bind(**self._context), name)
+
+
 def get_logger(name: str | None = None) -> Any:
     """A structlog logger; ``name`` becomes the ``logger`` key."""
-    log = structlog.get_logger()
-    return log.bind(logger=name) if name else log
+    return _LazyLogger({"logger": name} if name else {})
