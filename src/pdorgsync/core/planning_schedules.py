@@ -1,0 +1,321 @@
+"""Planning a department's schedule: layer diff that never rewrites the past.
+
+PagerDuty keeps on-call history in schedule layers: a layer is never deleted, only
+ended (CONTRACT §9.1), and editing a layer's ``users`` or ``rotation_virtual_start``
+in place recomputes every shift of that layer, past ones included (§9.2). So:
+
+* A layer that has not started yet (``start`` after the effective time) has no
+  past: it is edited in place, keeping its id.
+* A started layer whose users, rotation or restrictions differ from the file is
+  **ended** at the effective time and a **new layer** with the same name starts
+  then, anchored at the file's ``start`` (``rotation_virtual_start``), so the
+  rotation position is the one the file describes and history stays intact.
+* An open layer no longer in the file is ended at the effective time.
+* Ended layers (``end`` set) are history: re-sent unchanged with their ids (a PUT
+  must carry every existing layer id), and ignored when diffing.
+
+The effective time is the plan's ``now``, or with ``at_next_handoff`` the next
+hand-off (turn boundary) of the layer being replaced, so nobody's current shift is
+cut short. Layers are matched by name (then by id for duplicates), never by
+position, and ``rotation_virtual_start`` is compared as an instant (PagerDuty
+returns it in the schedule's zone, not the offset it was sent with).
+
+Layer order: the file lists layers lowest priority first; requests list them in
+that order and ``Snapshot`` keeps observed layers in that order too (``observe``
+normalises the API's order), so rendering uses one convention throughout.
+
+Pure: no clock (``now`` is a parameter), no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pdorgsync.models import snapshot as snap
+from pdorgsync.models.org import DAYS, Department, Layer, Org
+from pdorgsync.models.plan import FieldDiff, OnCallImpact, OnCallShift
+
+IMPACT_DAYS = 7
+
+
+@dataclass(frozen=True)
+class SchedulePlan:
+    """What the schedule needs: ``body`` is None when nothing changes."""
+
+    body: dict[str, Any] | None
+    diff: dict[str, FieldDiff]
+    before: list[snap.ScheduleLayer]  # active layers now (for the impact)
+    after: list[snap.ScheduleLayer]  # every layer once applied
+
+
+def iso(value: datetime) -> str:
+    """An instant as ISO-8601 in UTC (what we send; CONTRACT §9.2)."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def anchor(layer: Layer, zone: str) -> datetime:
+    """The layer's ``start`` as an aware instant: naive values are local to the department."""
+    start = layer.start
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=ZoneInfo(zone))
+    return start.astimezone(UTC)
+
+
+def restrictions_of(layer: Layer) -> list[snap.Restriction]:
+    out = []
+    for r in layer.restrictions:
+        out.append(
+            snap.Restriction(
+                type="weekly_restriction" if r.day else "daily_restriction",
+                start_time_of_day=f"{r.start}:00",
+                duration_seconds=round(r.hours * 3600),
+                start_day_of_week=DAYS.index(r.day) + 1 if r.day else None,
+            )
+        )
+    return out
+
+
+def _restriction_key(r: snap.Restriction) -> tuple[str, str, int, int]:
+    tod = r.start_time_of_day if len(r.start_time_of_day) > 5 else f"{r.start_time_of_day}:00"
+    dow = r.start_day_of_week if r.type == "weekly_restriction" and r.start_day_of_week else 0
+    return (r.type, tod, r.duration_seconds, dow)
+
+
+def same_rotation(a: snap.ScheduleLayer, b: snap.ScheduleLayer) -> bool:
+    """Whether two layers put the same people on call at the same times (ignoring start/end)."""
+    return (
+        a.rotation_turn_length_seconds == b.rotation_turn_length_seconds
+        and a.rotation_virtual_start == b.rotation_virtual_start  # aware: compares instants
+        and a.user_ids == b.user_ids
+        and sorted(map(_restriction_key, a.restrictions))
+        == sorted(map(_restriction_key, b.restrictions))
+    )
+
+
+def next_handoff(layer: snap.ScheduleLayer, now: datetime) -> datetime:
+    """The first turn boundary of ``layer`` at or after ``now``."""
+    vstart = layer.rotation_virtual_start
+    if now <= vstart:
+        return vstart
+    turn = layer.rotation_turn_length_seconds
+    turns = math.ceil((now - vstart).total_seconds() / turn)
+    return vstart + timedelta(seconds=turns * turn)
+
+
+def desired_layers(
+    dept: Department, zone: str, user_ids: dict[str, str]
+) -> list[snap.ScheduleLayer]:
+    """The file's layers as snapshot layers (id "", start = anchor), lowest priority first."""
+    assert dept.schedule is not None
+    out = []
+    for layer in dept.schedule.layers:
+        start = anchor(layer, zone)
+        out.append(
+            snap.ScheduleLayer(
+                id="",
+                name=layer.name,
+                start=start,
+                end=None,
+                rotation_virtual_start=start,
+                rotation_turn_length_seconds=layer.turn_seconds,
+                user_ids=[user_ids[e] for e in layer.users],
+                restrictions=restrictions_of(layer),
+            )
+        )
+    return out
+
+
+def layer_summary(layer: snap.ScheduleLayer, emails: dict[str, str]) -> dict[str, Any]:
+    """A human-comparable view of a layer for the diff."""
+    return {
+        "rotation_seconds": layer.rotation_turn_length_seconds,
+        "rotation_virtual_start": iso(layer.rotation_virtual_start),
+        "users": [emails.get(u, u) for u in layer.user_ids],
+        "restrictions": [
+            {
+                "type": r.type,
+                "start_time_of_day": r.start_time_of_day,
+                "duration_seconds": r.duration_seconds,
+                **({"start_day_of_week": r.start_day_of_week} if r.start_day_of_week else {}),
+            }
+            for r in layer.restrictions
+        ],
+    }
+
+
+def layer_body(layer: snap.ScheduleLayer) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if layer.id:
+        body["id"] = layer.id
+    body |= {
+        "name": layer.name,
+        "start": iso(layer.start),
+        "end": iso(layer.end) if layer.end else None,  # explicit null keeps it open (§9.1)
+        "rotation_virtual_start": iso(layer.rotation_virtual_start),
+        "rotation_turn_length_seconds": layer.rotation_turn_length_seconds,
+        "users": [{"user": {"id": u, "type": "user_reference"}} for u in layer.user_ids],
+        "restrictions": [
+            {
+                "type": r.type,
+                "start_time_of_day": r.start_time_of_day,
+                "duration_seconds": r.duration_seconds,
+                **({"start_day_of_week": r.start_day_of_week} if r.start_day_of_week else {}),
+            }
+            for r in layer.restrictions
+        ],
+    }
+    return body
+
+
+def active_layers(layers: list[snap.ScheduleLayer], now: datetime) -> list[snap.ScheduleLayer]:
+    return [la for la in layers if la.end is None or la.end > now]
+
+
+def plan_layers(
+    observed: list[snap.ScheduleLayer] | None,
+    wanted: list[snap.ScheduleLayer],
+    *,
+    now: datetime,
+    at_next_handoff: bool,
+) -> tuple[
+    list[snap.ScheduleLayer], dict[str, tuple[snap.ScheduleLayer | None, snap.ScheduleLayer | None]]
+]:
+    """The layer list once applied, and per layer name the (old, new) open layer that changed."""
+    if observed is None:  # a new schedule: layers start at their anchors
+        return list(wanted), {w.name: (None, w) for w in wanted}
+    history = [la for la in observed if la.end is not None]
+    open_layers = [la for la in observed if la.end is None]
+    by_name: dict[str, snap.ScheduleLayer] = {}
+    leftovers: list[snap.ScheduleLayer] = []
+    for la in open_layers:  # first open layer of a name wins; duplicates are ended below
+        if la.name in by_name:
+            leftovers.append(la)
+        else:
+            by_name[la.name] = la
+
+    def when(layer: snap.ScheduleLayer) -> datetime:
+        return next_handoff(layer, now) if at_next_handoff else now
+
+    result: list[snap.ScheduleLayer] = list(history)
+    changed: dict[str, tuple[snap.ScheduleLayer | None, snap.ScheduleLayer | None]] = {}
+    for want in wanted:
+        old = by_name.pop(want.name, None)
+        if old is not None and same_rotation(old, want):
+            result.append(old)
+            continue
+        effective = when(old) if old is not None else now
+        start = max(effective, want.rotation_virtual_start)
+        if old is not None and old.start >= effective:
+            # Not started yet: no past to protect, so edit in place and keep its id.
+            new = want.model_copy(update={"id": old.id, "start": max(old.start, start)})
+        elif old is not None:
+            result.append(old.model_copy(update={"end": effective}))
+            new = want.model_copy(update={"start": start})
+        else:
+            new = want.model_copy(update={"start": start})
+        result.append(new)
+        changed[want.name] = (old, new)
+    for old in [*by_name.values(), *leftovers]:
+        effective = when(old)
+        ended = old.model_copy(update={"end": max(effective, old.start)})
+        result.append(ended)
+        changed.setdefault(old.name, (old, None))
+    return result, changed
+
+
+def plan_schedule(
+    org: Org,
+    dept: Department,
+    observed: snap.Schedule | None,
+    *,
+    user_ids: dict[str, str],
+    emails: dict[str, str],
+    now: datetime,
+    at_next_handoff: bool,
+    description: str,
+    adopt: bool,
+) -> SchedulePlan:
+    """The schedule body to send (None if it already matches) and the field diff."""
+    zone = org.zone_of(dept)
+    wanted = desired_layers(dept, zone, user_ids)
+    layers, changed = plan_layers(
+        observed.layers if observed is not None else None,
+        wanted,
+        now=now,
+        at_next_handoff=at_next_handoff,
+    )
+    diff: dict[str, FieldDiff] = {}
+    fields = {"name": dept.schedule_name, "time_zone": zone, "description": description}
+    for field, value in fields.items():
+        before = getattr(observed, field) if observed is not None else None
+        if field == "description":
+            if observed is not None and normalise_text(before) == normalise_text(value):
+                continue
+        elif before == value:
+            continue
+        diff[field] = FieldDiff(before=before, after=value)
+    for name, (old, new) in changed.items():
+        diff[f"layers.{name}"] = FieldDiff(
+            before=layer_summary(old, emails) if old else None,
+            after=layer_summary(new, emails) if new else None,
+        )
+    before_layers = active_layers(observed.layers or [], now) if observed is not None else []
+    if not diff and not adopt:
+        return SchedulePlan(None, {}, before_layers, layers)
+    body = {
+        "schedule": {
+            "type": "schedule",
+            "name": dept.schedule_name,
+            "time_zone": zone,
+            "description": description,
+            "schedule_layers": [layer_body(la) for la in layers],
+        }
+    }
+    return SchedulePlan(body, diff, before_layers, layers)
+
+
+def normalise_text(value: str | None) -> str:
+    """Descriptions as PagerDuty keeps them: line endings, trailing blanks and edges ignored."""
+    if not value:
+        return ""
+    lines = value.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "\n".join(line.rstrip() for line in lines).strip()
+
+
+def on_call_impact(
+    dept: Department,
+    zone: str,
+    schedule_name: str,
+    before: list[snap.ScheduleLayer],
+    after: list[snap.ScheduleLayer],
+    emails: dict[str, str],
+    now: datetime,
+    days: int = IMPACT_DAYS,
+) -> OnCallImpact:
+    """Who is on call over the next ``days`` before and after the change (D's renderer)."""
+    from pdorgsync.core.schedules import LayerSpec, render_schedule
+
+    since = now
+    until = now + timedelta(days=days)
+    tz = ZoneInfo(zone)
+
+    def shifts(layers: list[snap.ScheduleLayer]) -> list[OnCallShift]:
+        specs = [LayerSpec.from_snapshot(la) for la in layers]
+        return [
+            OnCallShift(start=s.start, end=s.end, user=emails.get(s.user_id, s.user_id))
+            for s in render_schedule(specs, [], tz, since, until)
+        ]
+
+    return OnCallImpact(
+        department=dept.key,
+        schedule=schedule_name,
+        time_zone=zone,
+        since=since,
+        until=until,
+        before=shifts(before),
+        after=shifts(after),
+    )
