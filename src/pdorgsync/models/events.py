@@ -1,0 +1,119 @@
+"""PagerDuty V3 webhook envelopes: ``{"event": {id, event_type, resource_type, ...}}``.
+
+The receiver validates every verified delivery against these models before it is
+stored, so the worker never meets a payload without an event id and type. The
+models are deliberately lenient about *extra* keys (PagerDuty adds fields without
+notice; a receiver that rejected them would make PagerDuty drop deliveries) and
+strict about the few keys pdorgsync depends on.
+
+Pure: no I/O. ``data`` stays a plain dict; policies read it through
+``core.policies.IncidentFacts``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = [
+    "HANDLED_EVENT_TYPES",
+    "EnvelopeError",
+    "EventAgent",
+    "WebhookEnvelope",
+    "WebhookEvent",
+    "parse_envelope",
+]
+
+# Incident event types PagerDuty documents (CONTRACT §8). Anything else (service.*,
+# pagey.ping, early-access types that appear later) is acknowledged and stored as
+# ignored: answering 4xx would make PagerDuty drop the delivery and, after three,
+# disable the subscription.
+HANDLED_EVENT_TYPES = frozenset(
+    {
+        "incident.acknowledged",
+        "incident.annotated",
+        "incident.delegated",
+        "incident.escalated",
+        "incident.priority_updated",
+        "incident.reassigned",
+        "incident.reopened",
+        "incident.resolved",
+        "incident.responder.added",
+        "incident.responder.replied",
+        "incident.service_updated",
+        "incident.triggered",
+        "incident.unacknowledged",
+    }
+)
+
+
+class EnvelopeError(ValueError):
+    """The body is not JSON or not a V3 webhook envelope; the message says why."""
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class EventAgent(_Lenient):
+    """Who caused the event: a user or service reference (``None`` for automation)."""
+
+    id: str
+    type: str
+    summary: str | None = None
+
+
+class WebhookEvent(_Lenient):
+    id: str = Field(min_length=1, max_length=200)
+    event_type: str = Field(min_length=1, max_length=200)
+    resource_type: str = Field(default="", max_length=200)
+    occurred_at: datetime | None = None
+    agent: EventAgent | None = None
+    client: dict[str, Any] | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def incident_id(self) -> str | None:
+        """The incident this event is about, whatever the shape of ``data``."""
+        if self.data.get("type") == "incident":
+            value = self.data.get("id")
+            return value if isinstance(value, str) and value else None
+        incident = self.data.get("incident")
+        if isinstance(incident, dict):
+            value = incident.get("id")
+            return value if isinstance(value, str) and value else None
+        return None
+
+    @property
+    def is_handled_type(self) -> bool:
+        return self.event_type in HANDLED_EVENT_TYPES
+
+
+class WebhookEnvelope(_Lenient):
+    event: WebhookEvent
+
+
+def parse_envelope(raw: bytes | str | dict[str, Any]) -> WebhookEnvelope:
+    """Parse a raw body (or an already decoded dict) into an envelope.
+
+    Raises EnvelopeError with a one-line reason; never anything else.
+    """
+    data: Any = raw
+    if isinstance(raw, bytes | str):
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            raise EnvelopeError(f"body is not JSON: {type(exc).__name__}") from None
+    if not isinstance(data, dict):
+        raise EnvelopeError("body is not a JSON object")
+    try:
+        return WebhookEnvelope.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise EnvelopeError(f"not a V3 webhook envelope: {where}: {first['msg']}") from None
+    except RecursionError:
+        raise EnvelopeError("body is nested too deeply") from None

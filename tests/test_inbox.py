@@ -1,0 +1,235 @@
+"""The durable inbox: dedupe, claim order, retry/dead-letter, ledger, recent incidents."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from pdorgsync.errors import InboxError
+from pdorgsync.inbox import Inbox
+from pdorgsync.models.events import parse_envelope
+from tests.webhook_fixtures import FakeClock, envelope, example, example_bytes
+
+
+def _store(inbox: Inbox, body: dict[str, object], webhook_id: str | None = None):  # type: ignore[no-untyped-def]
+    import json
+
+    raw = json.dumps(body)
+    return inbox.store(parse_envelope(raw), raw, webhook_id=webhook_id)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def inbox(tmp_path: Path, clock: FakeClock) -> Iterator[Inbox]:
+    box = Inbox(tmp_path / "state.db", clock=clock)
+    yield box
+    box.close()
+
+
+def test_store_is_durable_across_reopen(tmp_path: Path, clock: FakeClock) -> None:
+    """An event stored by one Inbox is visible, pending, to a freshly opened one."""
+    box = Inbox(tmp_path / "s.db", clock=clock)
+    raw = example_bytes("incident.triggered").decode()
+    result = box.store(parse_envelope(raw), raw, webhook_id="w1")
+    box.close()
+    again = Inbox(tmp_path / "s.db", clock=clock)
+    [event] = again.events()
+    assert result.stored
+    assert (event.status, event.event_type, event.incident_id) == (
+        "pending",
+        "incident.triggered",
+        "Q1X7K2M9T4B8ZD",
+    )
+    assert event.payload == raw
+    again.close()
+
+
+def test_wal_mode_is_on(inbox: Inbox) -> None:
+    """The inbox file uses write-ahead logging (readers never block the receiver)."""
+    conn = sqlite3.connect(inbox.path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+def test_duplicate_event_id_is_not_stored_twice(inbox: Inbox) -> None:
+    """The same event.id delivered twice (different webhook ids) is stored once."""
+    body = example("incident.triggered")
+    assert _store(inbox, body, "w1").stored
+    assert not _store(inbox, body, "w2").stored
+    assert len(inbox.events()) == 1
+
+
+def test_duplicate_webhook_id_is_not_stored_twice(inbox: Inbox) -> None:
+    """The same X-Webhook-Id with a different event id is a redelivery: stored once."""
+    assert _store(inbox, envelope(event_id="a"), "same").stored
+    assert not _store(inbox, envelope(event_id="b"), "same").stored
+    assert len(inbox.events()) == 1
+
+
+def test_unknown_event_type_is_stored_ignored(inbox: Inbox) -> None:
+    """pagey.ping and unknown types are kept for inspection but never processed."""
+    _store(inbox, example("pagey.ping"))
+    _store(inbox, envelope("service.brand_new_thing", event_id="x"))
+    assert [e.status for e in inbox.events()] == ["ignored", "ignored"]
+    assert inbox.claim() is None
+
+
+def test_claim_keeps_arrival_order_per_incident(inbox: Inbox, clock: FakeClock) -> None:
+    """A later event of an incident waits while an earlier one is in backoff; others proceed."""
+    inc_a = example("incident.triggered")["event"]["data"]
+    inc_b = {**inc_a, "id": "QOTHER"}
+    _store(inbox, envelope(incident=inc_a, event_id="a1"))
+    _store(inbox, envelope("incident.priority_updated", incident=inc_a, event_id="a2"))
+    _store(inbox, envelope(incident=inc_b, event_id="b1"))
+    first = inbox.claim()
+    assert first is not None
+    assert first.event_id == "a1"
+    inbox.fail(first.seq, "HTTP 429", retry_at=clock() + timedelta(seconds=30))
+    nxt = inbox.claim()
+    assert nxt is not None
+    assert nxt.event_id == "b1"
+    assert inbox.claim() is None  # a2 must not overtake a1
+    clock.advance(31)
+    again = inbox.claim()
+    assert again is not None
+    assert (again.event_id, again.attempts) == ("a1", 2)
+
+
+def test_claimed_event_is_not_claimed_twice(inbox: Inbox) -> None:
+    """Two workers never get the same event while its lease runs."""
+    _store(inbox, envelope(event_id="a"))
+    assert inbox.claim() is not None
+    assert inbox.claim() is None
+
+
+def test_release_claims_hands_back_events_of_a_dead_worker(inbox: Inbox) -> None:
+    """After a crash, release_claims makes claimed events claimable again."""
+    _store(inbox, envelope(event_id="a"))
+    assert inbox.claim() is not None
+    assert inbox.release_claims() == 1
+    event = inbox.claim()
+    assert event is not None
+    assert event.attempts == 2
+
+
+def test_fail_without_retry_is_dead_and_retry_requeues(inbox: Inbox) -> None:
+    """A permanent failure is dead-lettered with its error; retry re-queues it with fresh attempts."""
+    _store(inbox, envelope(event_id="a"))
+    event = inbox.claim()
+    assert event is not None
+    inbox.fail(event.seq, "HTTP 404 not found", retry_at=None)
+    [dead] = inbox.events(statuses=["dead"])
+    assert dead.last_error == "HTTP 404 not found"
+    requeued = inbox.retry(str(dead.seq))
+    assert (requeued.status, requeued.attempts) == ("pending", 0)
+    assert inbox.claim() is not None
+
+
+def test_retry_refuses_done_events(inbox: Inbox) -> None:
+    """Retrying a finished event is a clear error."""
+    _store(inbox, envelope(event_id="a"))
+    event = inbox.claim()
+    assert event is not None
+    inbox.complete(event.seq)
+    with pytest.raises(InboxError, match="is done"):
+        inbox.retry("a")
+
+
+def test_purge_keeps_pending_and_recent(inbox: Inbox, clock: FakeClock) -> None:
+    """Purge deletes old finished events only."""
+    _store(inbox, envelope(event_id="old"))
+    ev = inbox.claim()
+    assert ev is not None
+    inbox.complete(ev.seq)
+    clock.advance(40 * 86400)
+    _store(
+        inbox,
+        envelope(event_id="new-pending", incident={**envelope()["event"]["data"], "id": "Q2"}),
+    )
+    removed = inbox.purge(
+        statuses=["done", "ignored", "dead"], older_than=clock() - timedelta(days=30)
+    )
+    assert removed == 1
+    assert [e.event_id for e in inbox.events()] == ["new-pending"]
+
+
+def test_ledger_records_each_engagement_once(inbox: Inbox) -> None:
+    """(incident, department, as) is recorded once; the first policy is kept."""
+    assert inbox.record_engagement("Q1", "support", "responder", policy="p1", event_id="e1")
+    assert not inbox.record_engagement("Q1", "support", "responder", policy="p2", event_id="e2")
+    assert inbox.has_engagement("Q1", "support", "responder")
+    assert not inbox.has_engagement("Q1", "support", "subscriber")
+    [record] = inbox.engagements("Q1")
+    assert record.policy == "p1"
+
+
+def test_recent_incidents_window_and_resolve(inbox: Inbox, clock: FakeClock) -> None:
+    """Open incidents older than the window are dropped; resolved ones are removed."""
+    inbox.record_incident_open("Q1", service_id="S1", service_name="a", triggered_at=clock())
+    clock.advance(30 * 60)
+    inbox.record_incident_open("Q2", service_id="S2", service_name="b", triggered_at=clock())
+    inbox.record_incident_open("Q3", service_id="S3", service_name="c", triggered_at=clock())
+    inbox.record_incident_resolved("Q3")
+    assert [i.incident_id for i in inbox.open_incidents()] == ["Q1", "Q2"]
+    clock.advance(31 * 60)
+    assert [i.incident_id for i in inbox.open_incidents()] == ["Q2"]
+
+
+def test_state_roundtrip(inbox: Inbox) -> None:
+    """The poll cursor survives as a key/value pair."""
+    assert inbox.get_state("poll_cursor") is None
+    inbox.set_state("poll_cursor", "2026-03-14T10:00:00+00:00")
+    inbox.set_state("poll_cursor", "2026-03-14T10:05:00+00:00")
+    assert inbox.get_state("poll_cursor") == "2026-03-14T10:05:00+00:00"
+
+
+def test_locked_database_raises_inbox_error_quickly(tmp_path: Path) -> None:
+    """A write lock held by another connection makes store fail with InboxError after the busy timeout."""
+    box = Inbox(tmp_path / "s.db", busy_timeout=0.1)
+    blocker = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(InboxError, match="locked"):
+            _store(box, envelope(event_id="a"))
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert _store(box, envelope(event_id="a")).stored
+    box.close()
+
+
+def test_full_disk_raises_inbox_error(tmp_path: Path) -> None:
+    """A database that cannot grow (disk full) makes store fail with InboxError."""
+    box = Inbox(tmp_path / "s.db")
+    conn = box._conn()
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+    big = envelope(event_id="big")
+    big["event"]["data"]["title"] = "x" * 200_000
+    with pytest.raises(InboxError, match="full"):
+        _store(box, big)
+    box.close()
+
+
+def test_concurrent_stores_from_threads(inbox: Inbox) -> None:
+    """Stores from many threads all land exactly once."""
+
+    def worker(n: int) -> None:
+        for i in range(10):
+            _store(inbox, envelope(event_id=f"{n}-{i}"))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert inbox.stats().pending == 40
