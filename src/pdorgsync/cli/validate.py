@@ -15,6 +15,7 @@ from pdorgsync import loading
 from pdorgsync.cli import AppContext, pass_app
 from pdorgsync.errors import FileValidationError, Problem
 from pdorgsync.logs import redact_text
+from pdorgsync.models.org import Org
 
 
 @click.command("validate")
@@ -69,6 +70,7 @@ def validate_cmd(app: AppContext, org_file: Path | None, policy_dir: Path | None
     errors: list[Problem] = []
     warnings: list[Problem] = []
     summary: str
+    org: Org | None = None
     try:
         loaded = loading.load_org(org_file)
     except FileValidationError as exc:
@@ -84,7 +86,7 @@ def validate_cmd(app: AppContext, org_file: Path | None, policy_dir: Path | None
             f"{_count(len(loaded.warnings), 'warning')})"
         )
     summaries = [summary]
-    policy_summary = _check_policies(policy_dir, errors, warnings)
+    policy_summary = _check_policies(policy_dir, errors, warnings, org)
     if policy_summary:
         summaries.append(policy_summary)
 
@@ -96,16 +98,29 @@ def validate_cmd(app: AppContext, org_file: Path | None, policy_dir: Path | None
         raise click.exceptions.Exit(1)
 
 
-def _check_policies(policy_dir: Path, errors: list[Problem], warnings: list[Problem]) -> str | None:
-    """Hook for the policy files: append problems, return a summary line (or None).
+def _check_policies(
+    policy_dir: Path, errors: list[Problem], warnings: list[Problem], org: Org | None
+) -> str | None:
+    """The policy files: append problems, return a summary line (or None).
 
-    The policy loader (``loading.load_policies``) is added by the policies work;
-    until it exists, or when the directory does not exist, this checks nothing.
+    A missing policy directory is not an error (no auto-engagement configured).
+    With an invalid org file (``org=None``) the policies are still checked,
+    except that their departments exist.
     """
-    load_policies = getattr(loading, "load_policies", None)
-    if load_policies is None or not policy_dir.is_dir():
+    if not policy_dir.exists():
         return None
-    return None  # the policies work wires load_policies in here
+    try:
+        policies = loading.load_policies(policy_dir, org)
+    except FileValidationError as exc:
+        errors.extend(exc.problems)
+        return f"{policy_dir}: invalid ({_count(len(exc.problems), 'problem')})"
+    warnings.extend(policies.warnings)
+    checked = "" if org is not None else ", departments not checked: the org file is invalid"
+    return (
+        f"{policy_dir}: valid ({_count(len(policies.policies), 'policy', 'policies')} in "
+        f"{_count(len(policies.files), 'file')}, "
+        f"{_count(len(policies.warnings), 'warning')}{checked})"
+    )
 
 
 def _count(n: int, singular: str, plural: str | None = None) -> str:
