@@ -15,35 +15,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
-from typing import Any, Literal, Protocol, TypeVar
+from datetime import datetime, timedelta
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
-from pdorgsync.core import intervals as iv
-from pdorgsync.core.intervals import Interval
+from pdorgsync.core.coverage_gaps import (
+    V3_SCHEDULE_TYPES,
+    department_coverage,
+    describe_pattern,
+    format_hours,
+    gap_details,
+    horizon_words,
+    pattern_key,
+)
+from pdorgsync.core.schedules import Shift
 from pdorgsync.models.audit import AuditReport, DepartmentCoverage, Finding, Gap, Severity
 from pdorgsync.models.org import Department, Org, parse_marker
 from pdorgsync.models.policy import Policy
 from pdorgsync.models.snapshot import EscalationPolicy, Schedule, Service, Snapshot, Team, User
 
-
-class Shift(Protocol):
-    """One rendered final-schedule entry (``core.schedules.Shift`` fits)."""
-
-    @property
-    def start(self) -> datetime: ...
-    @property
-    def end(self) -> datetime: ...
-    @property
-    def user_id(self) -> str | None: ...
-
-
 _Obj = TypeVar("_Obj", Team, Schedule, EscalationPolicy, Service)
 
 DEFAULT_HORIZON_DAYS = 28
 MAX_GAP_FINDINGS = 5  # per department; the rest are summed up in one more finding
-V3_SCHEDULE_TYPES = ("schedule_v3", "schedule_v3_reference")
-DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 @dataclass(frozen=True)
@@ -204,162 +198,6 @@ def people_who_matter(
     return [i for i in _unique(ids) if snapshot.user_by_id(i) is not None]
 
 
-# ---------------------------------------------------------------------------- coverage
-
-
-def required_windows(
-    org: Org, dept: Department, since: datetime, until: datetime
-) -> list[Interval]:
-    """When the department must be reachable: 24x7, or its business hours in its own zone."""
-    if dept.coverage == "always":
-        return iv.always_window(since, until)
-    if dept.coverage == "business_hours":
-        return list(
-            iv.business_windows(
-                dept.effective_business_hours, ZoneInfo(org.zone_of(dept)), since, until
-            )
-        )
-    return []
-
-
-def _shift_intervals(shifts: Sequence[Shift], since: datetime, until: datetime) -> list[Interval]:
-    raw = [Interval(s.start, s.end) for s in shifts if s.user_id and s.end > s.start]
-    return iv.clip(raw, since, until)
-
-
-def _seconds(intervals: Iterable[Interval]) -> float:
-    return iv.total(intervals).total_seconds()
-
-
-def heatmap(
-    zone: ZoneInfo,
-    since: datetime,
-    until: datetime,
-    covered: Sequence[Interval],
-    required: Sequence[Interval],
-) -> tuple[list[list[float | None]], list[list[bool]]]:
-    """Week-by-hour grid in local time: ``[weekday][hour]`` fraction of that hour covered over
-    the horizon (None where the horizon holds no such hour), and whether it is required.
-
-    Local hours are built from wall-clock dates, so a DST day's skipped hour has no time
-    and a repeated hour counts twice as long, as it really is.
-    """
-    total = [[0.0] * 24 for _ in range(7)]
-    on = [[0.0] * 24 for _ in range(7)]
-    need = [[False] * 24 for _ in range(7)]
-    day = iv.wall_clock(since, zone).date()
-    last = iv.wall_clock(until, zone).date()
-    while day <= last:
-        for hour in range(24):
-            start = iv.local_to_utc(datetime.combine(day, time(hour)), zone)
-            end = iv.local_to_utc(datetime.combine(day, time(0)) + timedelta(hours=hour + 1), zone)
-            if end <= start:
-                continue  # the hour skipped when clocks go forward
-            cell = iv.clip([Interval(start, end)], since, until)
-            length = _seconds(cell)
-            if length <= 0:
-                continue
-            weekday = day.weekday()
-            total[weekday][hour] += length
-            on[weekday][hour] += _seconds(iv.intersect(cell, covered))
-            if _seconds(iv.intersect(cell, required)) > 0:
-                need[weekday][hour] = True
-        day += timedelta(days=1)
-    grid: list[list[float | None]] = [
-        [(on[d][h] / total[d][h]) if total[d][h] > 0 else None for h in range(24)] for d in range(7)
-    ]
-    return grid, need
-
-
-def department_coverage(
-    org: Org,
-    dept: Department,
-    objs: DepartmentObjects,
-    rendered: Mapping[str, Sequence[Shift]],
-    since: datetime,
-    until: datetime,
-) -> DepartmentCoverage:
-    """Required window minus on-call intervals, clipped to the horizon.
-
-    Without a schedule nobody is on call (ratio 0, the whole window is a gap); a
-    shift-based (v3) schedule cannot be measured (ratio None); ``coverage: none``
-    has no required window (ratio None).
-    """
-    zone_name = org.zone_of(dept)
-    zone = ZoneInfo(zone_name)
-    schedule = objs.schedule
-    base: dict[str, Any] = {
-        "key": dept.key,
-        "name": dept.name,
-        "coverage": dept.coverage,
-        "time_zone": zone_name,
-        "schedule_id": schedule.id if schedule else None,
-        "schedule_name": schedule.name if schedule else None,
-    }
-    if schedule is not None and schedule.type in V3_SCHEDULE_TYPES:
-        return DepartmentCoverage(**base)
-    covered = _shift_intervals(rendered.get(schedule.id, []) if schedule else [], since, until)
-    required = iv.union(required_windows(org, dept, since, until))
-    grid, need = heatmap(zone, since, until, covered, required)
-    if dept.coverage == "none":
-        return DepartmentCoverage(
-            **base, heatmap=grid if schedule else None, required=need if schedule else None
-        )
-    gaps = iv.subtract(required, covered)
-    required_s = _seconds(required)
-    covered_s = _seconds(iv.intersect(required, covered))
-    return DepartmentCoverage(
-        **base,
-        coverage_ratio=round(covered_s / required_s, 4) if required_s > 0 else 1.0,
-        required_seconds=required_s,
-        covered_seconds=covered_s,
-        gaps=[Gap(start=g.start, end=g.end) for g in gaps],
-        heatmap=grid,
-        required=need,
-    )
-
-
-# ---------------------------------------------------------------------------- wording
-
-
-def format_hours(seconds: float) -> str:
-    """``8 h``, ``1.5 h``, ``45 min`` — how long, for a manager."""
-    if seconds < 3600:
-        return f"{max(1, round(seconds / 60))} min"
-    hours = seconds / 3600
-    return f"{hours:.0f} h" if abs(hours - round(hours)) < 0.05 else f"{hours:.1f} h"
-
-
-def format_local(moment: datetime, zone: ZoneInfo, *, with_date: bool = False) -> str:
-    local = moment.astimezone(zone)
-    day = DAY_NAMES[local.weekday()]
-    if with_date:
-        return f"{day} {local.day} {local:%b %H:%M}"
-    return f"{day} {local:%H:%M}"
-
-
-def describe_span(start: datetime, end: datetime, zone: ZoneInfo) -> str:
-    """``Fri 09:00 – Fri 17:00`` (dates added when the span is a week or longer)."""
-    long = end - start >= timedelta(days=7)
-    return (
-        f"{format_local(start, zone, with_date=long)} – {format_local(end, zone, with_date=long)}"
-    )
-
-
-def _horizon_words(days: int) -> str:
-    return "in the next day" if days == 1 else f"in the next {days} days"
-
-
-def gap_details(gap: Gap, zone: ZoneInfo) -> dict[str, Any]:
-    return {
-        "start": gap.start.astimezone(UTC).isoformat(),
-        "end": gap.end.astimezone(UTC).isoformat(),
-        "local_start": gap.start.astimezone(zone).isoformat(),
-        "local_end": gap.end.astimezone(zone).isoformat(),
-        "hours": round(gap.hours, 2),
-    }
-
-
 # ---------------------------------------------------------------------------- rules
 
 
@@ -424,7 +262,7 @@ def _cov002(dept: Department, cov: DepartmentCoverage, days: int) -> list[Findin
     if dept.coverage == "none" or cov.schedule_id is None or not cov.gaps:
         return []
     zone = ZoneInfo(cov.time_zone)
-    when = _horizon_words(days)
+    when = horizon_words(days)
     window = "around the clock" if dept.coverage == "always" else "during its business hours"
     if cov.covered_seconds == 0:
         message = (
@@ -443,34 +281,28 @@ def _cov002(dept: Department, cov: DepartmentCoverage, days: int) -> list[Findin
                 gaps=[gap_details(g, zone) for g in cov.gaps],
             )
         ]
-    patterns: dict[tuple[str, str], list[Gap]] = {}
+    patterns: dict[tuple[str, ...], list[Gap]] = {}
     for gap in cov.gaps:
-        patterns.setdefault(
-            (describe_span(gap.start, gap.end, zone), format_hours(gap.duration.total_seconds())),
-            [],
-        ).append(gap)
+        patterns.setdefault(pattern_key(gap, zone), []).append(gap)
     ordered = sorted(
-        patterns.items(), key=lambda kv: (-sum(g.hours for g in kv[1]), kv[1][0].start)
+        patterns.values(), key=lambda gaps: (-sum(g.hours for g in gaps), gaps[0].start)
     )
     findings: list[Finding] = []
-    for (span, length), gaps in ordered[:MAX_GAP_FINDINGS]:
-        if len(gaps) == 1:
-            often = f"on {gaps[0].start.astimezone(zone).day} {gaps[0].start.astimezone(zone):%b}"
-            if gaps[0].duration >= timedelta(days=7):
-                often = ""
+    for gaps in ordered[:MAX_GAP_FINDINGS]:
+        span = describe_pattern(gaps, zone)
+        if len(gaps) > 1:
+            often = f" {len(gaps)} times"
+        elif gaps[0].duration < timedelta(days=7):
+            local = gaps[0].start.astimezone(zone)
+            often = f" on {local.day} {local:%b}"
         else:
-            often = f"{len(gaps)} times"
-        message = (
-            f"{dept.name} has nobody on call {span} ({length})"
-            + (f" {often}" if often else "")
-            + f" {when}"
-        )
+            often = ""
         findings.append(
             _finding(
                 "COV002",
                 "critical",
                 dept.key,
-                message,
+                f"{dept.name} has nobody on call {span}{often} {when}",
                 schedule_id=cov.schedule_id,
                 pattern=span,
                 occurrences=len(gaps),
@@ -478,7 +310,7 @@ def _cov002(dept: Department, cov: DepartmentCoverage, days: int) -> list[Findin
                 gaps=[gap_details(g, zone) for g in gaps],
             )
         )
-    rest = [g for _, gaps in ordered[MAX_GAP_FINDINGS:] for g in gaps]
+    rest = [g for gaps in ordered[MAX_GAP_FINDINGS:] for g in gaps]
     if rest:
         findings.append(
             _finding(
@@ -569,7 +401,7 @@ def _cov003_004(
                 elif not _schedule_people(target.id, snapshot, rendered):
                     problem, what = (
                         "empty_schedule",
-                        f"the schedule {schedule.name!r}, which has nobody on call {_horizon_words(days)}",
+                        f"the schedule {schedule.name!r}, which has nobody on call {horizon_words(days)}",
                     )
                 else:
                     continue
@@ -696,7 +528,7 @@ def _cov007(
                 "COV007",
                 "warning",
                 dept.key,
-                f"{user.name} is on call for {dept.name} {_horizon_words(days)} but has no "
+                f"{user.name} is on call for {dept.name} {horizon_words(days)} but has no "
                 "high-urgency notification rule, so urgent pages may never reach them",
                 user_id=user.id,
                 email=user.email,
@@ -791,7 +623,7 @@ def audit(
     departments: list[DepartmentCoverage] = []
     for dept in org.departments:
         objs = find_objects(org, snapshot, dept)
-        cov = department_coverage(org, dept, objs, rendered, since, until)
+        cov = department_coverage(org, dept, objs.schedule, rendered, since, until)
         departments.append(cov)
         findings.extend(_cov001(org, dept, objs))
         findings.extend(_cov002(dept, cov, horizon_days))
