@@ -29,12 +29,13 @@ Pure: no clock (``now`` is a parameter), no I/O.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pdorgsync.core import schedules
+from pdorgsync.core.intervals import as_zone, local_to_utc, to_utc
 from pdorgsync.models import snapshot as snap
 from pdorgsync.models.org import DAYS, Department, Layer, Org
 from pdorgsync.models.plan import FieldDiff, OnCallImpact, OnCallShift
@@ -58,11 +59,12 @@ def iso(value: datetime) -> str:
 
 
 def anchor(layer: Layer, zone: str) -> datetime:
-    """The layer's ``start`` as an aware instant: naive values are local to the department."""
+    """The layer's ``start`` as an instant: naive values are local to the department.
+
+    Same conversion as the renderer (``LayerSpec.from_org``), DST gaps included.
+    """
     start = layer.start
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=ZoneInfo(zone))
-    return start.astimezone(UTC)
+    return local_to_utc(start, as_zone(zone)) if start.tzinfo is None else to_utc(start)
 
 
 def restrictions_of(layer: Layer) -> list[snap.Restriction]:
@@ -96,14 +98,13 @@ def same_rotation(a: snap.ScheduleLayer, b: snap.ScheduleLayer) -> bool:
     )
 
 
-def next_handoff(layer: snap.ScheduleLayer, now: datetime) -> datetime:
-    """The first turn boundary of ``layer`` at or after ``now``."""
-    vstart = layer.rotation_virtual_start
-    if now <= vstart:
-        return vstart
-    turn = layer.rotation_turn_length_seconds
-    turns = math.ceil((now - vstart).total_seconds() / turn)
-    return vstart + timedelta(seconds=turns * turn)
+def next_handoff(layer: snap.ScheduleLayer, zone: str, now: datetime) -> datetime:
+    """The next turn boundary of ``layer`` after ``now`` (wall-clock aware, see core.schedules).
+
+    ``now`` itself when the layer has no further hand-off (it ends first).
+    """
+    found = schedules.next_handoff(schedules.LayerSpec.from_snapshot(layer), zone, now)
+    return found if found is not None else now
 
 
 def desired_layers(
@@ -179,6 +180,7 @@ def plan_layers(
     observed: list[snap.ScheduleLayer] | None,
     wanted: list[snap.ScheduleLayer],
     *,
+    zone: str,
     now: datetime,
     at_next_handoff: bool,
 ) -> tuple[
@@ -198,7 +200,7 @@ def plan_layers(
             by_name[la.name] = la
 
     def when(layer: snap.ScheduleLayer) -> datetime:
-        return next_handoff(layer, now) if at_next_handoff else now
+        return next_handoff(layer, zone, now) if at_next_handoff else now
 
     result: list[snap.ScheduleLayer] = list(history)
     changed: dict[str, tuple[snap.ScheduleLayer | None, snap.ScheduleLayer | None]] = {}
@@ -245,6 +247,7 @@ def plan_schedule(
     layers, changed = plan_layers(
         observed.layers if observed is not None else None,
         wanted,
+        zone=zone,
         now=now,
         at_next_handoff=at_next_handoff,
     )
@@ -297,17 +300,15 @@ def on_call_impact(
     days: int = IMPACT_DAYS,
 ) -> OnCallImpact:
     """Who is on call over the next ``days`` before and after the change (D's renderer)."""
-    from pdorgsync.core.schedules import LayerSpec, render_schedule
-
     since = now
     until = now + timedelta(days=days)
     tz = ZoneInfo(zone)
 
     def shifts(layers: list[snap.ScheduleLayer]) -> list[OnCallShift]:
-        specs = [LayerSpec.from_snapshot(la) for la in layers]
+        specs = [schedules.LayerSpec.from_snapshot(la) for la in layers]
         return [
             OnCallShift(start=s.start, end=s.end, user=emails.get(s.user_id, s.user_id))
-            for s in render_schedule(specs, [], tz, since, until)
+            for s in schedules.render_schedule(specs, [], tz, since, until)
         ]
 
     return OnCallImpact(
