@@ -177,11 +177,7 @@ def test_a_complete_department_has_no_findings_and_full_coverage() -> None:
 
 def test_cov001_names_each_missing_piece_as_critical() -> None:
     """A missing schedule and service are named, with the names pdorgsync expects."""
-    report = run(
-        snapshot=make_snapshot(
-            drop=["schedule", "service"], rules=[[ref("user", "PU00001")], [ref("user", "PU00002")]]
-        )
-    )
+    report = run(snapshot=make_snapshot(drop=["schedule", "service"]))
     (finding,) = rules(report, "COV001")
     assert finding.severity == "critical"
     assert finding.details["missing"] == ["schedule", "service"]
@@ -190,6 +186,18 @@ def test_cov001_names_each_missing_piece_as_critical() -> None:
     dept = report.departments[0]
     assert dept.coverage_ratio == 0.0
     assert [(g.start, g.end) for g in dept.gaps] == [(NOW, NOW + timedelta(days=28))]
+
+
+def test_cov001_missing_schedule_but_first_level_pages_a_person() -> None:
+    """No rotation, but level 1 pages Fiona directly: reported, yet counted as covered."""
+    snap = make_snapshot(
+        drop=["schedule"], rules=[[ref("user", "PU00001")], [ref("user", "PU00002")]]
+    )
+    report = run(snapshot=snap)
+    (finding,) = rules(report, "COV001")
+    assert "pages people directly" in finding.message
+    assert report.departments[0].coverage_ratio == 1.0
+    assert rules(report, "COV002") == []
 
 
 def test_cov001_department_absent_from_pagerduty_is_a_finding_not_a_crash() -> None:

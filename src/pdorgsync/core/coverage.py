@@ -148,6 +148,13 @@ def _schedule_people(
     return _unique(ids)
 
 
+def first_level_users(ep: EscalationPolicy | None) -> list[str]:
+    """User ids the first escalation level pages directly (permanently on call)."""
+    if ep is None or not ep.rules:
+        return []
+    return [t.id for t in ep.rules[0].targets if t.type in ("user_reference", "user")]
+
+
 def _unique(values: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
@@ -253,7 +260,10 @@ def _cov001(org: Org, dept: Department, objs: DepartmentObjects) -> list[Finding
         listing = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " or " + named[-1]
         message = f"{dept.name} has no {listing} in PagerDuty"
         if not none and "schedule" in missing:
-            message += ", so nobody is ever on call for it"
+            if first_level_users(objs.escalation_policy):
+                message += ": its escalation policy pages people directly, with no rotation"
+            else:
+                message += ", so nobody is ever on call for it"
     return [_finding("COV001", severity, dept.key, message, **details)]
 
 
@@ -623,7 +633,17 @@ def audit(
     departments: list[DepartmentCoverage] = []
     for dept in org.departments:
         objs = find_objects(org, snapshot, dept)
-        cov = department_coverage(org, dept, objs.schedule, rendered, since, until)
+        cov = department_coverage(
+            org,
+            dept,
+            objs.schedule,
+            rendered,
+            since,
+            until,
+            always_paged=any(
+                snapshot.user_by_id(u) for u in first_level_users(objs.escalation_policy)
+            ),
+        )
         departments.append(cov)
         findings.extend(_cov001(org, dept, objs))
         findings.extend(_cov002(dept, cov, horizon_days))

@@ -97,8 +97,13 @@ def department_coverage(
     rendered: Mapping[str, Sequence[Shift]],
     since: datetime,
     until: datetime,
+    *,
+    always_paged: bool = False,
 ) -> DepartmentCoverage:
     """Required window minus on-call intervals, clipped to the horizon.
+
+    ``always_paged``: the first escalation level targets a user directly, so someone
+    is paged at any time whatever the schedule says (PagerDuty's "permanent" on-call).
 
     Without a schedule nobody is on call (ratio 0, the whole window is a gap); a
     shift-based (v3) schedule cannot be measured (ratio None); ``coverage: none``
@@ -116,7 +121,11 @@ def department_coverage(
     }
     if schedule is not None and schedule.type in V3_SCHEDULE_TYPES:
         return DepartmentCoverage(**base)
-    covered = _shift_intervals(rendered.get(schedule.id, []) if schedule else [], since, until)
+    covered = (
+        iv.always_window(since, until)
+        if always_paged
+        else _shift_intervals(rendered.get(schedule.id, []) if schedule else [], since, until)
+    )
     required = iv.union(required_windows(org, dept, since, until))
     grid, need = heatmap(zone, since, until, covered, required)
     if dept.coverage == "none":
