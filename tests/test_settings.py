@@ -1,0 +1,166 @@
+"""Settings: where the token comes from and how bad variables are reported."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pdorgsync.errors import ConfigError
+from pdorgsync.settings import SANDBOX_TOKEN, Settings, load_settings
+
+TOKEN = "u+abcdEFGH1234ijkl"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No PDORGSYNC_* variables, no systemd credentials, and an empty working directory."""
+    for name in list(os.environ):
+        if name.startswith("PDORGSYNC_") or name == "CREDENTIALS_DIRECTORY":
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_token_from_env_is_stripped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PDORGSYNC_API_TOKEN is used, surrounding whitespace removed."""
+    monkeypatch.setenv("PDORGSYNC_API_TOKEN", f"  {TOKEN}\n")
+    assert load_settings().token() == TOKEN
+
+
+def test_token_from_file_is_stripped(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """PDORGSYNC_API_TOKEN_FILE is read and its trailing newline dropped."""
+    secret = tmp_path / "token"
+    secret.write_text(f"\n{TOKEN}  \n", encoding="utf-8")
+    monkeypatch.setenv("PDORGSYNC_API_TOKEN_FILE", str(secret))
+    assert load_settings().token() == TOKEN
+
+
+def test_token_from_systemd_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """$CREDENTIALS_DIRECTORY/api-token (systemd LoadCredential=) supplies the token."""
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "api-token").write_text(TOKEN + "\n", encoding="utf-8")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    assert load_settings().token() == TOKEN
+
+
+def test_token_precedence_env_over_file_over_credentials(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The variable wins over the file, which wins over the systemd credential."""
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "api-token").write_text("from-credentials", encoding="utf-8")
+    (tmp_path / "token").write_text("from-file", encoding="utf-8")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    monkeypatch.setenv("PDORGSYNC_API_TOKEN_FILE", str(tmp_path / "token"))
+    assert load_settings().token() == "from-file"
+    monkeypatch.setenv("PDORGSYNC_API_TOKEN", "from-env")
+    assert load_settings().token() == "from-env"
+
+
+def test_token_from_dotenv_file(clean_env: Path) -> None:
+    """A .env file in the working directory is read."""
+    (clean_env / ".env").write_text(f"PDORGSYNC_API_TOKEN={TOKEN}\n", encoding="utf-8")
+    assert load_settings().token() == TOKEN
+
+
+@pytest.mark.parametrize("content", ["", "  \n"])
+def test_empty_token_file_is_config_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, content: str
+) -> None:
+    """An empty token file is reported naming the variable, not used as an empty token."""
+    (tmp_path / "token").write_text(content, encoding="utf-8")
+    monkeypatch.setenv("PDORGSYNC_API_TOKEN_FILE", str(tmp_path / "token"))
+    with pytest.raises(ConfigError, match=r"PDORGSYNC_API_TOKEN_FILE.*empty"):
+        load_settings().token()
+
+
+def test_missing_token_file_is_config_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A token file that cannot be read is a one-line ConfigError naming the variable."""
+    monkeypatch.setenv("PDORGSYNC_API_TOKEN_FILE", str(tmp_path / "absent"))
+    with pytest.raises(ConfigError, match="PDORGSYNC_API_TOKEN_FILE: cannot read"):
+        load_settings().token()
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8765", "http://localhost:8080/", "http://[::1]:9000"]
+)
+def test_sandbox_url_defaults_token(url: str) -> None:
+    """Against a loopback API URL (the sandbox) no token is needed."""
+    settings = load_settings(api_url=url)
+    assert settings.is_sandbox
+    assert settings.token() == SANDBOX_TOKEN
+    assert settings.sensitive_values() == []
+
+
+def test_missing_token_names_variable() -> None:
+    """Against real PagerDuty a missing token is a ConfigError naming PDORGSYNC_API_TOKEN."""
+    settings = load_settings()
+    assert not settings.is_sandbox
+    with pytest.raises(ConfigError, match="PDORGSYNC_API_TOKEN") as info:
+        settings.token()
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("listen", ["8080", "localhost:", ":8080", "host:http", "0.0.0.0:70000"])
+def test_invalid_listen_names_variable(monkeypatch: pytest.MonkeyPatch, listen: str) -> None:
+    """A LISTEN that is not HOST:PORT is a ConfigError naming PDORGSYNC_LISTEN."""
+    monkeypatch.setenv("PDORGSYNC_LISTEN", listen)
+    with pytest.raises(ConfigError, match=r"^PDORGSYNC_LISTEN: "):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("listen", "host", "port"),
+    [
+        ("127.0.0.1:8080", "127.0.0.1", 8080),
+        ("[::1]:9000", "::1", 9000),
+        ("0.0.0.0:1", "0.0.0.0", 1),
+    ],
+)
+def test_listen_parsed(listen: str, host: str, port: int) -> None:
+    """LISTEN splits into the host and port the receiver binds."""
+    settings = load_settings(listen=listen)
+    assert (settings.listen_host, settings.listen_port) == (host, port)
+
+
+def test_invalid_mode_names_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unknown RECONCILE_MODE is reported with the variable name."""
+    monkeypatch.setenv("PDORGSYNC_RECONCILE_MODE", "yolo")
+    with pytest.raises(ConfigError, match=r"^PDORGSYNC_RECONCILE_MODE: "):
+        load_settings()
+
+
+def test_log_level_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LOG_LEVEL=DEBUG is accepted."""
+    monkeypatch.setenv("PDORGSYNC_LOG_LEVEL", "DEBUG")
+    assert load_settings().log_level == "debug"
+
+
+def test_webhook_secrets_and_sensitive_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Comma-separated webhook secrets are split; token and secrets are all marked sensitive."""
+    monkeypatch.setenv("PDORGSYNC_API_TOKEN", TOKEN)
+    monkeypatch.setenv("PDORGSYNC_WEBHOOK_SECRETS", " old-secret-1 , new-secret-2 ,")
+    settings = load_settings()
+    assert settings.secrets() == ["old-secret-1", "new-secret-2"]
+    assert sorted(settings.sensitive_values()) == sorted(["old-secret-1", "new-secret-2", TOKEN])
+
+
+def test_secrets_hidden_from_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Printing the settings never shows the token or webhook secrets."""
+    monkeypatch.setenv("PDORGSYNC_API_TOKEN", TOKEN)
+    monkeypatch.setenv("PDORGSYNC_WEBHOOK_SECRETS", "whsec-abcdef")
+    text = repr(Settings()) + str(Settings())
+    assert TOKEN not in text
+    assert "whsec-abcdef" not in text
+
+
+def test_require_from_email_names_variable() -> None:
+    """Commands needing a requester say PDORGSYNC_FROM_EMAIL is missing."""
+    with pytest.raises(ConfigError, match="PDORGSYNC_FROM_EMAIL"):
+        load_settings().require_from_email()
