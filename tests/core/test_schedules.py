@@ -404,3 +404,110 @@ def test_render_layer_matches_rotation_position(
             assert position.user_id == shift.user_id
         assert spec.start <= shift.start
         assert spec.end is None or shift.end <= spec.end
+
+
+def test_hourly_rotation_over_fall_back_has_one_two_hour_turn() -> None:
+    """Berlin 2026-10-25: the 02:00 turn starts at the first 02:00 and lasts until 03:00 CET."""
+    spec = layer(local(BERLIN, 2026, 10, 1, 0), H, users=("a", "b", "c"))
+    got = render_layer(spec, BERLIN, local(BERLIN, 2026, 10, 25, 1), local(BERLIN, 2026, 10, 25, 4))
+    assert [(s.start.astimezone(BERLIN).strftime("%H:%M%z"), s.duration) for s in got] == [
+        ("01:00+0200", H),
+        ("02:00+0200", 2 * H),
+        ("03:00+0100", H),
+    ]
+
+
+def _oracle(spec: LayerSpec, tz: ZoneInfo, moment: datetime) -> str | None:
+    """Who the layer has on call at ``moment``, by brute force (turn by turn, day by day)."""
+    if moment < spec.start or (spec.end is not None and moment >= spec.end):
+        return None
+    anchor = spec.rotation_virtual_start.astimezone(tz).replace(tzinfo=None)
+    turn = timedelta(seconds=spec.turn_seconds)
+
+    def handoff(k: int) -> datetime:
+        if k == 0:
+            return spec.rotation_virtual_start
+        return (anchor + k * turn).replace(tzinfo=tz).astimezone(UTC)
+
+    k = (moment - spec.rotation_virtual_start) // turn  # a first guess; the walk decides
+    while handoff(k) > moment:
+        k -= 1
+    while handoff(k + 1) <= moment:
+        k += 1
+    if spec.restrictions:
+        today = moment.astimezone(tz).date()
+        inside = False
+        for r in spec.restrictions:
+            for back in range(0, 9):
+                day = today - timedelta(days=back)
+                if r.kind == "weekly" and day.isoweekday() != r.start_day_of_week:
+                    continue
+                begin = datetime.combine(day, r.start_time)
+                lo = begin.replace(tzinfo=tz).astimezone(UTC)
+                hi = (begin + r.duration).replace(tzinfo=tz).astimezone(UTC)
+                inside = inside or lo <= moment < hi
+        if not inside:
+            return None
+    return spec.users[k % len(spec.users)]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    layers(),
+    st.sampled_from(ZONES),
+    st.integers(-1000, 5000),
+    st.integers(1, 400),
+    st.lists(st.floats(0, 1, exclude_max=True), min_size=1, max_size=25),
+)
+def test_render_layer_matches_brute_force(
+    spec: LayerSpec, tz: ZoneInfo, since_h: int, length_h: int, samples: list[float]
+) -> None:
+    """At any instant, the rendered layer names exactly the user a turn-by-turn walk finds."""
+    since = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=since_h, minutes=7)
+    until = since + timedelta(hours=length_h)
+    got = render_layer(spec, tz, since, until)
+    for fraction in samples:
+        moment = since + (until - since) * fraction
+        moment -= timedelta(microseconds=moment.microsecond)
+        if not since <= moment < until:
+            continue
+        rendered = next((s.user_id for s in got if s.start <= moment < s.end), None)
+        assert rendered == _oracle(spec, tz, moment)
+        for shift in got[:30]:  # boundaries too: the instant a shift starts is on, its end is off
+            if shift.start >= since:
+                assert _oracle(spec, tz, shift.start) == shift.user_id
+
+
+@settings(max_examples=80, deadline=None)
+@given(layers(), st.sampled_from(ZONES), st.integers(-3000, 8000))
+def test_next_handoff_is_the_next_turn_boundary(
+    spec: LayerSpec, tz: ZoneInfo, after_h: int
+) -> None:
+    """next_handoff lies after ``after``, starts a turn, and no turn starts in between."""
+    after = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=after_h, minutes=11)
+    got = next_handoff(spec, tz, after)
+    if got is None:
+        assert spec.end is not None
+        return
+    assert got > after
+    if after < spec.start:
+        assert got == spec.start
+        return
+    position = rotation_position(spec, tz, got)
+    assert position is not None
+    assert position.turn_start == got
+    before = rotation_position(spec, tz, got - timedelta(seconds=1))
+    assert before is not None
+    assert before.turn_start <= after
+
+
+@pytest.mark.parametrize("tz", [NY, BERLIN])
+@pytest.mark.parametrize("turn", [D, 7 * D, 2 * D])
+def test_day_multiple_rotations_always_hand_off_at_the_same_local_time(
+    tz: ZoneInfo, turn: timedelta
+) -> None:
+    """Across a whole year (both DST changes), every hand-off is at 09:30 local."""
+    spec = layer(local(tz, 2025, 12, 29, 9, 30), turn, users=("a", "b", "c"))
+    got = render_layer(spec, tz, local(tz, 2026, 1, 1), local(tz, 2027, 1, 1))
+    assert {s.start.astimezone(tz).time() for s in got[1:]} == {time(9, 30)}
+    assert total(covered(got)) == local(tz, 2027, 1, 1) - local(tz, 2026, 1, 1)
