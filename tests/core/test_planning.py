@@ -446,3 +446,25 @@ def test_on_call_impact_shows_before_and_after() -> None:
     assert {s.user for s in impact.before} <= {"sam@acme.test", "tia@acme.test"}
     assert {s.user for s in impact.after} == {"uma@acme.test"}
     assert impact.changed
+
+
+def test_replacing_a_lower_layer_restacks_the_layers_above() -> None:
+    """A replaced lower layer is re-added below the higher ones, which are re-added too."""
+    two = {
+        "layers": [
+            {**_primary(), "users": ["tia@acme.test"]},
+            {**_primary(), "name": "Weekend", "users": ["uma@acme.test"]},
+        ]
+    }
+    weekend = layer(id="PLAY002", name="Weekend", user_ids=["PUMA003"])
+    p = plan(org_of(support(schedule=two)), in_sync([layer(), weekend]), now=NOW)
+    assert actions(p) == [("update", "schedule", "Customer Support On-Call")]
+    layers = p.changes[0].requests[0].body["schedule"]["schedule_layers"]  # type: ignore[index,call-overload]
+    assert [(la.get("id"), la["name"], la["end"]) for la in layers] == [
+        ("PLAY001", "Primary", "2026-03-04T12:00:00Z"),
+        ("PLAY002", "Weekend", "2026-03-04T12:00:00Z"),
+        (None, "Primary", None),
+        (None, "Weekend", None),
+    ]
+    (impact,) = p.impacts
+    assert {s.user for s in impact.after} == {"uma@acme.test"}  # Weekend still on top

@@ -176,6 +176,9 @@ def active_layers(layers: list[snap.ScheduleLayer], now: datetime) -> list[snap.
     return [la for la in layers if la.end is None or la.end > now]
 
 
+Changed = dict[str, tuple[snap.ScheduleLayer | None, snap.ScheduleLayer | None]]
+
+
 def plan_layers(
     observed: list[snap.ScheduleLayer] | None,
     wanted: list[snap.ScheduleLayer],
@@ -183,17 +186,24 @@ def plan_layers(
     zone: str,
     now: datetime,
     at_next_handoff: bool,
-) -> tuple[
-    list[snap.ScheduleLayer], dict[str, tuple[snap.ScheduleLayer | None, snap.ScheduleLayer | None]]
-]:
-    """The layer list once applied, and per layer name the (old, new) open layer that changed."""
+) -> tuple[list[snap.ScheduleLayer], Changed, set[str]]:
+    """The layers once applied (lowest priority first), what changed per name, and restacked names.
+
+    PagerDuty (and the sandbox) edit a layer in place when the PUT carries its id and
+    append layers without an id on top. A replacement layer therefore lands above
+    every existing one; to keep the file's priority order, every open layer the file
+    lists after a replaced one is re-added too (ended now, re-created with the same
+    rotation, so nobody's on-call time changes). Those are the "restacked" names.
+    The relative order of layers that are kept is not compared: responses have not
+    always listed layers in request order (CONTRACT §9.2), so it is no signal.
+    """
     if observed is None:  # a new schedule: layers start at their anchors
-        return list(wanted), {w.name: (None, w) for w in wanted}
-    history = [la for la in observed if la.end is not None]
-    open_layers = [la for la in observed if la.end is None]
+        return list(wanted), {w.name: (None, w) for w in wanted}, set()
     by_name: dict[str, snap.ScheduleLayer] = {}
     leftovers: list[snap.ScheduleLayer] = []
-    for la in open_layers:  # first open layer of a name wins; duplicates are ended below
+    for la in observed:  # first open layer of a name wins; duplicates are ended below
+        if la.end is not None:
+            continue  # history (or already retiring): never diffed, re-sent unchanged
         if la.name in by_name:
             leftovers.append(la)
         else:
@@ -202,31 +212,37 @@ def plan_layers(
     def when(layer: snap.ScheduleLayer) -> datetime:
         return next_handoff(layer, zone, now) if at_next_handoff else now
 
-    result: list[snap.ScheduleLayer] = list(history)
-    changed: dict[str, tuple[snap.ScheduleLayer | None, snap.ScheduleLayer | None]] = {}
+    replaced: dict[str, snap.ScheduleLayer] = {}  # id -> the layer as it will be
+    appended: list[snap.ScheduleLayer] = []
+    changed: Changed = {}
+    restacked: set[str] = set()
+    stacking = False
     for want in wanted:
         old = by_name.pop(want.name, None)
-        if old is not None and same_rotation(old, want):
-            result.append(old)
+        in_order = old is not None and not stacking
+        if old is not None and in_order and same_rotation(old, want):
             continue
         effective = when(old) if old is not None else now
         start = max(effective, want.rotation_virtual_start)
-        if old is not None and old.start >= effective:
+        if old is not None and in_order and old.start >= effective:
             # Not started yet: no past to protect, so edit in place and keep its id.
             new = want.model_copy(update={"id": old.id, "start": max(old.start, start)})
-        elif old is not None:
-            result.append(old.model_copy(update={"end": effective}))
-            new = want.model_copy(update={"start": start})
-        else:
-            new = want.model_copy(update={"start": start})
-        result.append(new)
+            replaced[old.id] = new
+            changed[want.name] = (old, new)
+            continue
+        stacking = True
+        if old is not None:
+            replaced[old.id] = old.model_copy(update={"end": max(effective, old.start)})
+            if same_rotation(old, want):
+                restacked.add(want.name)
+        new = want.model_copy(update={"start": start})
+        appended.append(new)
         changed[want.name] = (old, new)
     for old in [*by_name.values(), *leftovers]:
-        effective = when(old)
-        ended = old.model_copy(update={"end": max(effective, old.start)})
-        result.append(ended)
+        replaced[old.id] = old.model_copy(update={"end": max(when(old), old.start)})
         changed.setdefault(old.name, (old, None))
-    return result, changed
+    layers = [replaced.get(la.id, la) for la in observed] + appended
+    return layers, changed, restacked
 
 
 def plan_schedule(
@@ -244,7 +260,7 @@ def plan_schedule(
     """The schedule body to send (None if it already matches) and the field diff."""
     zone = org.zone_of(dept)
     wanted = desired_layers(dept, zone, user_ids)
-    layers, changed = plan_layers(
+    layers, changed, restacked = plan_layers(
         observed.layers if observed is not None else None,
         wanted,
         zone=zone,
@@ -262,9 +278,11 @@ def plan_schedule(
             continue
         diff[field] = FieldDiff(before=before, after=value)
     for name, (old, new) in changed.items():
+        after = layer_summary(new, emails) if new else None
+        if after is not None and name in restacked:
+            after["note"] = "re-added on top of the replaced layer to keep the file's layer order"
         diff[f"layers.{name}"] = FieldDiff(
-            before=layer_summary(old, emails) if old else None,
-            after=layer_summary(new, emails) if new else None,
+            before=layer_summary(old, emails) if old else None, after=after
         )
     before_layers = active_layers(observed.layers or [], now) if observed is not None else []
     if not diff and not adopt:
