@@ -1,1 +1,348 @@
-"""Placeholder: being built (see the issue queue)."""
+"""``pdorgsync serve``: one process with the webhook receiver, the inbox worker and
+the reconcile loop, under systemd or in a terminal.
+
+Threads: uvicorn serves the ASGI app in one thread, the worker drains the inbox
+in another, the reconcile loop runs plan + audit (and apply in ``apply`` mode) in
+a third; the main thread only handles signals and systemd's watchdog. The
+watchdog is fed from the main loop *only while* the worker and reconcile
+threads are alive, so a wedged process gets restarted by systemd.
+
+What it must never do: die because a reconcile cycle failed (that is reported,
+backed off and retried), or exit on SIGTERM with an event answered 202 and not
+stored (the receiver commits before answering; claimed work is released).
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from pdorgsync import loading
+from pdorgsync.errors import PdOrgSyncError
+from pdorgsync.inbox import Inbox
+from pdorgsync.logs import get_logger
+from pdorgsync.metrics import CONTENT_TYPE_LATEST, Metrics
+from pdorgsync.notify import Notifier
+from pdorgsync.settings import Settings
+from pdorgsync.webhooks import ReceiverHooks, create_app
+
+log = get_logger("pdorgsync.daemon")
+
+STOP_BUDGET_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Files:
+    """The org and policy files as last loaded successfully (swapped whole on SIGHUP)."""
+
+    org: loading.LoadedOrg
+    policies: loading.LoadedPolicies
+
+
+def load_files(settings: Settings) -> Files:
+    """Load and validate both files; FileValidationError lists every located problem."""
+    org = loading.load_org(settings.org_file)
+    policies = loading.load_policies(settings.policy_dir, org.org)
+    return Files(org=org, policies=policies)
+
+
+@dataclass
+class Health:
+    """What /readyz reports; written by the loops, read by HTTP handlers."""
+
+    policies_loaded: bool = False
+    last_reconcile_ok: bool | None = None  # None: no cycle finished yet
+    last_reconcile_error: str | None = None
+    last_reconcile_at: float | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+CycleFn = Callable[[Files], None]
+
+
+class ReconcileLoop:
+    """Runs ``cycle(files)`` every ``interval`` seconds with ±10 % jitter.
+
+    A failed cycle is logged, counted and retried with exponential backoff
+    (capped at the interval); it never ends the loop.
+    """
+
+    def __init__(
+        self,
+        cycle: CycleFn,
+        files: Callable[[], Files],
+        interval: float,
+        health: Health,
+        metrics: Metrics,
+        *,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cycle = cycle
+        self.files = files
+        self.interval = interval
+        self.health = health
+        self.metrics = metrics
+        self.rng = rng or random.Random()
+        self.clock = clock
+        self.failures = 0
+        self.heartbeat = clock()
+
+    def next_delay(self, ok: bool) -> float:
+        if ok:
+            return self.interval * self.rng.uniform(0.9, 1.1)
+        backoff = min(self.interval, 5.0 * 2.0 ** min(self.failures - 1, 10))
+        return backoff * self.rng.uniform(0.9, 1.1)
+
+    def run_once(self) -> bool:
+        started = self.clock()
+        try:
+            self.cycle(self.files())
+        except Exception as exc:  # a cycle must never kill the daemon
+            self.failures += 1
+            message = (
+                str(exc) if isinstance(exc, PdOrgSyncError) else f"{type(exc).__name__}: {exc}"
+            )
+            log.error("reconcile.failed", error=message, failures=self.failures)
+            self.metrics.reconcile_runs.labels(result="failed").inc()
+            with self.health.lock:
+                self.health.last_reconcile_ok = False
+                self.health.last_reconcile_error = message
+                self.health.last_reconcile_at = time.time()
+            return False
+        finally:
+            self.metrics.reconcile_duration.observe(self.clock() - started)
+            self.heartbeat = self.clock()
+        self.failures = 0
+        self.metrics.reconcile_runs.labels(result="ok").inc()
+        self.metrics.reconcile_last_success.set(time.time())
+        with self.health.lock:
+            self.health.last_reconcile_ok = True
+            self.health.last_reconcile_error = None
+            self.health.last_reconcile_at = time.time()
+        log.info("reconcile.done", seconds=round(self.clock() - started, 3))
+        return True
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            ok = self.run_once()
+            delay = self.next_delay(ok)
+            # Wake every second so the watchdog heartbeat stays fresh while idle.
+            deadline = self.clock() + delay
+            while not stop.is_set() and self.clock() < deadline:
+                self.heartbeat = self.clock()
+                stop.wait(min(1.0, max(0.0, deadline - self.clock())))
+
+
+def health_routes(
+    health: Health, metrics: Metrics, inbox: Inbox, refresh: Callable[[], None]
+) -> list[Route]:
+    """``/healthz``, ``/readyz`` and ``/metrics`` (SPEC §5)."""
+
+    async def healthz(_request: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def readyz(_request: Request) -> Response:
+        problems: list[str] = []
+        try:
+            inbox.set_state("readyz.probe", str(time.time()))
+        except PdOrgSyncError as exc:
+            problems.append(f"state store not writable: {exc}")
+        with health.lock:
+            if not health.policies_loaded:
+                problems.append("policies not loaded")
+            if health.last_reconcile_ok is False:
+                problems.append(f"last reconcile failed: {health.last_reconcile_error}")
+        status = 503 if problems else 200
+        return JSONResponse({"ready": not problems, "problems": problems}, status_code=status)
+
+    async def metrics_endpoint(_request: Request) -> Response:
+        refresh()
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+
+
+class Daemon:
+    """Wires receiver, worker and reconcile loop; owns signals and sd_notify."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        make_worker: Callable[[Daemon], Any],
+        make_cycle: Callable[[Daemon], CycleFn],
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.health = Health()
+        self.notifier = notifier or Notifier()
+        self.stop_event = threading.Event()
+        self.reload_event = threading.Event()
+        self._files = load_files(settings)  # fail fast, before anything listens
+        self.health.policies_loaded = True
+        self.inbox = Inbox(settings.state_path)
+        released = self.inbox.release_claims()
+        if released:
+            log.warning("inbox.claims_released", count=released)
+        self.worker = make_worker(self)
+        self.reconcile = ReconcileLoop(
+            make_cycle(self), self.files, settings.reconcile_interval, self.health, self.metrics
+        )
+        hooks = ReceiverHooks(
+            on_delivery=lambda outcome: self.metrics.webhooks_received.labels(
+                outcome=outcome
+            ).inc(),
+            on_stored=getattr(self.worker, "wake", lambda: None),
+        )
+        self.app: Starlette = create_app(settings, self.inbox, hooks)
+        for route in health_routes(self.health, self.metrics, self.inbox, self.refresh_gauges):
+            self.app.router.routes.append(route)
+        config = uvicorn.Config(
+            self.app,
+            host=settings.listen_host,
+            port=settings.listen_port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=3,
+        )
+        self.server = uvicorn.Server(config)
+        self._threads: list[threading.Thread] = []
+
+    # -- files -------------------------------------------------------------------------
+
+    def files(self) -> Files:
+        return self._files
+
+    def reload(self) -> bool:
+        """SIGHUP: load both files again; a broken new file is refused, the old kept."""
+        try:
+            new = load_files(self.settings)
+        except PdOrgSyncError as exc:
+            log.error("reload.refused", error=str(exc).replace("\n", "; "))
+            return False
+        self._files = new
+        update = getattr(self.worker, "update_files", None)
+        if update is not None:
+            update(new.org, new.policies)
+        log.info(
+            "reload.done",
+            departments=len(new.org.org.departments),
+            policies=len(new.policies.policies),
+        )
+        return True
+
+    # -- metrics -----------------------------------------------------------------------
+
+    def refresh_gauges(self) -> None:
+        stats = self.inbox.stats()
+        self.metrics.set_inbox(stats.pending, stats.oldest_pending_age, stats.dead)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def bound_address(self) -> tuple[str, int] | None:
+        servers = getattr(self.server, "servers", None) or []
+        for server in servers:
+            for sock in server.sockets or []:
+                host, port = sock.getsockname()[:2]
+                return str(host), int(port)
+        return None
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the HTTP server and the loops; returns once listening (then READY=1)."""
+        http = threading.Thread(target=self.server.run, name="http", daemon=True)
+        http.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not http.is_alive():
+                raise PdOrgSyncError(
+                    f"cannot listen on {self.settings.listen} (address in use or not allowed)"
+                )
+            if time.monotonic() > deadline:
+                raise PdOrgSyncError(f"the HTTP server did not start within {timeout:g} s")
+            time.sleep(0.02)
+        worker = threading.Thread(
+            target=self.worker.run, args=(self.stop_event,), name="worker", daemon=True
+        )
+        reconcile = threading.Thread(
+            target=self.reconcile.run, args=(self.stop_event,), name="reconcile", daemon=True
+        )
+        worker.start()
+        reconcile.start()
+        self._threads = [http, worker, reconcile]
+        address = self.bound_address
+        where = f"{address[0]}:{address[1]}" if address else self.settings.listen
+        log.info("serve.listening", listen=where, mode=self.settings.reconcile_mode)
+        self.notifier.ready(f"listening on {where}")
+
+    def alive(self) -> bool:
+        return all(t.is_alive() for t in self._threads)
+
+    def install_signal_handlers(self) -> None:
+        def on_stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("serve.signal", signal=signal.Signals(signum).name)
+            self.stop_event.set()
+
+        def on_hup(_signum: int, _frame: FrameType | None) -> None:
+            self.reload_event.set()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+
+    def wait(self) -> None:
+        """Main loop: watchdog pings, reloads, until a stop is asked."""
+        interval = self.notifier.watchdog_interval
+        tick = min(interval, 1.0) if interval else 1.0
+        last_ping = 0.0
+        while not self.stop_event.is_set():
+            self.stop_event.wait(tick)
+            if self.reload_event.is_set():
+                self.reload_event.clear()
+                self.notifier.reloading()
+                self.reload()
+                self.notifier.ready()
+            if interval and time.monotonic() - last_ping >= interval and self.alive():
+                self.notifier.watchdog()
+                last_ping = time.monotonic()
+            if not self.alive() and not self.stop_event.is_set():
+                log.error(
+                    "serve.thread_died", threads=[t.name for t in self._threads if not t.is_alive()]
+                )
+                break
+
+    def shutdown(self) -> None:
+        """Stop taking requests, let the loops finish or requeue, within the budget."""
+        self.notifier.stopping()
+        deadline = time.monotonic() + STOP_BUDGET_SECONDS - 1.0
+        self.server.should_exit = True
+        self.stop_event.set()
+        stop = getattr(self.worker, "stop", None)
+        if stop is not None:
+            stop()
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        try:
+            self.inbox.release_claims()
+        finally:
+            self.inbox.close()
+        log.info("serve.stopped")
