@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
 import socket
+import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -591,3 +594,45 @@ def test_logs_requests_and_retries(rsps: responses.RequestsMock, client: PagerDu
     assert len(retries) == 1
     assert retries[0]["log_level"] == "warning"
     assert TOKEN not in repr(events)
+
+
+def test_retry_after_as_http_date(
+    rsps: responses.RequestsMock, client: PagerDutyClient, sleeps: Sleeps
+) -> None:
+    """A Retry-After given as an HTTP date is honoured as the time left until then."""
+    when = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=40), usegmt=True)
+    rsps.get(f"{BASE}/teams", status=429, json=PD_429, headers={"Retry-After": when})
+    rsps.get(f"{BASE}/teams", json={"teams": []})
+    client.get("/teams")
+    assert 30 <= sleeps.calls[0] <= 41
+
+
+def test_real_read_timeout_on_post_is_outcome_unknown(sleeps: Sleeps) -> None:
+    """A local server that accepts a POST and never answers: one request, OutcomeUnknownError."""
+    received: list[bytes] = []
+    done = threading.Event()
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        server.settimeout(5)
+
+        def serve_one() -> None:
+            conn, _ = server.accept()
+            with conn:
+                received.append(conn.recv(65536))
+                done.wait(5)  # hold the connection open, never answer
+
+        thread = threading.Thread(target=serve_one, daemon=True)
+        thread.start()
+        base = f"http://127.0.0.1:{server.getsockname()[1]}"
+        client = PagerDutyClient(TOKEN, base, timeout=0.2, sleep=sleeps, max_attempts=3)
+        try:
+            with pytest.raises(OutcomeUnknownError, match=r"no response within 0\.2s"):
+                client.post("/incidents/Q2W3E4R5T6Y7U8/notes", {"note": {"content": "hi"}})
+        finally:
+            done.set()
+            thread.join(5)
+    assert len(received) == 1
+    assert received[0].startswith(b"POST /incidents/Q2W3E4R5T6Y7U8/notes ")
+    assert client.total_calls == 1
+    assert sleeps.calls == []
