@@ -9,7 +9,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
+from pdorgsync.cli import main
 from pdorgsync.errors import InboxError
 from pdorgsync.inbox import Inbox
 from pdorgsync.models.events import parse_envelope
@@ -233,3 +235,88 @@ def test_concurrent_stores_from_threads(inbox: Inbox) -> None:
     for t in threads:
         t.join()
     assert inbox.stats().pending == 40
+
+
+# -- the CLI ------------------------------------------------------------------------------
+
+
+def _cli(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+def _filled(tmp_path: Path) -> Path:
+    path = tmp_path / "cli.db"
+    box = Inbox(path)
+    _store(box, envelope(event_id="ok"))
+    _store(box, envelope(event_id="bad", incident={**envelope()["event"]["data"], "id": "QBAD"}))
+    _store(box, example("pagey.ping"))
+    first = box.claim()
+    assert first is not None
+    box.complete(first.seq)
+    second = box.claim()
+    assert second is not None
+    box.fail(second.seq, "POST /incidents/{id}/responder_requests: HTTP 404", retry_at=None)
+    box.close()
+    return path
+
+
+def test_cli_list_text_shows_status_and_last_error(tmp_path: Path) -> None:
+    """`inbox list` shows every event with its status, attempts and last error."""
+    path = _filled(tmp_path)
+    result = _cli("inbox", "list", "--state", str(path))
+    assert result.exit_code == 0, result.output
+    assert "dead" in result.output
+    assert "HTTP 404" in result.output
+    assert "pagey.ping" in result.output
+    assert "QBAD" in result.output
+
+
+def test_cli_list_json_filters_by_status(tmp_path: Path) -> None:
+    """`inbox list --format json --status dead` prints only dead events as JSON."""
+    import json
+
+    path = _filled(tmp_path)
+    result = _cli("inbox", "list", "--state", str(path), "--format", "json", "--status", "dead")
+    events = json.loads(result.output)["events"]
+    assert [(e["event_id"], e["status"], e["attempts"]) for e in events] == [("bad", "dead", 1)]
+    assert set(events[0]) >= {"id", "received_at", "event_type", "incident_id", "last_error"}
+
+
+def test_cli_retry_requeues_dead_event(tmp_path: Path) -> None:
+    """`inbox retry ID` puts a dead event back to pending."""
+    path = _filled(tmp_path)
+    result = _cli("inbox", "retry", "--state", str(path), "bad")
+    assert result.exit_code == 0, result.output
+    box = Inbox(path)
+    assert box.get("bad").status == "pending"  # type: ignore[union-attr]
+    box.close()
+
+
+def test_cli_retry_unknown_id_is_one_line_error(tmp_path: Path) -> None:
+    """Retrying an id that does not exist exits 1 with one clear line."""
+    path = _filled(tmp_path)
+    result = _cli("inbox", "retry", "--state", str(path), "999")
+    assert result.exit_code == 1
+    assert "no event 999" in result.output
+
+
+def test_cli_purge_needs_yes_without_tty(tmp_path: Path) -> None:
+    """Without a TTY, purge refuses unless --yes is given; with it, old finished events go."""
+    path = _filled(tmp_path)
+    refused = _cli("inbox", "purge", "--state", str(path), "--older-than", "0s")
+    assert refused.exit_code == 1
+    assert "--yes" in refused.output
+    done = _cli("inbox", "purge", "--state", str(path), "--older-than", "0s", "--yes")
+    assert done.exit_code == 0, done.output
+    assert "purged 2" in done.output  # done + ignored; the dead one stays
+    box = Inbox(path)
+    assert [e.event_id for e in box.events()] == ["bad"]
+    box.close()
+
+
+def test_cli_missing_inbox_is_clear(tmp_path: Path) -> None:
+    """Listing an inbox that does not exist says so instead of creating it."""
+    result = _cli("inbox", "list", "--state", str(tmp_path / "none.db"))
+    assert result.exit_code == 1
+    assert "no inbox" in result.output
+    assert not (tmp_path / "none.db").exists()
