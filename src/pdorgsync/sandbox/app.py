@@ -1,0 +1,222 @@
+"""The sandbox's HTTP layer: PagerDuty's auth, errors, limits and validation around the handlers.
+
+Order of checks per request, as PagerDuty applies them: authentication (401),
+injected failures and rate limiting (429/5xx, never validated: they stand for
+outages), then the request is validated against the official description (400 in
+PagerDuty's error shape, and recorded), the handler runs under the state lock, and
+the response is validated too (recorded, never changed). Latency is injected
+before answering, without holding the lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from pdorgsync.sandbox import (  # noqa: F401  (imported for their @route registrations)
+    oncall,
+    routes_incidents,
+    routes_misc,
+    routes_policies,
+    routes_schedules,
+    routes_teams,
+    routes_users,
+)
+from pdorgsync.sandbox.protocol import (
+    INVALID_INPUT,
+    RATE_LIMITED,
+    ROUTES,
+    ApiError,
+    Body,
+    Call,
+    Handler,
+    not_found,
+)
+from pdorgsync.sandbox.state import State
+from pdorgsync.sandbox.validation import WireRequest, WireResponse, request_problem, response_problem
+
+UNAUTHORIZED = 2006
+# The live API answers flat responder targets with its own 404 (CONTRACT §5), so that
+# handler sees requests the description refuses; the refusal is still recorded.
+HANDLER_DECIDES = {"/incidents/{id}/responder_requests"}
+
+
+@dataclass
+class Outcome:
+    status: int
+    body: Body
+    headers: dict[str, str] = field(default_factory=dict)
+    validate: bool = True
+
+
+class Runtime:
+    """Everything about the sandbox that is not PagerDuty data: knobs, logs, failures."""
+
+    def __init__(
+        self,
+        state: State,
+        *,
+        token: str,
+        latency: float,
+        failure_rate: float,
+        rate_limit_per_minute: int | None,
+        random_seed: int,
+    ) -> None:
+        self.state = state
+        self.token = token
+        self.latency = latency
+        self.failure_rate = failure_rate
+        self.rate_limit_per_minute = rate_limit_per_minute
+        self.failure_rng = random.Random(random_seed + 1)
+        self.requests: list[tuple[str, str, int]] = []
+        self.validation_errors: list[str] = []
+        self.forced: list[tuple[int, float]] = []  # (status, retry_after) for the next requests
+        self.lock = threading.Lock()
+        self._tokens = float(rate_limit_per_minute or 0)
+        self._refilled_at: float | None = None
+
+    # -- failures -------------------------------------------------------------
+
+    def _bucket(self) -> tuple[bool, int, float]:
+        """Token bucket on the sandbox clock: (allowed, remaining, seconds until a token)."""
+        limit = self.rate_limit_per_minute
+        assert limit is not None
+        now = self.state.now().timestamp()
+        if self._refilled_at is not None:
+            self._tokens = min(limit, self._tokens + (now - self._refilled_at) * limit / 60.0)
+        self._refilled_at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True, int(self._tokens), 0.0
+        return False, 0, (1 - self._tokens) * 60.0 / limit
+
+    def _injected(self) -> Outcome | None:
+        if self.forced:
+            status, retry_after = self.forced.pop(0)
+            return _failure(status, retry_after, self.rate_limit_per_minute or 960)
+        if self.rate_limit_per_minute is not None:
+            allowed, remaining, wait = self._bucket()
+            if not allowed:
+                return _failure(429, wait, self.rate_limit_per_minute)
+        if self.failure_rate and self.failure_rng.random() < self.failure_rate:
+            return _failure(self.failure_rng.choice((500, 502, 503)), 0, 0)
+        return None
+
+    # -- one request ----------------------------------------------------------
+
+    def dispatch(self, template: str, handler: Handler, request: Request, raw: bytes) -> Outcome:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if headers.get("authorization") != f"Token token={self.token}":
+            return Outcome(401, {"error": {"message": "Unauthorized", "code": UNAUTHORIZED}}, validate=False)
+        with self.lock:
+            injected = self._injected()
+        if injected is not None:
+            return injected
+        wire = WireRequest(request.method, request.url.path, request.query_params, request.headers, raw)
+        problem = request_problem(wire)
+        if problem is not None:
+            self._record(f"{request.method} {request.url.path}: request: {problem}")
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            return Outcome(400, ApiError(400, INVALID_INPUT, "Invalid Input Provided", ["Body is not valid JSON"]).body())
+        if problem is not None and template not in HANDLER_DECIDES:
+            return Outcome(400, ApiError(400, INVALID_INPUT, "Invalid Input Provided", [problem]).body())
+        call = Call(
+            method=request.method,
+            path=request.url.path,
+            params={k: str(v) for k, v in request.path_params.items()},
+            query=_multi(request),
+            headers=headers,
+            body=body,
+        )
+        with self.state.lock:
+            try:
+                status, out = handler(self.state, call)
+            except ApiError as exc:
+                status, out = exc.status, exc.body()
+        return Outcome(status, out)
+
+    def _record(self, message: str) -> None:
+        with self.lock:
+            self.validation_errors.append(message)
+
+    def check_response(self, request: Request, raw: bytes, response: Response, data: bytes) -> None:
+        wire = WireRequest(request.method, request.url.path, request.query_params, request.headers, raw)
+        problem = response_problem(wire, WireResponse(response.status_code, Headers(raw=response.raw_headers), data))
+        if problem is None:
+            return
+        if response.status_code >= 400 and "Unknown response http status" in problem:
+            return  # PagerDuty sends error statuses its description does not list (e.g. 404 on DELETE)
+        self._record(f"{request.method} {request.url.path}: response {response.status_code}: {problem}")
+
+
+def _failure(status: int, retry_after: float, limit: int) -> Outcome:
+    if status == 429:
+        wait = max(0, math.ceil(retry_after))
+        headers = {
+            "Retry-After": str(wait),
+            "ratelimit-limit": str(limit),
+            "ratelimit-remaining": "0",
+            "ratelimit-reset": str(wait),
+        }
+        return Outcome(429, {"error": {"message": "Rate Limit Exceeded", "code": RATE_LIMITED}}, headers, False)
+    return Outcome(status, {"error": {"message": "Internal Server Error", "code": 2000}}, {}, False)
+
+
+def _multi(request: Request) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for key, value in request.query_params.multi_items():
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def _endpoint(runtime: Runtime, template: str, handler: Handler) -> Any:
+    async def endpoint(request: Request) -> Response:
+        raw = await request.body()
+        if runtime.latency > 0:
+            await asyncio.sleep(runtime.latency)
+        outcome = runtime.dispatch(template, handler, request, raw)
+        data = b"" if outcome.body is None else json.dumps(outcome.body).encode("utf-8")
+        headers = {"X-Request-Id": runtime.state.new_id(), **outcome.headers}
+        if outcome.body is None:
+            response = Response(status_code=outcome.status, headers=headers)
+        else:
+            response = Response(data, outcome.status, headers, media_type="application/json")
+        with runtime.lock:
+            runtime.requests.append((request.method, request.url.path, outcome.status))
+        if outcome.validate:
+            runtime.check_response(request, raw, response, data)
+        return response
+
+    return endpoint
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    body = json.dumps(not_found().body()).encode("utf-8")
+    status = 405 if getattr(exc, "status_code", 404) == 405 else 404
+    return Response(body, status, media_type="application/json")
+
+
+def build_app(runtime: Runtime) -> Starlette:
+    """A Starlette app over ``runtime``; static path segments win over ``{params}``."""
+    ordered = sorted(ROUTES, key=lambda r: (r[1].startswith("/{"), r[1].count("{")))
+    grouped: dict[str, dict[str, Handler]] = {}
+    for method, template, handler in ordered:
+        grouped.setdefault(template, {})[method] = handler
+    routes = []
+    for template, handlers in grouped.items():
+        for method, handler in handlers.items():
+            routes.append(Route(template, _endpoint(runtime, template, handler), methods=[method]))
+    return Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_found})

@@ -1,0 +1,373 @@
+"""Incidents, notes, responder requests and status-update subscribers (CONTRACT §5, §9.7).
+
+The responder-request endpoint is where the description and the live API part
+ways most: targets must be wrapped in ``responder_request_target`` (flat ones get
+a 404-style 2100 from PagerDuty), and the response nests ``incidents_responders``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from pdorgsync.sandbox.oncall import on_call_users
+from pdorgsync.sandbox.protocol import (
+    MISSING_ABILITY,
+    NOT_FOUND,
+    REQUESTER_MISSING,
+    REQUESTER_NOT_FOUND,
+    ApiError,
+    Body,
+    Call,
+    invalid,
+    not_found,
+    paginate,
+    route,
+)
+from pdorgsync.sandbox.state import State, iso, parse_time
+
+MAX_NOTES = 2000
+STATUSES = ("triggered", "acknowledged", "resolved")
+
+
+def create_incident(
+    state: State, title: str, service_id: str, *, urgency: str | None = None,
+    priority_id: str | None = None, incident_key: str | None = None, status: str = "triggered",
+) -> dict[str, Any]:
+    """Create and store an incident (also used by the seed loader)."""
+    service = state.get("service", service_id)
+    rule = service.get("incident_urgency_rule") or {}
+    urgency = urgency or ("low" if rule.get("urgency") == "low" else "high")
+    state.incident_counter += 1
+    now = state.now()
+    incident = {
+        "id": state.new_id(),
+        "incident_number": state.incident_counter,
+        "title": title,
+        "status": status,
+        "urgency": urgency,
+        "service_id": service_id,
+        "escalation_policy_id": service["escalation_policy_id"],
+        "priority_id": priority_id,
+        "incident_key": incident_key or state.new_id().lower(),
+        "created_at": now,
+        "updated_at": now,
+        "assignees": on_call_users(state, service["escalation_policy_id"]) if status != "resolved" else [],
+        "responders": [],
+        "responder_requests": [],
+    }
+    state.incidents[incident["id"]] = incident
+    state.notes[incident["id"]] = []
+    state.subscribers[incident["id"]] = []
+    return incident
+
+
+def incident_out(state: State, incident: dict[str, Any]) -> dict[str, Any]:
+    ep = state.escalation_policies.get(incident["escalation_policy_id"])
+    out: dict[str, Any] = {
+        "id": incident["id"],
+        "type": "incident",
+        "incident_number": incident["incident_number"],
+        "title": incident["title"],
+        "created_at": iso(incident["created_at"]),
+        "updated_at": iso(incident["updated_at"]),
+        "last_status_change_at": iso(incident["updated_at"]),
+        "status": incident["status"],
+        "urgency": incident["urgency"],
+        "incident_key": incident["incident_key"],
+        "service": state.ref("service", incident["service_id"]),
+        "assignments": [
+            {"at": iso(incident["created_at"]), "assignee": state.ref("user", u)}
+            for u in incident["assignees"]
+        ],
+        "assigned_via": "escalation_policy",
+        "escalation_policy": state.ref("escalation_policy", incident["escalation_policy_id"]),
+        "teams": [state.ref("team", t) for t in (ep["team_ids"] if ep else [])],
+        "acknowledgements": [],
+        "pending_actions": [],
+        "is_mergeable": True,
+        "incidents_responders": list(incident["responders"]),
+        "responder_requests": list(incident["responder_requests"]),
+    }
+    if incident["priority_id"]:
+        priority = state.priorities[incident["priority_id"]]
+        out["priority"] = state.stamp("priority", {**priority, "type": "priority"})
+    if incident["status"] == "resolved":
+        out["resolved_at"] = iso(incident["updated_at"])
+    stamped = state.stamp("incident", out)
+    stamped["summary"] = f"[#{incident['incident_number']}] {incident['title']}"
+    return stamped
+
+
+@route("POST", "/incidents")
+def post_incident(state: State, call: Call) -> tuple[int, Body]:
+    state.requester(call.headers.get("from"))
+    body = call.wrapped("incident")
+    title = body.get("title")
+    if not isinstance(title, str) or not title.strip():
+        raise invalid("title can't be blank")
+    _, service_id = state.resolve_ref(body.get("service"), ("service",), "service")
+    priority_id = None
+    if body.get("priority") is not None:
+        priority_id = state.resolve_ref(body["priority"], ("priority",), "priority")[1]
+    incident = create_incident(
+        state, title, service_id, urgency=body.get("urgency"), priority_id=priority_id,
+        incident_key=body.get("incident_key"),
+    )
+    return 201, {"incident": incident_out(state, incident)}
+
+
+@route("GET", "/incidents")
+def list_incidents(state: State, call: Call) -> tuple[int, Body]:
+    now = state.now()
+    statuses = set(call.args("statuses"))
+    service_ids, team_ids = set(call.args("service_ids")), set(call.args("team_ids"))
+    user_ids, urgencies = set(call.args("user_ids")), set(call.args("urgencies"))
+    key = call.arg("incident_key")
+    window = None
+    if call.arg("date_range") != "all":
+        until = parse_time(call.arg("until"), "until") if call.arg("until") else now
+        since = parse_time(call.arg("since"), "since") if call.arg("since") else until - timedelta(days=30)
+        if until < since:
+            raise invalid("until must not be before since")
+        window = (since, until)
+    found = []
+    for incident in sorted(state.incidents.values(), key=lambda i: i["incident_number"]):
+        ep = state.escalation_policies.get(incident["escalation_policy_id"])
+        if (
+            (not statuses or incident["status"] in statuses)
+            and (not service_ids or incident["service_id"] in service_ids)
+            and (not team_ids or team_ids & set(ep["team_ids"] if ep else []))
+            and (not user_ids or user_ids & set(incident["assignees"]))
+            and (not urgencies or incident["urgency"] in urgencies)
+            and (key is None or incident["incident_key"] == key)
+            and (window is None or window[0] <= incident["created_at"] < window[1])
+        ):
+            found.append(incident)
+    page = paginate(call, found, "incidents")
+    page["incidents"] = [incident_out(state, i) for i in page["incidents"]]
+    return 200, page
+
+
+@route("GET", "/incidents/{id}")
+def get_incident(state: State, call: Call) -> tuple[int, Body]:
+    return 200, {"incident": incident_out(state, state.get("incident", call.params["id"]))}
+
+
+@route("PUT", "/incidents/{id}")
+def update_incident(state: State, call: Call) -> tuple[int, Body]:
+    state.requester(call.headers.get("from"))
+    incident = state.get("incident", call.params["id"])
+    body = call.wrapped("incident")
+    if "status" in body:
+        if body["status"] not in STATUSES:
+            raise invalid(f"status must be one of {', '.join(STATUSES)}")
+        if incident["status"] == "resolved" and body["status"] != "resolved":
+            raise invalid("Incident Already Resolved")
+        incident["status"] = body["status"]
+    if "priority" in body:
+        priority = body["priority"]
+        incident["priority_id"] = (
+            None if priority is None else state.resolve_ref(priority, ("priority",), "priority")[1]
+        )
+    if "urgency" in body:
+        if body["urgency"] not in ("high", "low"):
+            raise invalid("urgency must be high or low")
+        incident["urgency"] = body["urgency"]
+    if "title" in body:
+        incident["title"] = str(body["title"])
+    if "escalation_policy" in body:
+        incident["escalation_policy_id"] = state.resolve_ref(
+            body["escalation_policy"], ("escalation_policy",), "escalation_policy"
+        )[1]
+    incident["updated_at"] = state.now()
+    return 200, {"incident": incident_out(state, incident)}
+
+
+def note_out(state: State, note: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": note["id"],
+        "content": note["content"],
+        "created_at": iso(note["created_at"]),
+        "user": state.ref("user", note["user_id"]),
+        "channel": {"summary": "The PagerDuty REST API"},
+    }
+
+
+@route("GET", "/incidents/{id}/notes")
+def list_notes(state: State, call: Call) -> tuple[int, Body]:
+    incident = state.get("incident", call.params["id"])
+    return 200, {"notes": [note_out(state, n) for n in state.notes[incident["id"]]]}
+
+
+@route("POST", "/incidents/{id}/notes")
+def create_note(state: State, call: Call) -> tuple[int, Body]:
+    user = state.requester(call.headers.get("from"))
+    incident = state.get("incident", call.params["id"])
+    content = call.wrapped("note").get("content")
+    if not isinstance(content, str) or not content.strip():
+        raise invalid("Note content can't be blank")
+    if len(state.notes[incident["id"]]) >= MAX_NOTES:
+        raise invalid(f"An incident can have at most {MAX_NOTES} notes")
+    note = {"id": state.new_id(), "content": content, "created_at": state.now(), "user_id": user["id"]}
+    state.notes[incident["id"]].append(note)
+    return 200, {"note": note_out(state, note)}
+
+
+def _responders_for(state: State, target: dict[str, Any], incident: dict[str, Any],
+                    requester_id: str, message: str) -> list[dict[str, Any]]:
+    if target["type"] in ("user", "user_reference"):
+        users = [target["id"]]
+    else:
+        users = on_call_users(state, target["id"])
+    now = iso(state.now())
+    responders = []
+    for user_id in users:
+        responder = {
+            "state": "pending",
+            "user": state.ref("user", user_id),
+            "incident": state.ref("incident", incident["id"]),
+            "updated_at": now,
+            "message": message,
+            "requester": state.ref("user", requester_id),
+            "requested_at": now,
+        }
+        if target["type"] not in ("user", "user_reference"):
+            responder["escalation_policy_requests"] = [target["id"]]
+        responders.append(responder)
+    return responders
+
+
+@route("POST", "/incidents/{id}/responder_requests")
+def request_responders(state: State, call: Call) -> tuple[int, Body]:
+    incident = state.get("incident", call.params["id"])
+    if "coordinated_responding" not in state.abilities:
+        raise ApiError(402, MISSING_ABILITY, "Account does not have the ability", ["coordinated_responding"])
+    body = call.body if isinstance(call.body, dict) else {}
+    requester_id = body.get("requester_id")
+    if not requester_id:
+        raise ApiError(400, REQUESTER_MISSING, "Requester ID is required")
+    if requester_id not in state.users:
+        raise ApiError(400, REQUESTER_NOT_FOUND, "Requester User Not Found")
+    message = str(body.get("message") or "")
+    raw_targets = body.get("responder_request_targets")
+    if not isinstance(raw_targets, list) or not raw_targets:
+        raise invalid("responder_request_targets must list at least one target")
+    targets_out = []
+    for raw in raw_targets:
+        target = raw.get("responder_request_target") if isinstance(raw, dict) else None
+        if not isinstance(target, dict):
+            # CONTRACT §5: flat targets are refused with a 404-style "Not Found".
+            raise ApiError(404, NOT_FOUND, "Not Found")
+        kind = str(target.get("type", "")).removesuffix("_reference")
+        if kind not in ("user", "escalation_policy") or target.get("id") not in state.table(kind):
+            raise not_found(f"Responder request target {target.get('id')}")
+        responders = _responders_for(state, target, incident, requester_id, message)
+        incident["responders"].extend(responders)
+        targets_out.append(
+            {"responder_request_target": {
+                "type": kind, "id": target["id"], "summary": state.summary(kind, target["id"]),
+                "incidents_responders": responders,
+            }}
+        )
+    request = {
+        "id": state.new_id(),
+        "incident": state.ref("incident", incident["id"]),
+        "requester": state.ref("user", requester_id),
+        "requested_at": iso(state.now()),
+        "message": message,
+        "responder_request_targets": targets_out,
+    }
+    incident["responder_requests"].append(request)
+    return 200, {"responder_request": request}
+
+
+@route("PUT", "/incidents/{id}/responder_requests/cancel")
+def cancel_responders(state: State, call: Call) -> tuple[int, Body]:
+    incident = state.get("incident", call.params["id"])
+    body = call.body if isinstance(call.body, dict) else {}
+    if body.get("requester_id") not in state.users:
+        raise ApiError(400, REQUESTER_NOT_FOUND, "Requester User Not Found")
+    results = []
+    for target in body.get("responder_request_targets") or []:
+        matching = [
+            r for r in incident["responders"]
+            if (target.get("type") == "user_reference" and r["user"]["id"] == target.get("id"))
+            or target.get("id") in r.get("escalation_policy_requests", [])
+        ]
+        result = "not_found"
+        for responder in matching:
+            if responder["state"] == "pending":
+                responder["state"] = "user_cancelled"
+                result = "cancelled"
+            elif result == "not_found":
+                result = responder["state"]
+        results.append({"type": target.get("type"), "id": target.get("id"), "result": result})
+    return 200, {"responder_request_targets": results}
+
+
+def _subscriber_items(state: State, call: Call) -> list[tuple[str, str]]:
+    raw = call.body.get("subscribers") if isinstance(call.body, dict) else None
+    if not isinstance(raw, list) or not raw:
+        raise invalid("subscribers must list at least one subscriber")
+    items = []
+    for i, item in enumerate(raw):
+        kind = item.get("subscriber_type") if isinstance(item, dict) else None
+        if kind not in ("user", "team") or item.get("subscriber_id") not in state.table(kind):
+            raise invalid(f"subscribers[{i}] is not a known user or team")
+        items.append((item["subscriber_id"], kind))
+    return items
+
+
+@route("POST", "/incidents/{id}/status_updates/subscribers")
+def subscribe(state: State, call: Call) -> tuple[int, Body]:
+    """200 whatever happens: each subscription says ``success`` or ``duplicate``."""
+    incident = state.get("incident", call.params["id"])
+    current = state.subscribers[incident["id"]]
+    out = []
+    for subscriber_id, kind in _subscriber_items(state, call):
+        duplicate = any(s["subscriber_id"] == subscriber_id for s in current)
+        if not duplicate:
+            current.append({"subscriber_id": subscriber_id, "subscriber_type": kind})
+        out.append({
+            "subscriber_id": subscriber_id, "subscriber_type": kind, "subscribable_id": incident["id"],
+            "subscribable_type": "incident", "account_id": "PSANDBX",
+            "result": "duplicate" if duplicate else "success",
+        })
+    return 200, {"subscriptions": out}
+
+
+@route("GET", "/incidents/{id}/status_updates/subscribers")
+def list_subscribers(state: State, call: Call) -> tuple[int, Body]:
+    incident = state.get("incident", call.params["id"])
+    subscribers = [
+        {**s, "has_indirect_subscription": False, "subscribed_via": None}
+        for s in state.subscribers[incident["id"]]
+    ]
+    return 200, {"subscribers": subscribers, "account_id": "PSANDBX", "limit": len(subscribers),
+                 "offset": 0, "more": False, "total": len(subscribers)}
+
+
+@route("POST", "/incidents/{id}/status_updates/unsubscribe")
+def unsubscribe(state: State, call: Call) -> tuple[int, Body]:
+    incident = state.get("incident", call.params["id"])
+    current = state.subscribers[incident["id"]]
+    deleted = missing = 0
+    for subscriber_id, _ in _subscriber_items(state, call):
+        before = len(current)
+        current[:] = [s for s in current if s["subscriber_id"] != subscriber_id]
+        deleted += before - len(current)
+        missing += before == len(current)
+    return 200, {"deleted_count": deleted, "unauthorized_count": 0, "non_existent_count": missing}
+
+
+@route("GET", "/incidents/{id}/log_entries")
+def incident_log_entries(state: State, call: Call) -> tuple[int, Body]:
+    incident = state.get("incident", call.params["id"])
+    entry = {
+        "id": f"R{incident['id'][1:]}", "type": "trigger_log_entry",
+        "summary": "Triggered through the API", "self": None, "html_url": None,
+        "created_at": iso(incident["created_at"]), "incident": state.ref("incident", incident["id"]),
+        "service": state.ref("service", incident["service_id"]),
+    }
+    return 200, paginate(call, [entry], "log_entries")

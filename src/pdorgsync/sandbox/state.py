@@ -1,0 +1,217 @@
+"""The sandbox account: every PagerDuty object it holds, behind one lock.
+
+Objects are kept close to PagerDuty's wire form (plain dicts) so handlers stay
+short; references (``{id, type, summary, self, html_url}``) are made on the way
+out. Ids look like PagerDuty's ("P" + 6 upper-case letters/digits) and are
+deterministic for a given ``random_seed``. Time comes from an injected clock so
+tests and the token bucket never depend on the wall clock.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pdorgsync.sandbox.protocol import invalid, not_found
+
+ID_ALPHABET = string.ascii_uppercase + string.digits
+PLURAL = {
+    "user": "users",
+    "team": "teams",
+    "schedule": "schedules",
+    "escalation_policy": "escalation_policies",
+    "service": "services",
+    "incident": "incidents",
+    "priority": "priorities",
+    "contact_method": "contact_methods",
+    "notification_rule": "notification_rules",
+    "webhook_subscription": "webhook_subscriptions",
+    "log_entry": "log_entries",
+    "tag": "tags",
+}
+DEFAULT_ABILITIES = [
+    "teams",
+    "coordinated_responding",
+    "urgencies",
+    "response_plays",
+    "status_update_subscribers",
+    "webhooks_v3",
+    "priorities",
+]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime | None, zone: str | None = None) -> str | None:
+    """PagerDuty's timestamp form: ISO-8601 with offset (``Z`` for UTC)."""
+    if moment is None:
+        return None
+    if zone:
+        moment = moment.astimezone(ZoneInfo(zone))
+    text = moment.isoformat()
+    return text.replace("+00:00", "Z") if zone in (None, "UTC", "Etc/UTC") else text
+
+
+def parse_time(value: Any, field: str) -> datetime:
+    """An ISO-8601 timestamp from a request; naive values are UTC like PagerDuty's."""
+    if not isinstance(value, str):
+        raise invalid(f"{field} must be an ISO-8601 timestamp")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise invalid(f"{field} is not a valid ISO-8601 timestamp: {value!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def check_zone(value: Any, field: str = "time_zone") -> str:
+    if not isinstance(value, str) or not value:
+        raise invalid(f"{field} is required")
+    try:
+        ZoneInfo(value)
+    except (KeyError, ValueError) as exc:
+        raise invalid(f"{field} {value!r} is not a known time zone") from exc
+    return value
+
+
+class State:
+    """One PagerDuty account. Callers hold ``lock`` around every read and write."""
+
+    def __init__(
+        self,
+        *,
+        random_seed: int = 0,
+        clock: Callable[[], datetime] = utc_now,
+        base_url: str = "https://api.pagerduty.com",
+    ) -> None:
+        self.lock = threading.RLock()
+        self.rng = random.Random(random_seed)
+        self.clock = clock
+        self.base_url = base_url
+        self.users: dict[str, dict[str, Any]] = {}
+        self.contact_methods: dict[str, dict[str, Any]] = {}  # id -> cm (with "user_id")
+        self.notification_rules: dict[str, dict[str, Any]] = {}  # id -> rule (with "user_id")
+        self.teams: dict[str, dict[str, Any]] = {}
+        self.members: dict[str, dict[str, str]] = {}  # team id -> user id -> role
+        self.schedules: dict[str, dict[str, Any]] = {}
+        self.escalation_policies: dict[str, dict[str, Any]] = {}
+        self.services: dict[str, dict[str, Any]] = {}
+        self.priorities: dict[str, dict[str, Any]] = {}
+        self.abilities: list[str] = list(DEFAULT_ABILITIES)
+        self.incidents: dict[str, dict[str, Any]] = {}
+        self.notes: dict[str, list[dict[str, Any]]] = {}  # incident id -> notes
+        self.subscribers: dict[str, list[dict[str, Any]]] = {}  # incident id -> subscribers
+        self.webhook_subscriptions: dict[str, dict[str, Any]] = {}
+        self.log_entries: dict[str, dict[str, Any]] = {}
+        self.tags: dict[str, dict[str, Any]] = {}
+        self.entity_tags: dict[tuple[str, str], list[str]] = {}  # (entity_type, id) -> tag ids
+        self.incident_counter = 0
+        self._issued: set[str] = set()
+
+    # -- ids and references -------------------------------------------------
+
+    def new_id(self) -> str:
+        while True:
+            candidate = "P" + "".join(self.rng.choice(ID_ALPHABET) for _ in range(6))
+            if candidate not in self._issued:
+                self._issued.add(candidate)
+                return candidate
+
+    def table(self, kind: str) -> dict[str, dict[str, Any]]:
+        table: dict[str, dict[str, Any]] = getattr(self, PLURAL[kind])
+        return table
+
+    def get(self, kind: str, object_id: str) -> dict[str, Any]:
+        """The object or PagerDuty's 404 (code 2100)."""
+        found = self.table(kind).get(object_id)
+        if found is None:
+            raise not_found(f"{kind.replace('_', ' ').title()} {object_id}")
+        return found
+
+    def self_url(self, kind: str, object_id: str) -> str:
+        return f"{self.base_url}/{PLURAL[kind]}/{object_id}"
+
+    def html_url(self, kind: str, object_id: str) -> str:
+        return f"https://acme.pagerduty.com/{PLURAL[kind]}/{object_id}"
+
+    def summary(self, kind: str, object_id: str) -> str:
+        found = self.table(kind).get(object_id) or {}
+        text = found.get("name") or found.get("title") or found.get("summary") or object_id
+        return str(text)
+
+    def ref(self, kind: str, object_id: str) -> dict[str, Any]:
+        """A PagerDuty reference ``{id, type: <kind>_reference, summary, self, html_url}``."""
+        return {
+            "id": object_id,
+            "type": f"{kind}_reference",
+            "summary": self.summary(kind, object_id),
+            "self": self.self_url(kind, object_id),
+            "html_url": self.html_url(kind, object_id),
+        }
+
+    def stamp(self, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Add the server-made fields every full object carries."""
+        obj.update(
+            summary=self.summary(kind, obj["id"]),
+            self=self.self_url(kind, obj["id"]),
+            html_url=self.html_url(kind, obj["id"]),
+        )
+        return obj
+
+    def resolve_ref(self, value: Any, kinds: tuple[str, ...], field: str) -> tuple[str, str]:
+        """``(kind, id)`` of a reference in a request; 400 if malformed, 404 if missing."""
+        if not isinstance(value, dict) or not isinstance(value.get("id"), str):
+            raise invalid(f"{field} must be a reference with an id")
+        ref_type = str(value.get("type", ""))
+        kind = ref_type.removesuffix("_reference")
+        if kind not in kinds:
+            if ref_type or len(kinds) != 1:
+                raise invalid(f"{field} has an unsupported type {ref_type!r}")
+            kind = kinds[0]
+        if value["id"] not in self.table(kind):
+            raise not_found(f"{kind.replace('_', ' ').title()} {value['id']}")
+        return kind, value["id"]
+
+    # -- lookups ------------------------------------------------------------
+
+    def user_by_email(self, email: str | None) -> dict[str, Any] | None:
+        if not email:
+            return None
+        email = email.strip().lower()
+        return next((u for u in self.users.values() if u["email"].lower() == email), None)
+
+    def requester(self, from_header: str | None) -> dict[str, Any]:
+        """The user named by ``From``; PagerDuty answers 400 when it is missing or unknown."""
+        if not from_header:
+            raise invalid("A From header with a valid user email is required")
+        user = self.user_by_email(from_header)
+        if user is None:
+            raise invalid(f"Requester User Not Found: {from_header}")
+        return user
+
+    def teams_of_user(self, user_id: str) -> list[str]:
+        return [team_id for team_id, members in self.members.items() if user_id in members]
+
+    def escalation_policies_targeting(self, kind: str, object_id: str) -> list[str]:
+        found = []
+        for ep in self.escalation_policies.values():
+            for rule in ep["escalation_rules"]:
+                if any(
+                    t["id"] == object_id and t["type"].removesuffix("_reference") == kind
+                    for t in rule["targets"]
+                ):
+                    found.append(ep["id"])
+                    break
+        return found
+
+    def services_using(self, ep_id: str) -> list[str]:
+        return [s["id"] for s in self.services.values() if s["escalation_policy_id"] == ep_id]
+
+    def now(self) -> datetime:
+        return self.clock()
