@@ -1,17 +1,195 @@
-"""CLI: audit. (Being built; see the issue queue.)"""
+"""CLI: ``pdorgsync audit`` — who cannot be reached when needed, against the live account.
+
+Reports go to stdout (or ``--output``); progress, logs and errors go to stderr. The exit
+code says whether anything at or above ``--fail-on`` was found (3), so CI and cron can act
+on it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
 import click
 
-from pdorgsync.errors import PdOrgSyncError
+from pdorgsync.cli import AppContext, pass_app
+from pdorgsync.errors import ConfigError, PdOrgSyncError
+from pdorgsync.models.audit import AuditReport
+
+FAIL_FINDINGS = 3
+FORMATS = ("text", "json", "markdown", "html")
 
 
-@click.command("audit", context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def audit_cmd(args: tuple[str, ...]) -> None:
-    """Not implemented yet."""
-    raise PdOrgSyncError("'audit' is not implemented yet")
+def _renderer(fmt: str) -> Callable[[AuditReport], str]:
+    if fmt == "json":
+        from pdorgsync.core.render.audit_json import render_audit_json
+
+        return render_audit_json
+    if fmt == "markdown":
+        from pdorgsync.core.render.audit_markdown import render_audit_markdown
+
+        return render_audit_markdown
+    if fmt == "html":
+        from pdorgsync.core.render.audit_html import render_audit_html
+
+        return render_audit_html
+    from pdorgsync.core.render.audit_text import render_audit_text
+
+    return render_audit_text
+
+
+def _parse_now(value: str | None) -> datetime:
+    if not value:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"--now: expected an ISO-8601 time with offset, got {value!r}") from None
+    if moment.tzinfo is None:
+        raise ConfigError(f"--now: expected an offset (e.g. +00:00) in {value!r}")
+    return moment
+
+
+@click.command("audit")
+@click.option(
+    "--org",
+    "org_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The org file. Default: PDORGSYNC_ORG_FILE, else org.yaml.",
+)
+@click.option(
+    "--policies",
+    "policy_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Policy folder for COV008. Default: PDORGSYNC_POLICY_DIR (skipped if absent).",
+)
+@click.option(
+    "--horizon-days",
+    type=click.IntRange(1, 90),
+    default=28,
+    show_default=True,
+    help="How many days ahead to check, starting now.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="Report format; html is one self-contained page with heat maps.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the report to this file instead of stdout.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["critical", "warning", "never"]),
+    default="critical",
+    show_default=True,
+    help="Exit 3 when a finding at or above this severity exists.",
+)
+@click.option(
+    "--now",
+    "now_text",
+    default=None,
+    hidden=True,
+    envvar="PDORGSYNC_AUDIT_NOW",
+    help="Pretend the audit runs at this ISO-8601 time (tests, reproducible reports).",
+)
+@pass_app
+@click.pass_context
+def audit_cmd(
+    ctx: click.Context,
+    app: AppContext,
+    org_file: Path | None,
+    policy_dir: Path | None,
+    horizon_days: int,
+    fmt: str,
+    output: Path | None,
+    fail_on: str,
+    now_text: str | None,
+) -> None:
+    """Find every department that cannot be reached when it is needed.
+
+    Reads the live PagerDuty account (never writes), renders each department's
+    final schedule (layers and overrides) over the horizon, and checks:
+
+    \b
+      COV001 critical  missing service, schedule or escalation policy
+      COV002 critical  nobody on call inside the required window
+                       (coverage: always = 24x7; business_hours = the
+                       department's days and hours in its own time zone)
+      COV003 warning   no real escalation path (one level, or one person)
+      COV004 critical  a level pages an empty schedule or a missing user
+      COV005 critical  service not routed to the department's policy, or disabled
+      COV006 warning   point of contact missing, not a user, or unreachable
+      COV007 warning   someone on call without a high-urgency notification rule
+      COV008 critical  a policy engages a department lacking an escalation
+                       policy (responder) or a team (subscriber)
+      COV009 warning   shift-based (v3) schedule: coverage not checked
+
+    \b
+    Exit codes: 0 nothing at or above --fail-on, 3 findings at or above
+    --fail-on (default critical), 1 error, 2 usage error.
+
+    \b
+    Examples:
+      pdorgsync audit --org examples/org.yaml
+      pdorgsync audit --format html --output audit.html
+      pdorgsync audit --format json --fail-on warning | jq .findings
+    """
+    from pdorgsync.audit import run_audit
+    from pdorgsync.core.coverage import Engagement, engagements_from_policies
+    from pdorgsync.loading import load_org, load_policies
+    from pdorgsync.pagerduty import PagerDutyClient
+
+    now = _parse_now(now_text)
+    settings = app.settings(org_file=org_file, policy_dir=policy_dir)
+
+    def progress(message: str) -> None:
+        click.echo(f"audit: {message}", err=True)
+
+    loaded = load_org(settings.org_file)
+    org = loaded.org
+    engagements: list[Engagement] = []
+    if policy_dir is not None or settings.policy_dir.is_dir():
+        policies = load_policies(settings.policy_dir, org)
+        engagements = engagements_from_policies(policies.policies)
+        progress(f"{len(policies.policies)} policies loaded from {settings.policy_dir}")
+    else:
+        progress(f"no policy folder at {settings.policy_dir}: COV008 not checked")
+    client = PagerDutyClient.from_settings(settings)
+    report = run_audit(
+        client,
+        org,
+        now=now,
+        horizon_days=horizon_days,
+        engagements=engagements,
+        progress=progress,
+    )
+    text = _renderer(fmt)(report)
+    if output is not None:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise PdOrgSyncError(f"cannot write {output}: {exc.strerror or exc}") from None
+        progress(f"report written to {output}")
+    else:
+        click.echo(text, nl=False)
+    counts = report.counts()
+    progress(
+        f"{len(report.departments)} departments, {counts['critical']} critical, "
+        f"{counts['warning']} warning, {report.api_calls} API calls"
+    )
+    if report.fails_on(fail_on):  # type: ignore[arg-type]  # click.Choice guarantees the literal
+        ctx.exit(FAIL_FINDINGS)
 
 
 COMMANDS = [audit_cmd]

@@ -1,0 +1,156 @@
+"""The coverage audit's shell: read what the rules need from PagerDuty, then run the pure
+core (``core/coverage.py``) on it.
+
+What it costs, and why it does not grow with the horizon:
+
+* the base snapshot from ``observe`` (one paginated walk per collection; the user walk
+  carries ``include[]=contact_methods&include[]=notification_rules``, so COV006/COV007
+  need no per-user reads);
+* one ``GET /schedules/{id}?since&until&time_zone`` per schedule that matters (each
+  department's own and every schedule its escalation policy targets): PagerDuty renders
+  the final schedule, layers and overrides included, for the whole horizon in one
+  response (CONTRACT §6);
+* a ``GET /users/{id}`` only for a person who matters (point of contact or on call)
+  whose details the list did not carry.
+
+It never writes to PagerDuty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from pdorgsync.core import coverage
+from pdorgsync.core.coverage import Engagement
+from pdorgsync.core.schedules import Shift
+from pdorgsync.errors import NotFoundError
+from pdorgsync.logs import get_logger
+from pdorgsync.models.audit import AuditReport
+from pdorgsync.models.org import Org
+from pdorgsync.models.snapshot import Snapshot, User
+from pdorgsync.observe import observe, parse_user
+
+log = get_logger(__name__)
+
+Progress = Callable[[str], None]
+USER_DETAILS = {"include[]": ["contact_methods", "notification_rules"]}
+
+
+class Client(Protocol):
+    """What the audit needs of ``pagerduty.PagerDutyClient`` (reads only)."""
+
+    def get(self, path: str, params: Any = None) -> dict[str, Any]: ...
+    def list_all(self, path: str, params: Any = None) -> list[dict[str, Any]]: ...
+    @property
+    def total_calls(self) -> int: ...
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def parse_final_schedule(raw: Mapping[str, Any]) -> list[Shift]:
+    """The ``final_schedule`` entries of a rendered schedule as shifts; entries without a
+    user (nobody on call) are gaps, not shifts."""
+    final = raw.get("final_schedule") or {}
+    shifts: list[Shift] = []
+    for entry in final.get("rendered_schedule_entries") or []:
+        user = entry.get("user") or {}
+        if not user.get("id") or not entry.get("start") or not entry.get("end"):
+            continue
+        start = datetime.fromisoformat(str(entry["start"]))
+        end = datetime.fromisoformat(str(entry["end"]))
+        if end > start:
+            shifts.append(Shift(start, end, str(user["id"])))
+    return shifts
+
+
+def fetch_final_schedule(
+    client: Client, schedule_id: str, time_zone: str, since: datetime, until: datetime
+) -> list[Shift] | None:
+    """One request: the schedule rendered over ``[since, until)``, clipped to it.
+
+    None when the schedule vanished between the list and this read.
+    """
+    params = {
+        "since": _iso(since),
+        "until": _iso(until),
+        "time_zone": time_zone,
+        "overflow": False,
+    }
+    try:
+        body = client.get(f"/schedules/{schedule_id}", params)
+    except NotFoundError:
+        log.warning("audit.schedule_vanished", schedule_id=schedule_id)
+        return None
+    return parse_final_schedule(body.get("schedule") or {})
+
+
+def _complete_users(
+    client: Client, snapshot: Snapshot, user_ids: Sequence[str], progress: Progress
+) -> Snapshot:
+    """Fetch contact methods and notification rules for the given users where the list
+    did not carry them (one request per such user)."""
+    missing = [
+        uid
+        for uid in user_ids
+        if (u := snapshot.user_by_id(uid)) is not None
+        and (u.contact_methods is None or u.notification_rules is None)
+    ]
+    if not missing:
+        return snapshot
+    progress(f"reading contact details of {len(missing)} users")
+    fetched: dict[str, User] = {}
+    for uid in missing:
+        try:
+            fetched[uid] = parse_user(client.get(f"/users/{uid}", USER_DETAILS)["user"])
+        except NotFoundError:
+            continue
+    users = [fetched.get(u.id, u) for u in snapshot.users]
+    return snapshot.model_copy(update={"users": users})
+
+
+def run_audit(
+    client: Client,
+    org: Org,
+    *,
+    now: datetime,
+    horizon_days: int = coverage.DEFAULT_HORIZON_DAYS,
+    engagements: Iterable[Engagement] = (),
+    progress: Progress | None = None,
+) -> AuditReport:
+    """Observe what the audit needs and run every rule; ``now`` is injected."""
+    say = progress or (lambda _msg: None)
+    calls_before = client.total_calls
+    snapshot = observe(client, None, user_details=True, now=now, progress=say)
+    since, until = coverage.horizon(now, horizon_days)
+    wanted = coverage.schedules_to_render(org, snapshot)
+    if wanted:
+        say(f"rendering {len(wanted)} schedules over {horizon_days} days")
+    rendered: dict[str, list[Shift]] = {}
+    for schedule_id, zone in wanted:
+        shifts = fetch_final_schedule(client, schedule_id, zone, since, until)
+        if shifts is not None:
+            rendered[schedule_id] = shifts
+    people = coverage.people_who_matter(org, snapshot, rendered)
+    snapshot = _complete_users(client, snapshot, people, say)
+    calls = client.total_calls - calls_before
+    report = coverage.audit(
+        org,
+        snapshot,
+        rendered,
+        now=now,
+        horizon_days=horizon_days,
+        engagements=engagements,
+        api_calls=calls,
+    )
+    log.info(
+        "audit.done",
+        departments=len(report.departments),
+        findings=len(report.findings),
+        api_calls=calls,
+        **{f"findings_{k}": v for k, v in report.counts().items()},
+    )
+    return report
