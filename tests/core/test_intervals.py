@@ -252,3 +252,9 @@ def test_business_windows_crossing_midnight() -> None:
     assert got == [
         Interval(datetime(2026, 5, 1, 22, tzinfo=UTC), datetime(2026, 5, 2, 6, tzinfo=UTC))
     ]
+
+
+def test_business_windows_rejects_unknown_day_names() -> None:
+    """A misspelt day is a clear error, not a silent gap in the requirement."""
+    with pytest.raises(ValueError, match="unknown day"):
+        business_windows(["mon", "fryday"], "09:00", "17:00", UTC, at(0), at(10_000))

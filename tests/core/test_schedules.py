@@ -509,3 +509,16 @@ def test_day_multiple_rotations_always_hand_off_at_the_same_local_time(
     got = render_layer(spec, tz, local(tz, 2026, 1, 1), local(tz, 2027, 1, 1))
     assert {s.start.astimezone(tz).time() for s in got[1:]} == {time(9, 30)}
     assert total(covered(got)) == local(tz, 2027, 1, 1) - local(tz, 2026, 1, 1)
+
+
+def test_sub_hour_turns_step_in_elapsed_time() -> None:
+    """A 90-minute rotation (API-only) keeps exact 90-minute turns through the spring change."""
+    spec = layer(local(NY, 2026, 3, 7, 0), timedelta(minutes=90), users=("a", "b"))
+    got = render_layer(spec, NY, local(NY, 2026, 3, 8, 0), local(NY, 2026, 3, 8, 6))
+    assert {s.duration for s in got[:-1]} == {timedelta(minutes=90)}  # the last is clipped
+    assert [s.start.astimezone(NY).strftime("%H:%M") for s in got[:3]] == [
+        "00:00",
+        "01:30",
+        "04:00",
+    ]
+    assert total(covered(got)) == 5 * H  # 00:00-06:00 local is 5 real hours that day

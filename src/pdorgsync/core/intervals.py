@@ -199,6 +199,9 @@ def _business_windows(
     until: datetime,
 ) -> list[Interval]:
     zone = as_zone(tz)
+    unknown = [d for d in days if d.lower()[:3] not in DAY_NAMES]
+    if unknown:
+        raise ValueError(f"unknown day name(s) {unknown}: expected mon, tue, ..., sun")
     weekdays = {DAY_NAMES.index(d.lower()[:3]) for d in days}
     start_t, end_t = _parse_time(start), _parse_time(end)
     lo, hi = to_utc(since), to_utc(until)
