@@ -1,1 +1,204 @@
-"""Placeholder: being built (see the issue queue)."""
+"""Apply a Plan: send exactly the requests the plan value holds, in its order.
+
+There is no separate dry-run path: ``pdorgsync plan`` renders the same value this
+module executes, so what a reviewer approved is what is sent. The only things
+decided here are the ones that cannot be known when planning:
+
+* **ids of created objects**: a change's request may hold ``{{kind:department}}``
+  placeholders; they are filled with the id PagerDuty returned for that change.
+  A change whose placeholder has no id (its creator failed) is skipped.
+* **failure isolation**: once a change of a department fails, that department's
+  remaining changes are skipped (they depend on each other); other departments go on.
+* **unknown outcomes**: a POST that timed out may have created the object.
+  Before sending it again the account is looked up (by marker and name), so
+  nothing is created twice (CONTRACT §9; errors.OutcomeUnknownError).
+* **refused deletes**: PagerDuty refuses to delete a schedule or policy that an open
+  incident still references (CONTRACT §9.3); the report names those incidents.
+
+Never builds requests of its own beyond those lookups: everything that changes
+PagerDuty is in the plan.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from pdorgsync.errors import (
+    NotFoundError,
+    OutcomeUnknownError,
+    PagerDutyError,
+    PermanentPagerDutyError,
+)
+from pdorgsync.logs import get_logger
+from pdorgsync.models.plan import (
+    PLACEHOLDER_RE,
+    ApplyReport,
+    Change,
+    ChangeResult,
+    Plan,
+    Request,
+)
+from pdorgsync.observe import find_existing
+
+log = get_logger(__name__)
+
+Progress = Callable[[str], None]
+
+
+class Client(Protocol):
+    """The writing half of ``pagerduty.PagerDutyClient`` that apply needs."""
+
+    @property
+    def total_calls(self) -> int: ...
+    def get(self, path: str, params: Any = None) -> dict[str, Any]: ...
+    def list_all(self, path: str, params: Any = None) -> list[dict[str, Any]]: ...
+    def post(self, path: str, body: Any, *, idempotent: bool = False) -> dict[str, Any]: ...
+    def put(self, path: str, body: Any = None) -> dict[str, Any]: ...
+    def delete(self, path: str) -> dict[str, Any]: ...
+
+
+class _Unresolved(Exception):
+    def __init__(self, ref: str) -> None:
+        super().__init__(ref)
+        self.ref = ref
+
+
+def _fill(value: Any, ids: dict[str, str]) -> Any:
+    """``value`` with every ``{{kind:department}}`` replaced by the id apply learned."""
+    if isinstance(value, str):
+
+        def one(match: re.Match[str]) -> str:
+            ref = match.group(1)
+            if ref not in ids:
+                raise _Unresolved(ref)
+            return ids[ref]
+
+        return PLACEHOLDER_RE.sub(one, value)
+    if isinstance(value, dict):
+        return {k: _fill(v, ids) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, ids) for v in value]
+    return value
+
+
+def apply(client: Client, plan: Plan, *, progress: Progress | None = None) -> ApplyReport:
+    """Execute ``plan`` against PagerDuty and report every change's outcome."""
+    say = progress or (lambda _msg: None)
+    ids: dict[str, str] = {
+        c.ref: c.id for c in plan.changes if c.id and c.kind != "team_membership"
+    }
+    failed_departments: dict[str, str] = {}
+    results: list[ChangeResult] = []
+    total = len(plan.changes)
+    for number, change in enumerate(plan.changes, 1):
+        say(
+            f"[{number}/{total}] {change.action} {change.kind} {change.name!r} ({change.department})"
+        )
+        if change.department in failed_departments:
+            reason = f"skipped: {failed_departments[change.department]} failed earlier"
+            results.append(ChangeResult(change=change, outcome="skipped", error=reason))
+            continue
+        try:
+            requests = [
+                Request(method=r.method, path=_fill(r.path, ids), body=_fill(r.body, ids))
+                for r in change.requests
+            ]
+        except _Unresolved as exc:
+            reason = f"skipped: it needs {exc.ref.replace(':', ' of ')}, which was not created"
+            results.append(ChangeResult(change=change, outcome="skipped", error=reason))
+            failed_departments.setdefault(change.department, f"{change.kind} {change.name!r}")
+            continue
+        try:
+            object_id = _execute(client, change, requests)
+        except PagerDutyError as exc:
+            error = _explain(client, change, exc)
+            log.warning(
+                "reconcile.change_failed",
+                action=change.action,
+                kind=change.kind,
+                department=change.department,
+                name=change.name,
+                error=error,
+            )
+            results.append(ChangeResult(change=change, outcome="failed", error=error))
+            failed_departments.setdefault(change.department, f"{change.kind} {change.name!r}")
+            continue
+        if object_id and change.kind != "team_membership":
+            ids[change.ref] = object_id
+        log.info(
+            "reconcile.change_applied",
+            action=change.action,
+            kind=change.kind,
+            department=change.department,
+            name=change.name,
+            id=object_id,
+        )
+        results.append(ChangeResult(change=change, outcome="applied", id=object_id))
+    return ApplyReport(
+        org=plan.org, results=results, conflicts=plan.conflicts, api_calls=client.total_calls
+    )
+
+
+def _execute(client: Client, change: Change, requests: list[Request]) -> str | None:
+    object_id = change.id
+    for request in requests:
+        body = request.body if isinstance(request.body, dict) else None
+        if request.method == "POST":
+            response = _post_once(client, change, request.path, body or {})
+        elif request.method == "PUT":
+            response = client.put(request.path, body)
+        else:
+            try:
+                response = client.delete(request.path)
+            except NotFoundError:
+                response = {}  # already gone: the goal of a delete is met
+        found = response.get(change.kind) if isinstance(response, dict) else None
+        if isinstance(found, dict) and found.get("id"):
+            object_id = str(found["id"])
+    return object_id
+
+
+def _post_once(client: Client, change: Change, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST, and after an unknown outcome look before sending again: never create twice."""
+    try:
+        return client.post(path, body)
+    except OutcomeUnknownError as exc:
+        log.warning("reconcile.outcome_unknown", kind=change.kind, name=change.name, error=str(exc))
+        existing = find_existing(client, change.kind, change.name, change.marker)
+        if existing is not None:
+            log.info("reconcile.outcome_found", kind=change.kind, name=change.name, id=existing)
+            return {change.kind: {"id": existing}}
+        return client.post(path, body)
+
+
+def _explain(client: Client, change: Change, exc: PagerDutyError) -> str:
+    """The error as a user should read it; names open incidents that block a delete."""
+    text = str(exc)
+    if (
+        change.action != "delete"
+        or not change.blocked_by_incidents_of
+        or not isinstance(exc, PermanentPagerDutyError)
+    ):
+        return text
+    try:
+        incidents = client.list_all(
+            "/incidents", {"statuses[]": ["triggered", "acknowledged"], "limit": 100}
+        )
+    except PagerDutyError:
+        return text
+    blocking = [
+        i
+        for i in incidents
+        if (i.get("escalation_policy") or {}).get("id") in change.blocked_by_incidents_of
+    ]
+    if not blocking:
+        return text
+    named = ", ".join(
+        f"#{i.get('incident_number', '?')} {i.get('title') or i.get('summary') or ''} ({i['id']})".replace(
+            " ()", ""
+        )
+        for i in blocking
+    )
+    return f"{text}; blocked by open incident(s) {named}: resolve them, then run apply again"

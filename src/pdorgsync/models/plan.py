@@ -167,3 +167,48 @@ class Plan(_Model):
             "orphans": [o.to_report() for o in self.orphans],
             "summary": self.summary,
         }
+
+
+Outcome = Literal["applied", "failed", "skipped"]
+
+
+class ChangeResult(_Model):
+    """What happened to one change of the plan during apply."""
+
+    change: Change
+    outcome: Outcome
+    id: str | None = None  # the object's id (created objects: the new id)
+    error: str | None = None  # why it failed or was skipped
+
+    def to_report(self) -> dict[str, Any]:
+        return {
+            **self.change.to_report(),
+            "id": self.id or self.change.id,
+            "outcome": self.outcome,
+            "error": self.error,
+        }
+
+
+class ApplyReport(_Model):
+    """The outcome of ``reconcile.apply``: every change's result plus what stayed blocked."""
+
+    org: str
+    results: list[ChangeResult] = Field(default_factory=list)
+    conflicts: list[Conflict] = Field(default_factory=list)  # departments left untouched
+    api_calls: int = 0
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(1 for r in self.results if r.outcome == outcome)
+
+    @property
+    def ok(self) -> bool:
+        """SPEC §3 apply exit 0: everything applied and nothing blocked by a conflict."""
+        return not self.conflicts and all(r.outcome == "applied" for r in self.results)
+
+    def to_report(self) -> dict[str, Any]:
+        return {
+            "results": [r.to_report() for r in self.results],
+            "conflicts": [c.to_report() for c in self.conflicts],
+            "summary": {o: self.count(o) for o in ("applied", "failed", "skipped")},
+            "api_calls": self.api_calls,
+        }
