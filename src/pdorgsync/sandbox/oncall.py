@@ -15,6 +15,7 @@ from pdorgsync.sandbox.protocol import Body, Call, invalid, paginate, route
 from pdorgsync.sandbox.state import State, check_zone, iso, parse_time
 
 MAX_AHEAD = timedelta(days=90)
+SHIFT_REACH = timedelta(days=35)  # how far a shift is followed beyond the window
 
 
 def oncall_rows(
@@ -35,9 +36,12 @@ def oncall_rows(
                 schedule = state.schedules.get(target["id"])
                 if schedule is None:
                     continue
-                # A zero-length window asks "who is on call at this instant".
-                hi = until if until > since else since + timedelta(seconds=1)
-                for shift in rendering.final_shifts(schedule, since, hi):
+                # PagerDuty reports whole shifts, not shifts clipped to the window; a
+                # zero-length window asks "who is on call at this instant".
+                shifts = rendering.final_shifts(schedule, since - SHIFT_REACH, until + SHIFT_REACH)
+                for shift in shifts:
+                    if not (shift.start < until or shift.start <= since) or shift.end <= since:
+                        continue
                     rows.append(
                         {"ep_id": ep["id"], "level": level, "schedule_id": schedule["id"],
                          "user_id": shift.user_id, "start": shift.start, "end": shift.end}

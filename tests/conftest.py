@@ -1,0 +1,79 @@
+"""Shared fixtures: a PagerDuty sandbox seeded with Acme's account, and a client on it.
+
+One sandbox server runs per test session (starting uvicorn costs far more than a
+test); every test gets it reset to the seed, so tests never see each other's
+writes. A test FAILS at teardown if any request it made, or any response the
+sandbox sent, broke PagerDuty's official OpenAPI description.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pdorgsync.pagerduty import PagerDutyClient
+from pdorgsync.sandbox import Sandbox, load_seed
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+BOT_EMAIL = "pdorgsync-bot@acme.test"
+
+
+@pytest.fixture(scope="session")
+def account_seed() -> dict[str, Any]:
+    """examples/sandbox-account.json, parsed once."""
+    return load_seed(EXAMPLES / "sandbox-account.json")
+
+
+@pytest.fixture(scope="session")
+def _sandbox_server() -> Iterator[Sandbox]:
+    server = Sandbox()
+    server.start()
+    yield server
+    server.stop()
+
+
+def _checked(server: Sandbox, seed: dict[str, Any]) -> Iterator[Sandbox]:
+    server.reset(json.loads(json.dumps(seed)))  # deep copy: the seed is shared
+    yield server
+    errors = list(server.validation_errors)
+    server.reset(None)
+    assert errors == [], "requests/responses that PagerDuty's OpenAPI description refuses:\n" + "\n".join(
+        f"  - {e}" for e in errors
+    )
+
+
+@pytest.fixture
+def sandbox(_sandbox_server: Sandbox, account_seed: dict[str, Any]) -> Iterator[Sandbox]:
+    """The running sandbox, reset to examples/sandbox-account.json; fails on invalid traffic."""
+    yield from _checked(_sandbox_server, account_seed)
+
+
+@pytest.fixture
+def empty_sandbox(_sandbox_server: Sandbox, account_seed: dict[str, Any]) -> Iterator[Sandbox]:
+    """The running sandbox holding only the seed's users (and priorities/abilities)."""
+    users_only = {key: account_seed[key] for key in ("users", "priorities") if key in account_seed}
+    yield from _checked(_sandbox_server, users_only)
+
+
+@pytest.fixture
+def sandbox_url(sandbox: Sandbox) -> str:
+    assert sandbox.base_url is not None
+    return sandbox.base_url
+
+
+@pytest.fixture
+def pd(sandbox: Sandbox) -> PagerDutyClient:
+    """A PagerDutyClient on the seeded sandbox, From the bot user; retries never really sleep."""
+    assert sandbox.base_url is not None
+    return PagerDutyClient(sandbox.token, sandbox.base_url, BOT_EMAIL, sleep=lambda _s: None)
+
+
+@pytest.fixture
+def empty_pd(empty_sandbox: Sandbox) -> PagerDutyClient:
+    """A PagerDutyClient on the users-only sandbox."""
+    assert empty_sandbox.base_url is not None
+    return PagerDutyClient(empty_sandbox.token, empty_sandbox.base_url, BOT_EMAIL, sleep=lambda _s: None)
