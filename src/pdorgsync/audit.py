@@ -10,8 +10,9 @@ What it costs, and why it does not grow with the horizon:
   department's own and every schedule its escalation policy targets): PagerDuty renders
   the final schedule, layers and overrides included, for the whole horizon in one
   response (CONTRACT §6);
-* a ``GET /users/{id}`` only for a person who matters (point of contact or on call)
-  whose details the list did not carry.
+* ``GET /users/{id}/notification_rules`` (and ``/contact_methods``) only for a person
+  who matters (point of contact or on call in the horizon) whose details the list did
+  not carry in full.
 
 It never writes to PagerDuty.
 """
@@ -29,13 +30,12 @@ from pdorgsync.errors import NotFoundError
 from pdorgsync.logs import get_logger
 from pdorgsync.models.audit import AuditReport
 from pdorgsync.models.org import Org
-from pdorgsync.models.snapshot import Snapshot, User
-from pdorgsync.observe import observe, parse_user
+from pdorgsync.models.snapshot import ContactMethod, NotificationRule, Snapshot, User
+from pdorgsync.observe import observe
 
 log = get_logger(__name__)
 
 Progress = Callable[[str], None]
-USER_DETAILS = {"include[]": ["contact_methods", "notification_rules"]}
 
 
 class Client(Protocol):
@@ -88,27 +88,54 @@ def fetch_final_schedule(
     return parse_final_schedule(body.get("schedule") or {})
 
 
+def _notification_rules(client: Client, user_id: str) -> list[NotificationRule]:
+    body = client.get(f"/users/{user_id}/notification_rules", {"urgency": "all"})
+    return [
+        NotificationRule(
+            id=str(rule["id"]),
+            urgency=str(rule.get("urgency") or "high"),
+            start_delay_in_minutes=int(rule.get("start_delay_in_minutes") or 0),
+            contact_method_id=(rule.get("contact_method") or {}).get("id"),
+        )
+        for rule in body.get("notification_rules") or []
+    ]
+
+
+def _contact_methods(client: Client, user_id: str) -> list[ContactMethod]:
+    body = client.get(f"/users/{user_id}/contact_methods")
+    return [
+        ContactMethod(id=str(cm["id"]), type=str(cm["type"]), address=cm.get("address"))
+        for cm in body.get("contact_methods") or []
+    ]
+
+
 def _complete_users(
     client: Client, snapshot: Snapshot, user_ids: Sequence[str], progress: Progress
 ) -> Snapshot:
-    """Fetch contact methods and notification rules for the given users where the list
-    did not carry them (one request per such user)."""
-    missing = [
-        uid
+    """Contact methods and notification rules of the people who matter, where the user
+    list did not carry them in full (PagerDuty may answer ``include[]`` with references:
+    a reference says a rule exists, not its urgency). One request per missing piece."""
+    todo = [
+        u
         for uid in user_ids
         if (u := snapshot.user_by_id(uid)) is not None
         and (u.contact_methods is None or u.notification_rules is None)
     ]
-    if not missing:
+    if not todo:
         return snapshot
-    progress(f"reading contact details of {len(missing)} users")
-    fetched: dict[str, User] = {}
-    for uid in missing:
+    progress(f"reading notification rules of {len(todo)} people on call or in charge")
+    completed: dict[str, User] = {}
+    for user in todo:
+        update: dict[str, Any] = {}
         try:
-            fetched[uid] = parse_user(client.get(f"/users/{uid}", USER_DETAILS)["user"])
+            if user.notification_rules is None:
+                update["notification_rules"] = _notification_rules(client, user.id)
+            if user.contact_methods is None:
+                update["contact_methods"] = _contact_methods(client, user.id)
         except NotFoundError:
-            continue
-    users = [fetched.get(u.id, u) for u in snapshot.users]
+            continue  # deleted since the list: the rules treat them as missing
+        completed[user.id] = user.model_copy(update=update)
+    users = [completed.get(u.id, u) for u in snapshot.users]
     return snapshot.model_copy(update={"users": users})
 
 

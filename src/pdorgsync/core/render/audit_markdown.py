@@ -21,7 +21,7 @@ from pdorgsync.core.render.audit_text import (
 )
 from pdorgsync.models.audit import AuditReport, DepartmentCoverage, Finding
 
-_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
 _ICON = {"critical": "🔴 critical", "warning": "🟠 warning", "info": "🔵 info"}
 
 
@@ -67,7 +67,7 @@ def render_audit_markdown(report: AuditReport) -> str:
     lines = [
         f"# Coverage audit of {md(report.org)}",
         "",
-        f"{md(horizon_line(report)).capitalize()}. {md(summary_line(report))}",
+        f"Next {md(horizon_line(report).removeprefix('next '))}. {md(summary_line(report))}",
         "",
         "| Department | Coverage | Covered | Longest gap | Critical | Warning |",
         "| --- | --- | --- | --- | --- | --- |",
