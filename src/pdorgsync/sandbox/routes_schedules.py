@@ -148,7 +148,6 @@ def schedule_out(
         "id": schedule["id"],
         "type": "schedule",
         "name": schedule["name"],
-        "description": schedule["description"],
         "time_zone": schedule["time_zone"],
         "users": [state.ref("user", u) for u in _active_user_ids(schedule, state.now())],
         "teams": [state.ref("team", t) for t in schedule["team_ids"]],
@@ -157,6 +156,8 @@ def schedule_out(
             for ep in state.escalation_policies_targeting("schedule", schedule["id"])
         ],
     }
+    if schedule["description"] is not None:  # the description types it as a non-nullable string
+        out["description"] = schedule["description"]
     if layers:
         out["schedule_layers"] = [layer_out(layer, state, zone) for layer in schedule["layers"]]
         final = {"name": "Final Schedule", "rendered_schedule_entries": []}

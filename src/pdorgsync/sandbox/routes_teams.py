@@ -12,7 +12,8 @@ TEAM_HAS_ASSOCIATIONS = 6006
 
 
 def team_out(state: State, team: dict[str, Any]) -> dict[str, Any]:
-    return state.stamp("team", dict(team))
+    # An unset description is left out: the description types it as a non-nullable string.
+    return state.stamp("team", {k: v for k, v in team.items() if v is not None})
 
 
 def _team_fields(state: State, body: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:

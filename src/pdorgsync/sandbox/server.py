@@ -141,6 +141,10 @@ class Sandbox:
         self._socket.close()
         self._server = self._thread = None
 
+    @property
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def wait(self) -> None:
         """Block until the server stops (foreground use by the CLI)."""
         while self._thread is not None and self._thread.is_alive():
