@@ -240,9 +240,9 @@ class Daemon:
             log.error("reload.refused", error=str(exc).replace("\n", "; "))
             return False
         self._files = new
-        update = getattr(self.worker, "update_files", None)
+        update = getattr(self.worker, "update_config", None)
         if update is not None:
-            update(new.org, new.policies)
+            update(new.org.org, new.policies.policies)
         log.info(
             "reload.done",
             departments=len(new.org.org.departments),

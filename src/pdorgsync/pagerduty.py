@@ -288,6 +288,7 @@ class PagerDutyClient:
         user_agent: str = f"pdorgsync/{__version__}",
         limiter: RateLimiter | None = None,
         priority: str = "normal",
+        on_response: Callable[[str, str, int | None], None] | None = None,
     ) -> None:
         if not token:
             raise PermanentPagerDutyError("no API token given")
@@ -301,6 +302,8 @@ class PagerDutyClient:
         self.user_agent = user_agent
         self.limiter = limiter
         self.priority = priority
+        # Metrics hook: (method, route, status or None for no response), per attempt.
+        self.on_response = on_response
         self._sleep = sleep
         self._token = token
         if token != _SANDBOX_TOKEN:
@@ -507,11 +510,15 @@ class PagerDutyClient:
                 request_id=None,
                 error=type(cause).__name__,
             )
+            if self.on_response is not None:
+                self.on_response(method, route, None)
             raise self._network_error(method, path, cause, retry_safe) from exc
         status = response.status_code
         request_id = response.headers.get("X-Request-Id")
         with self._lock:
             self.status_counts[status] += 1
+        if self.on_response is not None:
+            self.on_response(method, route, status)
         log.debug(
             "pagerduty.request",
             method=method,

@@ -1,0 +1,122 @@
+"""Composition root of ``pdorgsync serve``: the real worker and reconcile cycle.
+
+``daemon.py`` knows threads, signals and HTTP; this module knows what one
+reconcile cycle does (observe → plan → [apply] → audit → metrics) and how the
+worker is built. Both PagerDuty clients share one rate budget per token, with
+engagement requests served before reconcile requests (issue 7).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from pdorgsync.audit import run_audit
+from pdorgsync.core.coverage import engagements_from_policies
+from pdorgsync.core.planning import plan as build_plan
+from pdorgsync.daemon import CycleFn, Daemon, Files
+from pdorgsync.logs import get_logger
+from pdorgsync.notify import Notifier
+from pdorgsync.observe import observe
+from pdorgsync.pagerduty import PagerDutyClient
+from pdorgsync.reconcile import apply as apply_plan
+from pdorgsync.settings import Settings
+from pdorgsync.worker import Worker, WorkerHooks
+
+log = get_logger("pdorgsync.service")
+
+
+def _limiter(settings: Settings) -> Any:
+    try:
+        from pdorgsync.ratelimit import limiter_for
+    except ImportError:  # the shared budget module is optional at this layer
+        return None
+    return limiter_for(settings.token())
+
+
+def make_client(daemon: Daemon, priority: str, **kwargs: Any) -> PagerDutyClient:
+    return PagerDutyClient.from_settings(
+        daemon.settings,
+        limiter=_limiter(daemon.settings),
+        priority=priority,
+        on_response=daemon.metrics.record_api_response,
+        **kwargs,
+    )
+
+
+def make_worker(daemon: Daemon) -> Worker:
+    files = daemon.files()
+    metrics = daemon.metrics
+
+    def on_engagement(department: str, as_: str, outcome: str) -> None:
+        metrics.engagements.labels(department=department, **{"as": as_}, outcome=outcome).inc()
+
+    # Few in-call retries: the inbox owns retrying, durably, without blocking others.
+    client = make_client(daemon, "engagement", max_attempts=2)
+    return Worker(
+        daemon.inbox,
+        client,
+        files.org.org,
+        files.policies.policies,
+        from_email=daemon.settings.require_from_email(),
+        incident_notes=daemon.settings.incident_notes,
+        hooks=WorkerHooks(on_engagement=on_engagement),
+    )
+
+
+def make_cycle(daemon: Daemon) -> CycleFn:
+    client = make_client(daemon, "reconcile")
+    settings = daemon.settings
+    metrics = daemon.metrics
+
+    def cycle(files: Files) -> None:
+        now = datetime.now(UTC)
+        org = files.org.org
+        client.reset_counts()
+        snapshot = observe(client, org, now=now)
+        plan = build_plan(org, snapshot, now=now, locate=files.org.location, impact=False)
+        drift = Counter(c.department for c in plan.changes)
+        conflicts = Counter(c.department for c in plan.conflicts)
+        metrics.set_drift(
+            {d.key: drift.get(d.key, 0) for d in org.departments},
+            {d.key: conflicts.get(d.key, 0) for d in org.departments},
+        )
+        log.info(
+            "reconcile.planned",
+            changes=len(plan.changes),
+            conflicts=len(plan.conflicts),
+            orphans=len(plan.orphans),
+        )
+        if settings.reconcile_mode == "apply" and plan.changes:
+            report = apply_plan(client, plan)
+            log.info(
+                "reconcile.applied",
+                applied=report.count("applied"),
+                failed=report.count("failed"),
+                ok=report.ok,
+            )
+        audit = run_audit(
+            client,
+            org,
+            now=now,
+            engagements=engagements_from_policies(files.policies.policies),
+        )
+        counts: Counter[tuple[str, str]] = Counter(
+            (f.department or "-", f.severity) for f in audit.findings
+        )
+        metrics.set_findings(
+            [(dept, sev, n) for (dept, sev), n in counts.items()],
+            {d.key: d.coverage_ratio for d in audit.departments},
+        )
+        log.info("reconcile.audited", findings=len(audit.findings), api_calls=client.total_calls)
+
+    return cycle
+
+
+def build_daemon(settings: Settings, notifier: Notifier | None = None) -> Daemon:
+    """The daemon as ``pdorgsync serve`` runs it (fails fast on bad settings or files)."""
+    settings.require_from_email()
+    settings.require_webhook_secrets()
+    settings.token()
+    return Daemon(settings, make_worker=make_worker, make_cycle=make_cycle, notifier=notifier)

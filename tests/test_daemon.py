@@ -1,0 +1,263 @@
+"""`pdorgsync serve`: reconcile loop resilience, and the whole daemon as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from pdorgsync.daemon import Files, Health, ReconcileLoop
+from pdorgsync.errors import TemporaryPagerDutyError
+from pdorgsync.metrics import Metrics
+from pdorgsync.pagerduty import PagerDutyClient
+from pdorgsync.sandbox import Sandbox
+from tests.engagement_support import (
+    BOT_EMAIL,
+    ORG_FILE,
+    POLICY_DIR,
+    create_incident,
+    engaged_state,
+    org_and_policies,
+    webhook_data,
+)
+from tests.webhook_fixtures import SECRET, envelope, signed
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _loop(cycle: Any) -> tuple[ReconcileLoop, Health, Metrics]:
+    health, metrics = Health(), Metrics()
+    loop = ReconcileLoop(
+        cycle,
+        lambda: Files(org=None, policies=None),  # type: ignore[arg-type]  # the fake cycle ignores files
+        300.0,
+        health,
+        metrics,
+        rng=random.Random(1),
+        clock=_Clock(),
+    )
+    return loop, health, metrics
+
+
+def test_failed_cycle_is_reported_not_raised() -> None:
+    """A reconcile cycle that fails marks the daemon unready and counts it; the loop lives on."""
+
+    def failing(_files: Files) -> None:
+        raise TemporaryPagerDutyError("HTTP 503: PagerDuty is having a bad day")
+
+    loop, health, metrics = _loop(failing)
+    assert loop.run_once() is False
+    assert health.last_reconcile_ok is False
+    assert "bad day" in (health.last_reconcile_error or "")
+    assert b'pdorgsync_reconcile_runs_total{result="failed"} 1.0' in metrics.render()
+
+
+def test_recovery_clears_the_failure() -> None:
+    """After a failure, the next good cycle makes the daemon ready again."""
+    outcomes = iter([RuntimeError("boom"), None])
+
+    def flaky(_files: Files) -> None:
+        outcome = next(outcomes)
+        if outcome is not None:
+            raise outcome
+
+    loop, health, _metrics = _loop(flaky)
+    loop.run_once()
+    assert loop.run_once() is True
+    assert health.last_reconcile_ok is True
+    assert health.last_reconcile_error is None
+
+
+def test_backoff_grows_after_failures_but_never_exceeds_the_interval() -> None:
+    """Failures back off exponentially (5 s, 10 s, …) capped at the interval, with jitter."""
+    loop, _h, _m = _loop(lambda _f: None)
+    delays = []
+    for failures in range(1, 10):
+        loop.failures = failures
+        delays.append(loop.next_delay(ok=False))
+    assert 4.5 <= delays[0] <= 5.5
+    assert 9.0 <= delays[1] <= 11.0
+    assert max(delays) <= 300.0 * 1.1
+    assert 270.0 <= loop.next_delay(ok=True) <= 330.0
+
+
+# -- the real daemon, as systemd would run it --------------------------------------------
+
+
+def _apply_example_org(pd: PagerDutyClient) -> dict[str, dict[str, str]]:
+    """Apply examples/org.yaml as `pdorgsync apply` would; return team/EP ids per department."""
+    from datetime import UTC, datetime
+
+    from pdorgsync.core.planning import plan
+    from pdorgsync.observe import observe
+    from pdorgsync.reconcile import apply
+
+    org, _policies = org_and_policies()
+    now = datetime.now(UTC)
+    report = apply(pd, plan(org, observe(pd, org, now=now), now=now))
+    assert report.ok, report
+    teams = {t["name"]: t["id"] for t in pd.list_all("/teams")}
+    eps = {e["name"]: e["id"] for e in pd.list_all("/escalation_policies")}
+    ids: dict[str, dict[str, str]] = {}
+    for dept in org.departments:
+        ids[dept.key] = {"team": teams[dept.team_name]}
+        if dept.escalation_policy is not None:
+            ids[dept.key]["escalation_policy"] = eps[dept.escalation_policy_name]
+    return ids
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    try:
+        yield sock, path
+    finally:
+        sock.close()
+
+
+def _wait_for(sock: socket.socket, wanted: bytes, timeout: float) -> bytes:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            message = sock.recv(4096)
+        except TimeoutError:
+            break
+        if wanted in message:
+            return message
+    raise AssertionError(f"no {wanted!r} on the notify socket within {timeout} s")
+
+
+@pytest.mark.slow
+def test_serve_end_to_end(
+    sandbox: Sandbox, pd: PagerDutyClient, tmp_path: Path, notify_socket: tuple[socket.socket, str]
+) -> None:
+    """serve: READY=1, a signed P1 webhook engages Support once, /metrics shows it, SIGTERM → 0."""
+    ids = _apply_example_org(pd)
+    incident = create_incident(pd, "Checkout API down for EU customers")
+    sock, sock_path = notify_socket
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PDORGSYNC_API_URL": str(sandbox.base_url),
+        "PDORGSYNC_FROM_EMAIL": BOT_EMAIL,
+        "PDORGSYNC_ORG_FILE": str(ORG_FILE),
+        "PDORGSYNC_POLICY_DIR": str(POLICY_DIR),
+        "PDORGSYNC_STATE_PATH": str(tmp_path / "state.db"),
+        "PDORGSYNC_WEBHOOK_SECRETS": SECRET,
+        "PDORGSYNC_LISTEN": f"127.0.0.1:{port}",
+        "PDORGSYNC_RECONCILE_INTERVAL": "3600",
+        "PDORGSYNC_LOG_FORMAT": "json",
+        "NOTIFY_SOCKET": sock_path,
+        "WATCHDOG_USEC": "2000000",
+    }
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pdorgsync", "serve"],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+    try:
+        try:
+            _wait_for(sock, b"READY=1", timeout=30)
+        except AssertionError:
+            raise AssertionError(log_path.read_text()[-3000:]) from None
+        _wait_for(sock, b"WATCHDOG=1", timeout=5)
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+        body, headers = signed(envelope(incident=webhook_data(incident)))
+        for _ in range(3):  # PagerDuty delivers at least once: the same delivery thrice
+            answer = httpx.post(
+                f"{base}/webhooks/pagerduty", content=body, headers=headers, timeout=5
+            )
+            assert answer.status_code == 202
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            eps, _teams, _notes = engaged_state(sandbox, incident["id"])
+            if eps:
+                break
+            time.sleep(0.1)
+        eps, teams, notes = engaged_state(sandbox, incident["id"])
+        assert eps == [ids["support"]["escalation_policy"]]  # Customer Liaison, once
+        assert ids["executive"]["team"] in teams  # executives kept informed of a P1
+        assert notes == len(eps) + len(teams)  # one note per engagement
+        bad = httpx.post(
+            f"{base}/webhooks/pagerduty",
+            content=body,
+            headers={**headers, "X-PagerDuty-Signature": "v1=" + "0" * 64},
+            timeout=5,
+        )
+        assert bad.status_code == 401
+        metrics = httpx.get(f"{base}/metrics", timeout=5).text
+        assert 'pdorgsync_webhooks_received_total{outcome="accepted"} 1.0' in metrics
+        assert 'pdorgsync_webhooks_received_total{outcome="duplicate"} 2.0' in metrics
+        assert 'pdorgsync_webhooks_received_total{outcome="unauthorized"} 1.0' in metrics
+        assert (
+            'pdorgsync_engagements_total{as="responder",department="support",outcome="engaged"} 1.0'
+            in metrics
+        )
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        assert time.monotonic() - started < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = log_path.read_text()
+    assert "Traceback" not in output
+    assert SECRET not in output
+
+
+def test_serve_refuses_to_start_with_a_broken_org_file(tmp_path: Path) -> None:
+    """Start-up validates the files and fails fast with the located reason, no traceback."""
+    broken = tmp_path / "org.yaml"
+    broken.write_text(ORG_FILE.read_text().replace("rotation: weekly", "rotation: fortnightly", 1))
+    env = {
+        **os.environ,
+        "PDORGSYNC_API_URL": "http://127.0.0.1:9",
+        "PDORGSYNC_FROM_EMAIL": BOT_EMAIL,
+        "PDORGSYNC_ORG_FILE": str(broken),
+        "PDORGSYNC_POLICY_DIR": str(POLICY_DIR),
+        "PDORGSYNC_STATE_PATH": str(tmp_path / "state.db"),
+        "PDORGSYNC_WEBHOOK_SECRETS": SECRET,
+        "PDORGSYNC_LISTEN": f"127.0.0.1:{_free_port()}",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "pdorgsync", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "fortnightly" in result.stderr
+    assert "Traceback" not in result.stderr
