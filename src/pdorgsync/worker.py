@@ -420,8 +420,8 @@ class Worker:
             "/incidents",
             {
                 "statuses[]": ["triggered", "acknowledged"],
+                # No `until`: it defaults to the server's now, immune to clock skew.
                 "since": (now - self.poll_window).isoformat(),
-                "until": now.isoformat(),
             },
         )
         queued = 0

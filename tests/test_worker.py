@@ -1,0 +1,506 @@
+"""The worker against the sandbox: engagements exactly once, echoes, retries, dead letters, polling."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pdorgsync.core.policies import Engagement
+from pdorgsync.engagements import Engager, note_tag
+from pdorgsync.errors import PermanentPagerDutyError
+from pdorgsync.inbox import Inbox
+from pdorgsync.models.events import parse_envelope
+from pdorgsync.models.org import Org
+from pdorgsync.pagerduty import PagerDutyClient
+from pdorgsync.sandbox import Sandbox
+from pdorgsync.settings import Settings
+from pdorgsync.worker import Worker, WorkerHooks, perform_engagements
+from tests.engagement_support import (
+    BOT_EMAIL,
+    applied_seed,
+    client_for,
+    create_incident,
+    department_ids,
+    engaged_state,
+    org_and_policies,
+    set_priority,
+    user_id,
+    webhook_data,
+)
+from tests.webhook_fixtures import FakeClock, envelope
+
+ALL = ["support", "executive", "finance", "sales", "product", "marketing", "hr"]
+
+
+@pytest.fixture
+def box(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    keys = getattr(request, "param", ALL)
+    sandbox = Sandbox(applied_seed(keys))
+    sandbox.start()
+    yield sandbox
+    sandbox.stop()
+    assert sandbox.validation_errors == []
+
+
+@pytest.fixture
+def pd(box: Sandbox) -> PagerDutyClient:
+    assert box.base_url is not None
+    return client_for(box.base_url)
+
+
+@pytest.fixture
+def org(pd: PagerDutyClient) -> Org:
+    org, _ = org_and_policies()
+    return org
+
+
+@pytest.fixture
+def ids(pd: PagerDutyClient, org: Org) -> dict[str, dict[str, str]]:
+    return department_ids(pd, org)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def inbox(tmp_path: Path, clock: FakeClock) -> Iterator[Inbox]:
+    inbox = Inbox(tmp_path / "state.db", clock=clock)
+    yield inbox
+    inbox.close()
+
+
+@pytest.fixture
+def events() -> list[tuple[str, str, str]]:
+    return []
+
+
+@pytest.fixture
+def worker(
+    inbox: Inbox,
+    pd: PagerDutyClient,
+    clock: FakeClock,
+    ids: dict[str, dict[str, str]],
+    events: list[tuple[str, str, str]],
+) -> Worker:
+    org, policies = org_and_policies()
+    return Worker(
+        inbox,
+        pd,
+        org,
+        policies,
+        from_email=BOT_EMAIL,
+        clock=clock,
+        hooks=WorkerHooks(on_engagement=lambda d, a, o: events.append((d, a, o))),
+        poll_interval=None,
+    )
+
+
+def _enqueue(inbox: Inbox, body: dict[str, Any]) -> None:
+    raw = json.dumps(body)
+    inbox.store(parse_envelope(raw), raw)
+
+
+def _triggered(incident: dict[str, Any], clock: FakeClock, **kw: Any) -> dict[str, Any]:
+    return envelope("incident.triggered", incident=webhook_data(incident), occurred_at=clock(), **kw)
+
+
+def _writes(box: Sandbox) -> list[tuple[str, str, int]]:
+    return [r for r in box.requests if r[0] in ("POST", "PUT") and "/incidents/" in r[1]]
+
+
+def test_p1_on_customer_facing_service_engages_what_the_pack_asks(
+    worker: Worker,
+    inbox: Inbox,
+    box: Sandbox,
+    pd: PagerDutyClient,
+    ids: dict[str, dict[str, str]],
+    clock: FakeClock,
+) -> None:
+    """P1 on Checkout API: Support as responder; Executive, Finance, Sales teams subscribed; a note each."""
+    incident = create_incident(pd, "Checkout API 5xx above 5%")
+    _enqueue(inbox, _triggered(incident, clock))
+    assert worker.drain() == 1
+    eps, teams, notes = engaged_state(box, incident["id"])
+    assert eps == [ids["support"]["escalation_policy"]]
+    assert teams == sorted(ids[k]["team"] for k in ("executive", "finance", "sales"))
+    assert notes == 4
+    ledger = {(e.department, e.as_, e.policy) for e in inbox.engagements(incident["id"])}
+    assert ledger == {
+        ("support", "responder", "support-customer-liaison"),
+        ("executive", "subscriber", "executive-major-incident"),
+        ("finance", "subscriber", "finance-billing-impact"),
+        ("sales", "subscriber", "sales-customer-impact"),
+    }
+    assert [e.status for e in inbox.events()] == ["done"]
+
+
+def test_responder_request_is_wrapped_with_bot_requester_and_templated_message(
+    worker: Worker, inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock
+) -> None:
+    """The responder request names the bot user as requester and fills the message template."""
+    incident = create_incident(pd, "Checkout down")
+    _enqueue(inbox, _triggered(incident, clock))
+    worker.drain()
+    [request] = box.state.incidents[incident["id"]]["responder_requests"]
+    assert request["requester"]["id"] == user_id(pd, BOT_EMAIL)
+    number = incident["incident_number"]
+    assert request["message"].startswith(f"Customer Liaison needed for #{number} (P1, Checkout API)")
+
+
+def test_note_names_the_policy(
+    worker: Worker, inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock
+) -> None:
+    """Each engagement leaves one note naming the policy that asked for it."""
+    incident = create_incident(pd, "Checkout down")
+    _enqueue(inbox, _triggered(incident, clock))
+    worker.drain()
+    contents = [n["content"] for n in box.state.notes[incident["id"]]]
+    support = [c for c in contents if note_tag("support", "responder") in c]
+    assert len(support) == 1
+    assert "support-customer-liaison" in support[0]
+
+
+def test_notes_can_be_turned_off(
+    inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock, ids: dict[str, Any]
+) -> None:
+    """INCIDENT_NOTES=false: engagements happen, no notes are written."""
+    org, policies = org_and_policies()
+    worker = Worker(inbox, pd, org, policies, from_email=BOT_EMAIL, clock=clock, incident_notes=False, poll_interval=None)
+    incident = create_incident(pd, "Checkout down")
+    _enqueue(inbox, _triggered(incident, clock))
+    worker.drain()
+    eps, teams, notes = engaged_state(box, incident["id"])
+    assert (len(eps), len(teams), notes) == (1, 3, 0)
+
+
+def test_same_incident_again_engages_nobody_twice(
+    worker: Worker, inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock
+) -> None:
+    """A second event for an engaged incident (another event id) makes no write at all."""
+    incident = create_incident(pd, "Checkout down")
+    _enqueue(inbox, _triggered(incident, clock, event_id="first"))
+    worker.drain()
+    writes = len(_writes(box))
+    _enqueue(inbox, envelope("incident.escalated", incident=webhook_data(incident), event_id="second"))
+    worker.drain()
+    assert len(_writes(box)) == writes
+    assert [e.status for e in inbox.events()] == ["done", "done"]
+
+
+def test_priority_raised_from_p3_to_p1_engages_only_what_is_new(
+    worker: Worker,
+    inbox: Inbox,
+    box: Sandbox,
+    pd: PagerDutyClient,
+    ids: dict[str, dict[str, str]],
+    clock: FakeClock,
+) -> None:
+    """P3 engages Finance (billing); raised to P1 adds Support, Executive, Sales, never Finance again."""
+    incident = create_incident(pd, "Checkout slow", priority="P3")
+    _enqueue(inbox, _triggered(incident, clock))
+    worker.drain()
+    assert engaged_state(box, incident["id"])[:2] == ([], [ids["finance"]["team"]])
+    raised = set_priority(pd, incident["id"], "P1")
+    _enqueue(inbox, envelope("incident.priority_updated", incident=webhook_data(raised)))
+    worker.drain()
+    eps, teams, notes = engaged_state(box, incident["id"])
+    assert eps == [ids["support"]["escalation_policy"]]
+    assert teams == sorted(ids[k]["team"] for k in ("executive", "finance", "sales"))
+    assert notes == 4
+
+
+def test_our_own_echo_triggers_nothing(
+    worker: Worker, inbox: Inbox, box: Sandbox, pd: PagerDutyClient
+) -> None:
+    """incident.responder.added caused by the bot user is ignored without writes."""
+    incident = create_incident(pd, "Checkout down")
+    bot = {"id": user_id(pd, BOT_EMAIL), "type": "user_reference", "summary": "pdorgsync bot"}
+    echo = envelope("incident.priority_updated", incident=webhook_data(incident), agent=bot)
+    _enqueue(inbox, echo)
+    worker.drain()
+    [event] = inbox.events()
+    assert event.status == "ignored"
+    assert engaged_state(box, incident["id"]) == ([], [], 0)
+
+
+def test_responder_added_event_is_ignored(worker: Worker, inbox: Inbox, pd: PagerDutyClient) -> None:
+    """Events whose data is not an incident (responder, note) are ignored."""
+    incident = create_incident(pd, "Checkout down")
+    body = envelope("incident.responder.added")
+    body["event"]["data"] = {"type": "incident_responder", "incident": {"id": incident["id"]}}
+    _enqueue(inbox, body)
+    worker.drain()
+    assert [e.status for e in inbox.events()] == ["ignored"]
+
+
+def test_rate_limit_retries_after_retry_after(
+    worker: Worker, inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock
+) -> None:
+    """A 429 puts the event back with next attempt no earlier than Retry-After; then it succeeds."""
+    incident = create_incident(pd, "Checkout down")
+    _enqueue(inbox, _triggered(incident, clock))
+    worker.engager.bot_user_id()
+    worker.engager.directory.refresh()
+    box.fail_next(1, status=429, retry_after=120)
+    worker.drain()
+    [event] = inbox.events()
+    assert event.status == "pending"
+    assert "429" in (event.last_error or "")
+    assert event.next_attempt_at >= clock() + timedelta(seconds=120)
+    clock.advance(60)
+    assert worker.drain() == 0  # not due yet
+    clock.advance(61)
+    worker.drain()
+    assert [e.status for e in inbox.events()] == ["done"]
+    assert len(engaged_state(box, incident["id"])[0]) == 1
+
+
+def test_temporary_failures_end_in_dead_letter_after_max_attempts(
+    inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock, ids: dict[str, Any]
+) -> None:
+    """Server errors on every attempt: bounded retries, then dead with the error shown."""
+    org, policies = org_and_policies()
+    worker = Worker(inbox, pd, org, policies, from_email=BOT_EMAIL, clock=clock, max_attempts=3, poll_interval=None)
+    incident = create_incident(pd, "Checkout down")
+    _enqueue(inbox, _triggered(incident, clock))
+    box.fail_next(100, status=503)
+    for _ in range(5):
+        worker.drain()
+        clock.advance(3600)
+    [event] = inbox.events()
+    assert (event.status, event.attempts) == ("dead", 3)
+    assert "gave up after 3 attempts" in (event.last_error or "")
+
+
+def test_unknown_incident_is_dead_then_replayable(
+    worker: Worker, inbox: Inbox, pd: PagerDutyClient, clock: FakeClock
+) -> None:
+    """A 404 (incident gone) is permanent: dead at once; `inbox retry` re-queues it."""
+    real = create_incident(pd, "Checkout down")
+    ghost = {**webhook_data(real), "id": "QGHOST00000000"}
+    _enqueue(inbox, envelope("incident.triggered", incident=ghost, occurred_at=clock()))
+    worker.drain()
+    [event] = inbox.events()
+    assert (event.status, event.attempts) == ("dead", 1)
+    assert "404" in (event.last_error or "")
+    inbox.retry(event.seq)
+    worker.drain()
+    assert inbox.events()[0].status == "dead"
+
+
+def test_write_done_before_a_crash_is_not_repeated(
+    worker: Worker,
+    inbox: Inbox,
+    box: Sandbox,
+    pd: PagerDutyClient,
+    ids: dict[str, dict[str, str]],
+    clock: FakeClock,
+) -> None:
+    """A responder request already on the incident (ledger lost in a crash) is not sent again."""
+    incident = create_incident(pd, "Checkout down")
+    pd.post(
+        f"/incidents/{incident['id']}/responder_requests",
+        {
+            "requester_id": user_id(pd, BOT_EMAIL),
+            "message": "sent before the crash",
+            "responder_request_targets": [
+                {
+                    "responder_request_target": {
+                        "id": ids["support"]["escalation_policy"],
+                        "type": "escalation_policy_reference",
+                    }
+                }
+            ],
+        },
+    )
+    _enqueue(inbox, _triggered(incident, clock))
+    worker.drain()
+    eps, _teams, _notes = engaged_state(box, incident["id"])
+    assert eps == [ids["support"]["escalation_policy"]]
+    assert inbox.has_engagement(incident["id"], "support", "responder")
+
+
+@pytest.mark.parametrize("box", [["executive", "finance", "sales"]], indirect=True)
+def test_department_missing_in_pagerduty_is_skipped_not_recorded(
+    inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock, events: list[Any]
+) -> None:
+    """Without the Support EP in PagerDuty the responder engagement is skipped (and may happen later)."""
+    org, policies = org_and_policies()
+    worker = Worker(
+        inbox,
+        pd,
+        org,
+        policies,
+        from_email=BOT_EMAIL,
+        clock=clock,
+        poll_interval=None,
+        hooks=WorkerHooks(on_engagement=lambda d, a, o: events.append((d, a, o))),
+    )
+    incident = create_incident(pd, "Checkout down")
+    _enqueue(inbox, _triggered(incident, clock))
+    worker.drain()
+    assert ("support", "responder", "skipped") in events
+    assert not inbox.has_engagement(incident["id"], "support", "responder")
+    assert inbox.events()[0].status == "done"
+
+
+def test_several_services_hit_engage_product(
+    worker: Worker,
+    inbox: Inbox,
+    box: Sandbox,
+    pd: PagerDutyClient,
+    ids: dict[str, dict[str, str]],
+    clock: FakeClock,
+) -> None:
+    """Two services with incidents triggered within the hour bring Product in (min_impacted_services)."""
+    first = create_incident(pd, "Checkout errors", priority="P4")
+    _enqueue(inbox, _triggered(first, clock))
+    worker.drain()
+    assert ids["product"]["escalation_policy"] not in engaged_state(box, first["id"])[0]
+    clock.advance(600)
+    second = create_incident(pd, "Payroll sync stuck", service="Payroll Sync", priority="P4")
+    _enqueue(inbox, _triggered(second, clock))
+    worker.drain()
+    assert engaged_state(box, second["id"])[0] == [ids["product"]["escalation_policy"]]
+
+
+def test_resolved_incident_no_longer_counts(
+    worker: Worker,
+    inbox: Inbox,
+    box: Sandbox,
+    pd: PagerDutyClient,
+    ids: dict[str, dict[str, str]],
+    clock: FakeClock,
+) -> None:
+    """A resolved incident leaves the recent-incident state, so it does not count for Product."""
+    first = create_incident(pd, "Checkout errors", priority="P4")
+    _enqueue(inbox, _triggered(first, clock))
+    resolved = {**webhook_data(first), "status": "resolved"}
+    _enqueue(inbox, envelope("incident.resolved", incident=resolved, occurred_at=clock()))
+    worker.drain()
+    second = create_incident(pd, "Payroll sync stuck", service="Payroll Sync", priority="P4")
+    _enqueue(inbox, _triggered(second, clock))
+    worker.drain()
+    assert engaged_state(box, second["id"])[0] == []
+
+
+def test_dry_run_writes_nothing(
+    worker: Worker, inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock
+) -> None:
+    """handle_event(dry_run=True) evaluates and returns engagements without any write."""
+    incident = create_incident(pd, "Checkout down")
+    result = worker.handle_event(_triggered(incident, clock), dry_run=True)
+    assert {(e.department, e.as_) for e in result.evaluation.engagements} == {  # type: ignore[union-attr]
+        ("support", "responder"),
+        ("executive", "subscriber"),
+        ("finance", "subscriber"),
+        ("sales", "subscriber"),
+    }
+    assert engaged_state(box, incident["id"]) == ([], [], 0)
+    assert inbox.engagements() == []
+
+
+def test_handle_event_performs_and_is_idempotent(
+    worker: Worker, box: Sandbox, pd: PagerDutyClient, clock: FakeClock
+) -> None:
+    """handle_event performs engagements once; calling it again reports them as already engaged."""
+    incident = create_incident(pd, "Checkout down")
+    first = worker.handle_event(_triggered(incident, clock))
+    again = worker.handle_event(_triggered(incident, clock))
+    assert {o.outcome for o in first.outcomes} == {"engaged"}
+    assert {o.outcome for o in again.outcomes} == {"already_engaged"}
+    assert len(engaged_state(box, incident["id"])[0]) == 1
+
+
+def test_poll_picks_up_incidents_whose_webhook_never_came(
+    worker: Worker,
+    inbox: Inbox,
+    box: Sandbox,
+    pd: PagerDutyClient,
+    ids: dict[str, dict[str, str]],
+    clock: FakeClock,
+) -> None:
+    """The polling safety net engages an incident no webhook told us about, once; a change is seen again."""
+    incident = create_incident(pd, "Checkout slow", priority="P3")
+    clock.now = box.state.now()
+    assert worker.poll_incidents() == 1
+    worker.drain()
+    assert engaged_state(box, incident["id"])[1] == [ids["finance"]["team"]]
+    assert worker.poll_incidents() == 0  # unchanged: nothing queued
+    set_priority(pd, incident["id"], "P1")
+    assert worker.poll_incidents() == 1
+    worker.drain()
+    assert engaged_state(box, incident["id"])[0] == [ids["support"]["escalation_policy"]]
+    assert inbox.get_state("poll_cursor") is not None
+
+
+def test_poll_is_due_by_interval(inbox: Inbox, pd: PagerDutyClient, clock: FakeClock) -> None:
+    """poll_due: at start, then only after poll_interval."""
+    org, policies = org_and_policies()
+    worker = Worker(inbox, pd, org, policies, from_email=BOT_EMAIL, clock=clock, poll_interval=300)
+    assert worker.poll_due()
+    worker.poll_incidents()
+    clock.advance(299)
+    assert not worker.poll_due()
+    clock.advance(2)
+    assert worker.poll_due()
+
+
+def test_failed_subscription_item_is_an_error(
+    inbox: Inbox, pd: PagerDutyClient, ids: dict[str, dict[str, str]], box: Sandbox
+) -> None:
+    """A 200 answer whose item says 'unauthorized' is a failure, not an engagement."""
+    org, _ = org_and_policies()
+
+    class Unauthorized:
+        def __init__(self, inner: PagerDutyClient) -> None:
+            self.inner = inner
+
+        def get(self, path: str, params: Any = None) -> dict[str, Any]:
+            return self.inner.get(path, params)
+
+        def list_all(self, path: str, params: Any = None) -> list[dict[str, Any]]:
+            return self.inner.list_all(path, params)
+
+        def post(self, path: str, body: Any, *, idempotent: bool = False) -> dict[str, Any]:
+            answer = self.inner.post(path, body, idempotent=idempotent)
+            if path.endswith("/status_updates/subscribers"):
+                for item in answer["subscriptions"]:
+                    item["result"] = "unauthorized"
+            return answer
+
+    engager = Engager(inbox=inbox, client=Unauthorized(pd), org=org, from_email=BOT_EMAIL)
+    incident = create_incident(pd, "Checkout down")
+    with pytest.raises(PermanentPagerDutyError, match="unauthorized"):
+        engager.engage(
+            incident["id"],
+            Engagement(department="executive", as_="subscriber", policy="p", message=""),
+            event_id=None,
+        )
+    assert not inbox.has_engagement(incident["id"], "executive", "subscriber")
+
+
+def test_perform_engagements_for_the_engage_cli(
+    tmp_path: Path, box: Sandbox, pd: PagerDutyClient, ids: dict[str, Any], clock: FakeClock
+) -> None:
+    """perform_engagements (engage --event) uses the same ledger as the daemon."""
+    from pdorgsync.core.policies import IncidentFacts, RecentIncidents, evaluate
+
+    org, policies = org_and_policies()
+    incident = create_incident(pd, "Checkout down")
+    facts = IncidentFacts.from_api_incident(incident)
+    evaluation = evaluate("incident.triggered", facts, org, policies, RecentIncidents(), clock())
+    settings = Settings(
+        api_url=str(box.base_url), from_email=BOT_EMAIL, state_path=tmp_path / "cli.db"
+    )
+    first = perform_engagements(settings=settings, client=pd, org=org, facts=facts, evaluation=evaluation)
+    second = perform_engagements(settings=settings, client=pd, org=org, facts=facts, evaluation=evaluation)
+    assert {o.outcome for o in first} == {"engaged"}
+    assert {o.outcome for o in second} == {"already_engaged"}
