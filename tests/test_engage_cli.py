@@ -10,6 +10,16 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pdorgsync.cli import main
+from pdorgsync.pagerduty import PagerDutyClient
+from pdorgsync.sandbox import Sandbox
+from tests.engagement_support import (
+    BOT_EMAIL,
+    create_incident,
+    engaged_state,
+    org_and_policies,
+    provision,
+    webhook_data,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_ORG = ROOT / "examples" / "org.yaml"
@@ -170,3 +180,106 @@ def test_help_teaches_both_modes() -> None:
     assert result.exit_code == 0
     for text in ("--event", "--replay --since 30d", "--dry-run", "first condition", "Exit codes"):
         assert text in result.stdout
+
+
+# --------------------------------------------------------------------------- on the sandbox
+
+
+def _sandbox_env(url: str, tmp_path: Path) -> dict[str, str]:
+    return {
+        "PDORGSYNC_API_URL": url,
+        "PDORGSYNC_FROM_EMAIL": BOT_EMAIL,
+        "PDORGSYNC_STATE_PATH": str(tmp_path / "state.db"),
+    }
+
+
+def _writes(sandbox: Sandbox, since: int) -> list[tuple[str, str, int]]:
+    return [r for r in list(sandbox.requests)[since:] if r[0] != "GET"]
+
+
+def test_replay_dry_run_explains_past_incidents(
+    sandbox: Sandbox, pd: PagerDutyClient, tmp_path: Path
+) -> None:
+    """Replay over the sandbox prints what each policy would have engaged, writing nothing."""
+    checkout = create_incident(pd, "Checkout API down for all customers", "Checkout API", "P1")
+    payroll = create_incident(pd, "Payroll records breach suspected", "Payroll Sync", "P3")
+    before = len(sandbox.requests)
+    result = engage(
+        "--replay", "--since", "1d", "--dry-run", env=_sandbox_env(sandbox.base_url or "", tmp_path)
+    )
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert _writes(sandbox, before) == []
+    blocks = out.split(" incident #")
+    checkout_block = next(b for b in blocks if b.startswith(f"{checkout['incident_number']} "))
+    payroll_block = next(b for b in blocks if b.startswith(f"{payroll['incident_number']} "))
+    for line in (
+        "support as responder (policy support-customer-liaison)",
+        "sales as subscriber (policy sales-customer-impact)",
+        "executive as subscriber (policy executive-major-incident)",
+        "finance as subscriber (policy finance-billing-impact)",
+    ):
+        assert line in checkout_block
+    assert "hr as responder (policy hr-employee-data-security)" in payroll_block
+    # two services with open incidents within the hour: Product helps decide
+    assert "product as responder (policy product-multi-service)" in payroll_block
+    assert "no match executive-major-incident" in payroll_block
+    assert "priority P3 is not one of P1" in payroll_block
+    summary = out[out.index("summary over") :]
+    assert summary.splitlines()[1].split() == ["policy", "matched", "engagements", "skipped"]
+    row = next(
+        line for line in summary.splitlines() if line.startswith("hr-employee-data-security")
+    )
+    assert row.split()[1:] == ["1", "1", "0"]
+
+
+def test_event_dry_run_finds_managed_service_labels_by_id(
+    sandbox: Sandbox, pd: PagerDutyClient, tmp_path: Path
+) -> None:
+    """Online, a managed service's labels are found by id, whatever name the webhook shows."""
+    incident = create_incident(pd, "Platform latency", "Engineering Platform", "P2")
+    data = webhook_data(incident)
+    data["service"] = {**data["service"], "summary": "eng-platform (renamed in the UI)"}
+    envelope = {
+        "event": {
+            "id": "01TESTEVENT",
+            "event_type": "incident.triggered",
+            "resource_type": "incident",
+            "occurred_at": incident["created_at"],
+            "agent": None,
+            "client": None,
+            "data": data,
+        }
+    }
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(envelope))
+    result = engage(
+        "--event", str(path), "--dry-run", env=_sandbox_env(sandbox.base_url or "", tmp_path)
+    )
+    assert result.exit_code == 0, result.output
+    assert "(labels: customer-facing)" in result.stdout
+    assert "support as responder (policy support-customer-liaison)" in result.stdout
+    assert "no match executive-major-incident" in result.stdout
+
+
+def test_replay_without_dry_run_engages_only_open_incidents(
+    sandbox: Sandbox, pd: PagerDutyClient, tmp_path: Path
+) -> None:
+    """A real replay engages open incidents through the worker and leaves resolved ones alone."""
+    org, _ = org_and_policies()
+    ids = provision(pd, org)
+    resolved = [
+        i
+        for i in pd.list_all("/incidents", {"since": "2000-01-01T00:00:00Z"})
+        if i["status"] == "resolved"
+    ]
+    assert resolved, "the example account seeds a resolved incident"
+    incident = create_incident(pd, "Checkout API down", "Checkout API", "P1")
+    result = engage("--replay", "--since", "1d", env=_sandbox_env(sandbox.base_url or "", tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "only incidents that are still open are engaged" in result.stdout
+    assert "engaged on 1 open incident" in result.stdout
+    eps, teams, _notes = engaged_state(sandbox, incident["id"])
+    assert eps == [ids["support"]["escalation_policy"]]
+    assert teams == sorted(ids[k]["team"] for k in ("sales", "executive", "finance"))
+    assert engaged_state(sandbox, resolved[0]["id"])[:2] == ([], [])
