@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -424,8 +424,10 @@ def _replay(
     for facts, _resolved in history:
         at = facts.created_at
         recent = RecentIncidents.from_history(history, at)
+        # Evaluated as at its trigger, when it was open, whatever its status is now.
+        as_triggered = replace(facts, status="triggered")
         evaluation = evaluate(
-            "incident.triggered", facts, inputs.org, inputs.policies, recent, at, managed
+            "incident.triggered", as_triggered, inputs.org, inputs.policies, recent, at, managed
         )
         labels = service_labels(facts, inputs.org, managed)
         for result in evaluation.results:
@@ -444,7 +446,7 @@ def _replay(
         if fmt == "json":
             report.append(evaluation_json(facts, labels, evaluation))
             continue
-        lines.append(f"{at.isoformat()} {describe_incident(facts, labels)}")
+        lines.append(f"{at.isoformat(timespec='seconds')} {describe_incident(facts, labels)}")
         done = "would have engaged" if dry_run or not facts.is_open else "engaged"
         lines.extend(render_evaluation(evaluation, inputs.sources, done=done))
         lines.extend(performed)
