@@ -9,6 +9,7 @@ Usage errors exit 2 (click's convention; documented in the README).
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -29,12 +30,21 @@ class AppContext:
         self._log_format = log_format
         self._settings: Settings | None = None
 
-    def settings(self, **overrides: Any) -> Settings:
-        if self._settings is None or overrides:
+    def settings(self, *, daemon: bool = False, **overrides: Any) -> Settings:
+        """Settings for this command; also (re)configures logging.
+
+        One-shot commands log at ``warning`` unless a level is asked for (flag or
+        PDORGSYNC_LOG_LEVEL): their progress lines already go to stderr, and info
+        events there would only bury them. The daemon logs at LOG_LEVEL (info).
+        """
+        if self._settings is None or overrides or daemon:
             settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
             register_secrets(settings.sensitive_values())
+            asked = self._log_level or (
+                settings.log_level if daemon or "PDORGSYNC_LOG_LEVEL" in os.environ else None
+            )
             configure_logging(
-                level=self._log_level or settings.log_level,
+                level=asked or "warning",
                 fmt=self._log_format or settings.log_format,
             )
             if overrides:

@@ -33,7 +33,7 @@ def serve_cmd(
     """
     from pdorgsync.service import build_daemon
 
-    settings = app.settings(listen=listen, org_file=org_file, policy_dir=policy_dir)
+    settings = app.settings(daemon=True, listen=listen, org_file=org_file, policy_dir=policy_dir)
     daemon = build_daemon(settings)
     daemon.install_signal_handlers()
     daemon.start()
