@@ -46,7 +46,9 @@ _FALLBACK_SEED: dict[str, Any] = {
     "escalation_policies": [
         {
             "name": "Platform Escalation",
-            "rules": [{"escalation_delay_in_minutes": 30, "targets": ["user:alex.rivera@acme.test"]}],
+            "rules": [
+                {"escalation_delay_in_minutes": 30, "targets": ["user:alex.rivera@acme.test"]}
+            ],
         }
     ],
     "services": [
@@ -115,7 +117,9 @@ def org_and_policies() -> tuple[Org, list[Policy]]:
 
 
 def client_for(url: str, *, max_attempts: int = 1) -> PagerDutyClient:
-    return PagerDutyClient("sandbox", url, BOT_EMAIL, max_attempts=max_attempts, sleep=lambda _s: None)
+    return PagerDutyClient(
+        "sandbox", url, BOT_EMAIL, max_attempts=max_attempts, sleep=lambda _s: None
+    )
 
 
 def user_id(pd: PagerDutyClient, email: str) -> str:
@@ -123,23 +127,28 @@ def user_id(pd: PagerDutyClient, email: str) -> str:
     return str(user["id"])
 
 
-def provision(pd: PagerDutyClient, org: Org, keys: list[str] | None = None) -> dict[str, dict[str, str]]:
+def provision(
+    pd: PagerDutyClient, org: Org, keys: list[str] | None = None
+) -> dict[str, dict[str, str]]:
     """Create each department's team and escalation policy, marked as ours; returns ids."""
     ids: dict[str, dict[str, str]] = {}
     for dept in org.departments:
         if keys is not None and dept.key not in keys:
             continue
         marker = org.marker(dept.key)
-        team = _existing(pd, "/teams", dept.team_name) or pd.post(
-            "/teams",
-            {
-                "team": {
-                    "type": "team",
-                    "name": dept.team_name,
-                    "description": managed_description(dept.name, marker),
-                }
-            },
-        )["team"]
+        team = (
+            _existing(pd, "/teams", dept.team_name)
+            or pd.post(
+                "/teams",
+                {
+                    "team": {
+                        "type": "team",
+                        "name": dept.team_name,
+                        "description": managed_description(dept.name, marker),
+                    }
+                },
+            )["team"]
+        )
         entry = {"team": str(team["id"])}
         existing_ep = _existing(pd, "/escalation_policies", dept.escalation_policy_name)
         if existing_ep is not None:

@@ -108,7 +108,9 @@ def _enqueue(inbox: Inbox, body: dict[str, Any]) -> None:
 
 
 def _triggered(incident: dict[str, Any], clock: FakeClock, **kw: Any) -> dict[str, Any]:
-    return envelope("incident.triggered", incident=webhook_data(incident), occurred_at=clock(), **kw)
+    return envelope(
+        "incident.triggered", incident=webhook_data(incident), occurred_at=clock(), **kw
+    )
 
 
 def _writes(box: Sandbox) -> list[tuple[str, str, int]]:
@@ -151,7 +153,9 @@ def test_responder_request_is_wrapped_with_bot_requester_and_templated_message(
     [request] = box.state.incidents[incident["id"]]["responder_requests"]
     assert request["requester"]["id"] == user_id(pd, BOT_EMAIL)
     number = incident["incident_number"]
-    assert request["message"].startswith(f"Customer Liaison needed for #{number} (P1, Checkout API)")
+    assert request["message"].startswith(
+        f"Customer Liaison needed for #{number} (P1, Checkout API)"
+    )
 
 
 def test_note_names_the_policy(
@@ -172,7 +176,16 @@ def test_notes_can_be_turned_off(
 ) -> None:
     """INCIDENT_NOTES=false: engagements happen, no notes are written."""
     org, policies = org_and_policies()
-    worker = Worker(inbox, pd, org, policies, from_email=BOT_EMAIL, clock=clock, incident_notes=False, poll_interval=None)
+    worker = Worker(
+        inbox,
+        pd,
+        org,
+        policies,
+        from_email=BOT_EMAIL,
+        clock=clock,
+        incident_notes=False,
+        poll_interval=None,
+    )
     incident = create_incident(pd, "Checkout down")
     _enqueue(inbox, _triggered(incident, clock))
     worker.drain()
@@ -188,7 +201,9 @@ def test_same_incident_again_engages_nobody_twice(
     _enqueue(inbox, _triggered(incident, clock, event_id="first"))
     worker.drain()
     writes = len(_writes(box))
-    _enqueue(inbox, envelope("incident.escalated", incident=webhook_data(incident), event_id="second"))
+    _enqueue(
+        inbox, envelope("incident.escalated", incident=webhook_data(incident), event_id="second")
+    )
     worker.drain()
     assert len(_writes(box)) == writes
     assert [e.status for e in inbox.events()] == ["done", "done"]
@@ -230,7 +245,9 @@ def test_our_own_echo_triggers_nothing(
     assert engaged_state(box, incident["id"]) == ([], [], 0)
 
 
-def test_responder_added_event_is_ignored(worker: Worker, inbox: Inbox, pd: PagerDutyClient) -> None:
+def test_responder_added_event_is_ignored(
+    worker: Worker, inbox: Inbox, pd: PagerDutyClient
+) -> None:
     """Events whose data is not an incident (responder, note) are ignored."""
     incident = create_incident(pd, "Checkout down")
     body = envelope("incident.responder.added")
@@ -267,7 +284,16 @@ def test_temporary_failures_end_in_dead_letter_after_max_attempts(
 ) -> None:
     """Server errors on every attempt: bounded retries, then dead with the error shown."""
     org, policies = org_and_policies()
-    worker = Worker(inbox, pd, org, policies, from_email=BOT_EMAIL, clock=clock, max_attempts=3, poll_interval=None)
+    worker = Worker(
+        inbox,
+        pd,
+        org,
+        policies,
+        from_email=BOT_EMAIL,
+        clock=clock,
+        max_attempts=3,
+        poll_interval=None,
+    )
     incident = create_incident(pd, "Checkout down")
     _enqueue(inbox, _triggered(incident, clock))
     box.fail_next(100, status=503)
@@ -500,7 +526,11 @@ def test_perform_engagements_for_the_engage_cli(
     settings = Settings(
         api_url=str(box.base_url), from_email=BOT_EMAIL, state_path=tmp_path / "cli.db"
     )
-    first = perform_engagements(settings=settings, client=pd, org=org, facts=facts, evaluation=evaluation)
-    second = perform_engagements(settings=settings, client=pd, org=org, facts=facts, evaluation=evaluation)
+    first = perform_engagements(
+        settings=settings, client=pd, org=org, facts=facts, evaluation=evaluation
+    )
+    second = perform_engagements(
+        settings=settings, client=pd, org=org, facts=facts, evaluation=evaluation
+    )
     assert {o.outcome for o in first} == {"engaged"}
     assert {o.outcome for o in second} == {"already_engaged"}
