@@ -258,3 +258,23 @@ class RefuseNth:
         if self.deletes == self.n:
             self.sandbox.fail_next(1, status=400)
         return self.client.delete(path)
+
+
+def test_change_at_next_handoff_keeps_the_current_shift(
+    pd: PagerDutyClient, example_org: Org
+) -> None:
+    """With at_next_handoff the old layer runs until its hand-off; re-plan is still empty."""
+    apply(pd, plan_for(pd, example_org))
+
+    def add_erin(data: dict[str, Any]) -> None:
+        dept(data, "engineering")["schedule"]["layers"][0]["users"].append("erin.walsh@acme.test")
+
+    changed = edited(example_org, add_erin)
+    p = plan_for(pd, changed, at_next_handoff=True)
+    assert kinds(p) == [("update", "schedule", "engineering")]
+    assert apply(pd, p).ok
+    layers = pd.get(f"/schedules/{p.changes[0].id}")["schedule"]["schedule_layers"]
+    ended = [la for la in layers if la["name"] == "Primary" and la["end"] is not None]
+    assert len(ended) == 1
+    assert datetime.fromisoformat(ended[0]["end"]) > now()  # the current shift is not cut
+    assert plan_for(pd, changed, at_next_handoff=True).changes == []
