@@ -1,0 +1,76 @@
+"""`pdorgsync webhook ensure` against the sandbox: create once, then update in place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pdorgsync.cli import main
+from pdorgsync.sandbox import Sandbox
+
+ROOT = Path(__file__).resolve().parent.parent
+URL = "https://pdorgsync.acme.test/webhooks/pagerduty"
+
+
+@pytest.fixture
+def env(sandbox: Sandbox) -> dict[str, str]:
+    return {
+        "PDORGSYNC_API_URL": str(sandbox.base_url),
+        "PDORGSYNC_FROM_EMAIL": "pdorgsync-bot@acme.test",
+        "PDORGSYNC_ORG_FILE": str(ROOT / "examples" / "org.yaml"),
+        "PDORGSYNC_POLICY_DIR": str(ROOT / "policies"),
+    }
+
+
+def test_ensure_creates_once_and_prints_the_secret_once(
+    sandbox: Sandbox, env: dict[str, str]
+) -> None:
+    """First run creates the subscription and shows its secret; the second changes nothing."""
+    runner = CliRunner()
+    first = runner.invoke(main, ["webhook", "ensure", "--url", URL], env=env)
+    assert first.exit_code == 0, first.output
+    assert "created" in first.output
+    assert "PDORGSYNC_WEBHOOK_SECRETS=" in first.output
+    [sub] = sandbox.state.webhook_subscriptions.values()
+    assert "incident.triggered" in sub["events"]
+    assert "incident.priority_updated" in sub["events"]
+    assert sub["filter"]["type"] == "account_reference"
+
+    second = runner.invoke(main, ["webhook", "ensure", "--url", URL], env=env)
+    assert second.exit_code == 0, second.output
+    assert "unchanged" in second.output
+    assert "PDORGSYNC_WEBHOOK_SECRETS=" not in second.output
+    assert len(sandbox.state.webhook_subscriptions) == 1
+
+
+def test_ensure_scoped_to_a_service(sandbox: Sandbox, env: dict[str, str]) -> None:
+    """--filter service:<name> scopes the subscription to that service's id."""
+    result = CliRunner().invoke(
+        main, ["webhook", "ensure", "--url", URL, "--filter", "service:Checkout API"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    [sub] = sandbox.state.webhook_subscriptions.values()
+    assert sub["filter"]["type"] == "service_reference"
+    [service] = [s for s in sandbox.state.services.values() if s["name"] == "Checkout API"]
+    assert sub["filter"]["id"] == service["id"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--url", "http://example.com/hook"], "HTTPS only"),
+        (["--url", URL, "--filter", "team:nope"], "no department 'nope'"),
+        (["--url", URL, "--filter", "service:No Such Service"], "no PagerDuty service"),
+        (["--url", URL, "--filter", "region:eu"], "expected account"),
+    ],
+)
+def test_ensure_refuses_bad_input_clearly(
+    sandbox: Sandbox, env: dict[str, str], args: list[str], message: str
+) -> None:
+    """Bad URLs and filters are one clear error line, exit 1, and create nothing."""
+    result = CliRunner().invoke(main, ["webhook", "ensure", *args], env=env)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert sandbox.state.webhook_subscriptions == {}
