@@ -41,8 +41,9 @@ def _checked(server: Sandbox, seed: dict[str, Any]) -> Iterator[Sandbox]:
     yield server
     errors = list(server.validation_errors)
     server.reset(None)
-    assert errors == [], "requests/responses that PagerDuty's OpenAPI description refuses:\n" + "\n".join(
-        f"  - {e}" for e in errors
+    assert errors == [], (
+        "requests/responses that PagerDuty's OpenAPI description refuses:\n"
+        + "\n".join(f"  - {e}" for e in errors)
     )
 
 
@@ -76,4 +77,6 @@ def pd(sandbox: Sandbox) -> PagerDutyClient:
 def empty_pd(empty_sandbox: Sandbox) -> PagerDutyClient:
     """A PagerDutyClient on the users-only sandbox."""
     assert empty_sandbox.base_url is not None
-    return PagerDutyClient(empty_sandbox.token, empty_sandbox.base_url, BOT_EMAIL, sleep=lambda _s: None)
+    return PagerDutyClient(
+        empty_sandbox.token, empty_sandbox.base_url, BOT_EMAIL, sleep=lambda _s: None
+    )

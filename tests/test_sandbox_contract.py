@@ -14,7 +14,9 @@ from pdorgsync.sandbox import Sandbox
 ACCEPT = "application/vnd.pagerduty+json;version=2"
 
 
-def raw(sandbox: Sandbox, method: str, path: str, *, token: str | None = "sandbox", **kwargs: Any) -> httpx.Response:
+def raw(
+    sandbox: Sandbox, method: str, path: str, *, token: str | None = "sandbox", **kwargs: Any
+) -> httpx.Response:
     headers = {"Accept": ACCEPT, **kwargs.pop("headers", {})}
     if token is not None:
         headers["Authorization"] = f"Token token={token}"
@@ -46,7 +48,9 @@ def weekly_schedule(pd: PagerDutyClient, users: list[str], name: str = "Rota") -
 
 
 @pytest.mark.parametrize("token", [None, "wrong"])
-def test_requests_without_the_right_token_get_401_in_pagerduty_shape(sandbox: Sandbox, token: str | None) -> None:
+def test_requests_without_the_right_token_get_401_in_pagerduty_shape(
+    sandbox: Sandbox, token: str | None
+) -> None:
     """No token or a wrong token: 401 with PagerDuty's error envelope."""
     response = raw(sandbox, "GET", "/users", token=token)
     assert response.status_code == 401
@@ -55,11 +59,15 @@ def test_requests_without_the_right_token_get_401_in_pagerduty_shape(sandbox: Sa
 
 def test_token_must_use_pagerdutys_exact_scheme(sandbox: Sandbox) -> None:
     """'Bearer sandbox' is not 'Token token=sandbox': PagerDuty refuses it."""
-    response = raw(sandbox, "GET", "/users", token=None, headers={"Authorization": "Bearer sandbox"})
+    response = raw(
+        sandbox, "GET", "/users", token=None, headers={"Authorization": "Bearer sandbox"}
+    )
     assert response.status_code == 401
 
 
-def test_classic_pagination_reports_limit_offset_more_and_total_only_on_request(sandbox: Sandbox) -> None:
+def test_classic_pagination_reports_limit_offset_more_and_total_only_on_request(
+    sandbox: Sandbox,
+) -> None:
     """limit/offset/more as PagerDuty sends them; total stays null unless total=true."""
     first = raw(sandbox, "GET", "/users", params={"limit": 5}).json()
     assert (first["limit"], first["offset"], first["more"], first["total"]) == (5, 0, True, None)
@@ -77,7 +85,8 @@ def test_default_page_is_25_and_limit_is_capped_at_100(sandbox: Sandbox) -> None
 def test_client_list_all_walks_every_page(pd: PagerDutyClient) -> None:
     """pdorgsync's client sees all 20 users through classic pagination."""
     emails = {u["email"] for u in pd.list_all("/users")}
-    assert len(emails) == 20 and "pdorgsync-bot@acme.test" in emails
+    assert len(emails) == 20
+    assert "pdorgsync-bot@acme.test" in emails
 
 
 def test_paging_past_ten_thousand_is_refused(sandbox: Sandbox) -> None:
@@ -87,13 +96,17 @@ def test_paging_past_ten_thousand_is_refused(sandbox: Sandbox) -> None:
     assert response.json()["error"]["code"] == 2001
 
 
-def test_entities_are_wrapped_in_requests_and_responses(sandbox: Sandbox, pd: PagerDutyClient) -> None:
+def test_entities_are_wrapped_in_requests_and_responses(
+    sandbox: Sandbox, pd: PagerDutyClient
+) -> None:
     """A bare team body is refused; a wrapped one comes back wrapped, with a P-id."""
     bare = raw(sandbox, "POST", "/teams", json={"type": "team", "name": "Bare"})
     assert bare.status_code == 400
     sandbox.validation_errors.clear()  # the bare body was refused on purpose
     team = pd.post("/teams", {"team": {"type": "team", "name": "Wrapped"}})["team"]
-    assert team["name"] == "Wrapped" and team["id"].startswith("P") and len(team["id"]) == 7
+    assert team["name"] == "Wrapped"
+    assert team["id"].startswith("P")
+    assert len(team["id"]) == 7
 
 
 def test_missing_objects_are_404_with_code_2100(sandbox: Sandbox) -> None:
@@ -112,7 +125,10 @@ def test_client_maps_sandbox_404_to_not_found(pd: PagerDutyClient) -> None:
 def test_schedule_without_time_zone_is_refused(sandbox: Sandbox, pd: PagerDutyClient) -> None:
     """time_zone is required: 400, and the refusal is recorded as invalid traffic."""
     with pytest.raises(PermanentPagerDutyError) as caught:
-        pd.post("/schedules", {"schedule": {"type": "schedule", "name": "No zone", "schedule_layers": []}})
+        pd.post(
+            "/schedules",
+            {"schedule": {"type": "schedule", "name": "No zone", "schedule_layers": []}},
+        )
     assert caught.value.status == 400
     assert any("time_zone" in e for e in sandbox.validation_errors)
     sandbox.validation_errors.clear()
@@ -121,7 +137,16 @@ def test_schedule_without_time_zone_is_refused(sandbox: Sandbox, pd: PagerDutyCl
 def test_escalation_policy_needs_a_rule(sandbox: Sandbox, pd: PagerDutyClient) -> None:
     """Creating an escalation policy without rules is a 400 (2001)."""
     with pytest.raises(PermanentPagerDutyError) as caught:
-        pd.post("/escalation_policies", {"escalation_policy": {"type": "escalation_policy", "name": "Empty", "escalation_rules": []}})
+        pd.post(
+            "/escalation_policies",
+            {
+                "escalation_policy": {
+                    "type": "escalation_policy",
+                    "name": "Empty",
+                    "escalation_rules": [],
+                }
+            },
+        )
     assert (caught.value.status, caught.value.code) == (400, 2001)
 
 
@@ -137,15 +162,27 @@ def test_schedule_used_by_an_escalation_policy_cannot_be_deleted(pd: PagerDutyCl
 
 def _incident(pd: PagerDutyClient, title: str = "Checkout down") -> dict[str, Any]:
     service = next(s for s in pd.list_all("/services") if s["name"] == "Checkout API")
-    body = {"incident": {"type": "incident", "title": title, "service": {"id": service["id"], "type": "service_reference"}}}
+    body = {
+        "incident": {
+            "type": "incident",
+            "title": title,
+            "service": {"id": service["id"], "type": "service_reference"},
+        }
+    }
     return pd.post("/incidents", body)["incident"]
 
 
-def test_flat_responder_targets_are_refused_like_pagerduty(sandbox: Sandbox, pd: PagerDutyClient) -> None:
+def test_flat_responder_targets_are_refused_like_pagerduty(
+    sandbox: Sandbox, pd: PagerDutyClient
+) -> None:
     """Flat targets get PagerDuty's 404-style 2100, and the call is recorded as invalid."""
     incident = _incident(pd)
     bot, dana = user_id(pd, "pdorgsync-bot@acme.test"), user_id(pd, "dana.okafor@acme.test")
-    body = {"requester_id": bot, "message": "join", "responder_request_targets": [{"id": dana, "type": "user_reference"}]}
+    body = {
+        "requester_id": bot,
+        "message": "join",
+        "responder_request_targets": [{"id": dana, "type": "user_reference"}],
+    }
     with pytest.raises(PermanentPagerDutyError) as caught:
         pd.post(f"/incidents/{incident['id']}/responder_requests", body)
     assert (caught.value.status, caught.value.code) == (404, 2100)
@@ -157,7 +194,9 @@ def test_wrapped_responder_request_returns_incidents_responders(pd: PagerDutyCli
     """Wrapped targets: 200 with incidents_responders per target, recorded on the incident."""
     incident = _incident(pd)
     bot, dana = user_id(pd, "pdorgsync-bot@acme.test"), user_id(pd, "dana.okafor@acme.test")
-    ep = next(e for e in pd.list_all("/escalation_policies") if e["name"] == "Engineering Escalation")
+    ep = next(
+        e for e in pd.list_all("/escalation_policies") if e["name"] == "Engineering Escalation"
+    )
     body = {
         "requester_id": bot,
         "message": "Please join",
@@ -206,7 +245,9 @@ def test_webhook_secret_only_in_create_response_and_headers_redacted(pd: PagerDu
     assert created["delivery_method"]["secret"]
     read = pd.get(f"/webhook_subscriptions/{created['id']}")["webhook_subscription"]
     assert not read["delivery_method"].get("secret")
-    assert read["delivery_method"]["custom_headers"] == [{"name": "X-Tenant", "value": "-- redacted --"}]
+    assert read["delivery_method"]["custom_headers"] == [
+        {"name": "X-Tenant", "value": "-- redacted --"}
+    ]
 
 
 def test_rate_limited_answer_has_retry_after_and_ratelimit_headers(sandbox: Sandbox) -> None:
@@ -215,7 +256,8 @@ def test_rate_limited_answer_has_retry_after_and_ratelimit_headers(sandbox: Sand
     response = raw(sandbox, "GET", "/users")
     assert response.status_code == 429
     assert response.headers["Retry-After"] == "3"
-    assert response.headers["ratelimit-reset"] == "3" and "ratelimit-limit" in response.headers
+    assert response.headers["ratelimit-reset"] == "3"
+    assert "ratelimit-limit" in response.headers
     assert response.json()["error"]["code"] == 2020
     assert raw(sandbox, "GET", "/users").status_code == 200
 
@@ -242,7 +284,9 @@ def test_weekly_two_user_rotation_renders_final_schedule(pd: PagerDutyClient) ->
         ("2026-03-16T09:00:00+01:00", a),
     ]
     assert entries[-1]["end"] == "2026-03-23T09:00:00+01:00"
-    assert rendered["final_schedule"]["rendered_coverage_percentage"] == pytest.approx(95.45, abs=0.01)
+    assert rendered["final_schedule"]["rendered_coverage_percentage"] == pytest.approx(
+        95.45, abs=0.01
+    )
     assert rendered["schedule_layers"][0]["rotation_virtual_start"] == "2026-03-02T09:00:00+01:00"
 
 
@@ -266,5 +310,7 @@ def test_corrected_description_rejects_string_assignment_strategy(sandbox: Sandb
     assert response.status_code == 400
     assert any("escalation_rule_assignment_strategy" in e for e in sandbox.validation_errors)
     sandbox.validation_errors.clear()
-    body["escalation_policy"]["escalation_rules"][0]["escalation_rule_assignment_strategy"] = {"type": "round_robin"}
+    body["escalation_policy"]["escalation_rules"][0]["escalation_rule_assignment_strategy"] = {
+        "type": "round_robin"
+    }
     assert raw(sandbox, "POST", "/escalation_policies", json=body).status_code == 201

@@ -52,8 +52,13 @@ def strip_prose(node: Any, *, in_properties: bool = False) -> Any:
 
 def restore_required_descriptions(doc: dict[str, Any]) -> None:
     """OpenAPI 3.0 requires ``description`` on Response objects: keep the key, empty."""
-    responses = [r for ops in doc["paths"].values() for op in ops.values() if isinstance(op, dict)
-                 for r in op.get("responses", {}).values()]
+    responses = [
+        r
+        for ops in doc["paths"].values()
+        for op in ops.values()
+        if isinstance(op, dict)
+        for r in op.get("responses", {}).values()
+    ]
     responses += list(doc.get("components", {}).get("responses", {}).values())
     for response in responses:
         if "$ref" not in response:
@@ -136,7 +141,9 @@ def render(doc: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--source-dir", type=Path, default=Path("/work/shared/pagerduty"))
     parser.add_argument("--check", action="store_true", help="fail if the committed file is stale")
     args = parser.parse_args()

@@ -17,16 +17,35 @@ DEFAULT_SEED = Path("examples/sandbox-account.json")
 
 
 @click.command("sandbox")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (keep it loopback).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8081, show_default=True, help="Port; 0 picks a free one.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (keep it loopback).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8081,
+    show_default=True,
+    help="Port; 0 picks a free one.",
+)
 @click.option(
     "--seed",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help=f"Account to start with (JSON, see src/pdorgsync/sandbox/SEED.md). Default: {DEFAULT_SEED} if present, else empty.",
 )
-@click.option("--token", default=DEFAULT_TOKEN, show_default=True, help="API token clients must send.")
-@click.option("--latency-ms", type=click.FloatRange(min=0), default=0, show_default=True, help="Delay every answer by this much.")
+@click.option(
+    "--token", default=DEFAULT_TOKEN, show_default=True, help="API token clients must send."
+)
+@click.option(
+    "--latency-ms",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="Delay every answer by this much.",
+)
 @click.option(
     "--failure-rate",
     type=click.FloatRange(0, 1),
@@ -34,8 +53,19 @@ DEFAULT_SEED = Path("examples/sandbox-account.json")
     show_default=True,
     help="Fraction of requests answered 500/502/503 (deterministic), to rehearse outages.",
 )
-@click.option("--rate-limit", type=click.IntRange(min=1), default=None, help="Requests per minute before 429 (PagerDuty: 960).")
-@click.option("--random-seed", type=int, default=0, show_default=True, help="Seed for ids and injected failures.")
+@click.option(
+    "--rate-limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Requests per minute before 429 (PagerDuty: 960).",
+)
+@click.option(
+    "--random-seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed for ids and injected failures.",
+)
 def sandbox_cmd(
     host: str,
     port: int,

@@ -26,6 +26,7 @@ from starlette.routing import Route
 
 from pdorgsync.sandbox import (  # noqa: F401  (imported for their @route registrations)
     oncall,
+    routes_engagement,
     routes_incidents,
     routes_misc,
     routes_policies,
@@ -44,7 +45,12 @@ from pdorgsync.sandbox.protocol import (
     not_found,
 )
 from pdorgsync.sandbox.state import State
-from pdorgsync.sandbox.validation import WireRequest, WireResponse, request_problem, response_problem
+from pdorgsync.sandbox.validation import (
+    WireRequest,
+    WireResponse,
+    request_problem,
+    response_problem,
+)
 
 UNAUTHORIZED = 2006
 # The live API answers flat responder targets with its own 404 (CONTRACT §5), so that
@@ -106,7 +112,7 @@ class Runtime:
             status, retry_after = self.forced.pop(0)
             return _failure(status, retry_after, self.rate_limit_per_minute or 960)
         if self.rate_limit_per_minute is not None:
-            allowed, remaining, wait = self._bucket()
+            allowed, _remaining, wait = self._bucket()
             if not allowed:
                 return _failure(429, wait, self.rate_limit_per_minute)
         if self.failure_rate and self.failure_rng.random() < self.failure_rate:
@@ -118,21 +124,32 @@ class Runtime:
     def dispatch(self, template: str, handler: Handler, request: Request, raw: bytes) -> Outcome:
         headers = {k.lower(): v for k, v in request.headers.items()}
         if headers.get("authorization") != f"Token token={self.token}":
-            return Outcome(401, {"error": {"message": "Unauthorized", "code": UNAUTHORIZED}}, validate=False)
+            return Outcome(
+                401, {"error": {"message": "Unauthorized", "code": UNAUTHORIZED}}, validate=False
+            )
         with self.lock:
             injected = self._injected()
         if injected is not None:
             return injected
-        wire = WireRequest(request.method, request.url.path, request.query_params, request.headers, raw)
+        wire = WireRequest(
+            request.method, request.url.path, request.query_params, request.headers, raw
+        )
         problem = request_problem(wire)
         if problem is not None:
             self._record(f"{request.method} {request.url.path}: request: {problem}")
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
-            return Outcome(400, ApiError(400, INVALID_INPUT, "Invalid Input Provided", ["Body is not valid JSON"]).body())
+            return Outcome(
+                400,
+                ApiError(
+                    400, INVALID_INPUT, "Invalid Input Provided", ["Body is not valid JSON"]
+                ).body(),
+            )
         if problem is not None and template not in HANDLER_DECIDES:
-            return Outcome(400, ApiError(400, INVALID_INPUT, "Invalid Input Provided", [problem]).body())
+            return Outcome(
+                400, ApiError(400, INVALID_INPUT, "Invalid Input Provided", [problem]).body()
+            )
         call = Call(
             method=request.method,
             path=request.url.path,
@@ -153,13 +170,19 @@ class Runtime:
             self.validation_errors.append(message)
 
     def check_response(self, request: Request, raw: bytes, response: Response, data: bytes) -> None:
-        wire = WireRequest(request.method, request.url.path, request.query_params, request.headers, raw)
-        problem = response_problem(wire, WireResponse(response.status_code, Headers(raw=response.raw_headers), data))
+        wire = WireRequest(
+            request.method, request.url.path, request.query_params, request.headers, raw
+        )
+        problem = response_problem(
+            wire, WireResponse(response.status_code, Headers(raw=response.raw_headers), data)
+        )
         if problem is None:
             return
         if response.status_code >= 400 and "Unknown response http status" in problem:
             return  # PagerDuty sends error statuses its description does not list (e.g. 404 on DELETE)
-        self._record(f"{request.method} {request.url.path}: response {response.status_code}: {problem}")
+        self._record(
+            f"{request.method} {request.url.path}: response {response.status_code}: {problem}"
+        )
 
 
 def _failure(status: int, retry_after: float, limit: int) -> Outcome:
@@ -171,7 +194,9 @@ def _failure(status: int, retry_after: float, limit: int) -> Outcome:
             "ratelimit-remaining": "0",
             "ratelimit-reset": str(wait),
         }
-        return Outcome(429, {"error": {"message": "Rate Limit Exceeded", "code": RATE_LIMITED}}, headers, False)
+        return Outcome(
+            429, {"error": {"message": "Rate Limit Exceeded", "code": RATE_LIMITED}}, headers, False
+        )
     return Outcome(status, {"error": {"message": "Internal Server Error", "code": 2000}}, {}, False)
 
 

@@ -18,9 +18,7 @@ MAX_AHEAD = timedelta(days=90)
 SHIFT_REACH = timedelta(days=35)  # how far a shift is followed beyond the window
 
 
-def oncall_rows(
-    state: State, since: datetime, until: datetime
-) -> list[dict[str, Any]]:
+def oncall_rows(state: State, since: datetime, until: datetime) -> list[dict[str, Any]]:
     """Internal rows ``{ep_id, level, schedule_id|None, user_id, start|None, end|None}``."""
     rows: list[dict[str, Any]] = []
     for ep in sorted(state.escalation_policies.values(), key=lambda e: e["name"].lower()):
@@ -29,8 +27,14 @@ def oncall_rows(
                 kind = target["type"].removesuffix("_reference")
                 if kind == "user":
                     rows.append(
-                        {"ep_id": ep["id"], "level": level, "schedule_id": None,
-                         "user_id": target["id"], "start": None, "end": None}
+                        {
+                            "ep_id": ep["id"],
+                            "level": level,
+                            "schedule_id": None,
+                            "user_id": target["id"],
+                            "start": None,
+                            "end": None,
+                        }
                     )
                     continue
                 schedule = state.schedules.get(target["id"])
@@ -43,8 +47,14 @@ def oncall_rows(
                     if not (shift.start < until or shift.start <= since) or shift.end <= since:
                         continue
                     rows.append(
-                        {"ep_id": ep["id"], "level": level, "schedule_id": schedule["id"],
-                         "user_id": shift.user_id, "start": shift.start, "end": shift.end}
+                        {
+                            "ep_id": ep["id"],
+                            "level": level,
+                            "schedule_id": schedule["id"],
+                            "user_id": shift.user_id,
+                            "start": shift.start,
+                            "end": shift.end,
+                        }
                     )
     return rows
 
@@ -52,7 +62,11 @@ def oncall_rows(
 def on_call_users(state: State, ep_id: str, level: int = 1) -> list[str]:
     """Users on call right now at ``level`` of an escalation policy (for assignments)."""
     now = state.now()
-    users = [r["user_id"] for r in oncall_rows(state, now, now) if r["ep_id"] == ep_id and r["level"] == level]
+    users = [
+        r["user_id"]
+        for r in oncall_rows(state, now, now)
+        if r["ep_id"] == ep_id and r["level"] == level
+    ]
     return list(dict.fromkeys(users))
 
 
@@ -74,8 +88,11 @@ def list_oncalls(state: State, call: Call) -> tuple[int, Body]:
         for r in oncall_rows(state, since, until)
         if (not user_ids or r["user_id"] in user_ids)
         and (not ep_ids or r["ep_id"] in ep_ids)
-        and (not schedule_ids or r["schedule_id"] in schedule_ids
-             or (r["schedule_id"] is None and "null" in schedule_ids))
+        and (
+            not schedule_ids
+            or r["schedule_id"] in schedule_ids
+            or (r["schedule_id"] is None and "null" in schedule_ids)
+        )
     ]
     if call.flag("earliest"):
         first: dict[tuple[str, int, str], dict[str, Any]] = {}

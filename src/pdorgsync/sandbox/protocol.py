@@ -76,7 +76,7 @@ class Call:
     def wrapped(self, key: str) -> dict[str, Any]:
         """The entity inside ``{"<key>": {...}}``; PagerDuty refuses an unwrapped body."""
         if not isinstance(self.body, dict) or not isinstance(self.body.get(key), dict):
-            raise invalid(f"{key} must be an object wrapped as {{\"{key}\": {{...}}}}")
+            raise invalid(f'{key} must be an object wrapped as {{"{key}": {{...}}}}')
         value: dict[str, Any] = self.body[key]
         return value
 

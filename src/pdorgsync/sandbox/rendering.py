@@ -42,9 +42,7 @@ def override_specs(schedule: dict[str, Any]) -> list[OverrideSpec]:
 
 def final_shifts(schedule: dict[str, Any], since: datetime, until: datetime) -> list[Shift]:
     layers = [layer_spec(layer) for layer in schedule["layers"]]
-    return render_schedule(
-        layers, override_specs(schedule), schedule["time_zone"], since, until
-    )
+    return render_schedule(layers, override_specs(schedule), schedule["time_zone"], since, until)
 
 
 def layer_shifts(

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
-from pdorgsync.sandbox.protocol import Body, Call, invalid, matches_query, not_found, paginate, route
+from pdorgsync.sandbox.protocol import (
+    Body,
+    Call,
+    invalid,
+    matches_query,
+    not_found,
+    paginate,
+    route,
+)
 from pdorgsync.sandbox.state import State, iso
 
 REDACTED = "-- redacted --"
@@ -38,8 +45,12 @@ def subscription_out(sub: dict[str, Any], *, with_secret: bool = False) -> dict[
     ]
     delivery["secret"] = sub["secret"] if with_secret else None
     return {
-        "id": sub["id"], "type": "webhook_subscription", "active": sub["active"],
-        "description": sub["description"], "events": list(sub["events"]), "filter": dict(sub["filter"]),
+        "id": sub["id"],
+        "type": "webhook_subscription",
+        "active": sub["active"],
+        "description": sub["description"],
+        "events": list(sub["events"]),
+        "filter": dict(sub["filter"]),
         "delivery_method": delivery,
     }
 
@@ -54,18 +65,23 @@ def create_subscription(state: State, call: Call) -> tuple[int, Body]:
     names = [h.get("name") for h in headers if isinstance(h, dict)]
     if len(names) != len(headers) or len(set(names)) != len(names):
         raise invalid("custom header names must be unique")
-    sub = {
+    sub: dict[str, Any] = {
         "id": state.new_id(),
         "active": bool(body.get("active", True)),
         "description": str(body.get("description") or ""),
         "events": _events(body.get("events")),
         "filter": _filter(state, body.get("filter")),
         "delivery_method": {
-            "id": state.new_id(), "type": "http_delivery_method", "url": delivery["url"],
-            "custom_headers": [{"name": h["name"], "value": str(h.get("value", ""))} for h in headers],
+            "id": state.new_id(),
+            "type": "http_delivery_method",
+            "url": delivery["url"],
+            "custom_headers": [
+                {"name": h["name"], "value": str(h.get("value", ""))} for h in headers
+            ],
             "temporarily_disabled": False,
         },
-        "secret": secrets.token_urlsafe(32) if state.rng is None else "".join(
+        # Deterministic like every sandbox id; it only signs deliveries to your own receiver.
+        "secret": "".join(
             state.rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(40)
         ),
     }
@@ -77,7 +93,8 @@ def create_subscription(state: State, call: Call) -> tuple[int, Body]:
 def list_subscriptions(state: State, call: Call) -> tuple[int, Body]:
     kind, object_id = call.arg("filter_type"), call.arg("filter_id")
     found = [
-        s for s in state.webhook_subscriptions.values()
+        s
+        for s in state.webhook_subscriptions.values()
         if (kind is None or s["filter"]["type"] == f"{kind}_reference")
         and (object_id is None or s["filter"].get("id") == object_id)
     ]
@@ -88,7 +105,11 @@ def list_subscriptions(state: State, call: Call) -> tuple[int, Body]:
 
 @route("GET", "/webhook_subscriptions/{id}")
 def get_subscription(state: State, call: Call) -> tuple[int, Body]:
-    return 200, {"webhook_subscription": subscription_out(state.get("webhook_subscription", call.params["id"]))}
+    return 200, {
+        "webhook_subscription": subscription_out(
+            state.get("webhook_subscription", call.params["id"])
+        )
+    }
 
 
 @route("PUT", "/webhook_subscriptions/{id}")
@@ -177,7 +198,11 @@ def tagged_entities(state: State, call: Call) -> tuple[int, Body]:
     kind = ENTITY_KINDS.get(entity_type)
     if kind is None:
         raise not_found(entity_type)
-    ids = [eid for (etype, eid), tags in state.entity_tags.items() if etype == entity_type and call.params["id"] in tags]
+    ids = [
+        eid
+        for (etype, eid), tags in state.entity_tags.items()
+        if etype == entity_type and call.params["id"] in tags
+    ]
     return 200, paginate(call, [state.ref(kind, i) for i in ids], entity_type)
 
 
@@ -204,7 +229,9 @@ def change_tags(state: State, call: Call) -> tuple[int, Body]:
     for item in body.get("add") or []:
         tag_id = item.get("id")
         if tag_id is None:
-            existing = next((t for t in state.tags.values() if t["label"] == item.get("label")), None)
+            existing = next(
+                (t for t in state.tags.values() if t["label"] == item.get("label")), None
+            )
             if existing is None:
                 existing = {"id": state.new_id(), "label": str(item.get("label"))}
                 state.tags[existing["id"]] = existing

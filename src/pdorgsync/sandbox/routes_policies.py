@@ -7,7 +7,12 @@ from typing import Any
 from pdorgsync.sandbox.protocol import Body, Call, invalid, matches_query, paginate, route
 from pdorgsync.sandbox.state import State, iso
 
-TARGET_KINDS = {"user": "user", "user_reference": "user", "schedule": "schedule", "schedule_reference": "schedule"}
+TARGET_KINDS = {
+    "user": "user",
+    "user_reference": "user",
+    "schedule": "schedule",
+    "schedule_reference": "schedule",
+}
 HANDOFF = ("if_has_services", "always")
 
 
@@ -38,21 +43,31 @@ def _rule(state: State, raw: Any, where: str, old_ids: set[str]) -> dict[str, An
             raise invalid(f"{where}.targets[{i}]: {kind} {target['id']} not found")
         out_targets.append({"id": target["id"], "type": f"{kind}_reference"})
     rule_id = raw.get("id") if raw.get("id") in old_ids else state.new_id()
-    rule: dict[str, Any] = {"id": rule_id, "escalation_delay_in_minutes": delay, "targets": out_targets}
+    rule: dict[str, Any] = {
+        "id": rule_id,
+        "escalation_delay_in_minutes": delay,
+        "targets": out_targets,
+    }
     if "escalation_rule_assignment_strategy" in raw:
         rule["escalation_rule_assignment_strategy"] = raw["escalation_rule_assignment_strategy"]
     return rule
 
 
-def _policy_fields(state: State, body: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
+def _policy_fields(
+    state: State, body: dict[str, Any], current: dict[str, Any] | None
+) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if "name" in body or current is None:
-        fields["name"] = _unique_name(state, "escalation_policy", body.get("name"), current and current["id"])
+        fields["name"] = _unique_name(
+            state, "escalation_policy", body.get("name"), current["id"] if current else None
+        )
     if "escalation_rules" in body or current is None:
         rules = body.get("escalation_rules")
         if not isinstance(rules, list) or not rules:
-            message = "Cannot Delete Only Rule For Escalation Policy" if current else (
-                "Escalation policy must have at least one escalation rule"
+            message = (
+                "Cannot Delete Only Rule For Escalation Policy"
+                if current
+                else ("Escalation policy must have at least one escalation rule")
             )
             raise invalid(message)
         old_ids = {r["id"] for r in current["escalation_rules"]} if current else set()
@@ -88,7 +103,13 @@ def policy_out(state: State, ep: dict[str, Any]) -> dict[str, Any]:
         "num_loops": ep["num_loops"],
         "on_call_handoff_notifications": ep["on_call_handoff_notifications"],
         "escalation_rules": [
-            {**rule, "targets": [state.ref(t["type"].removesuffix("_reference"), t["id"]) for t in rule["targets"]]}
+            {
+                **rule,
+                "targets": [
+                    state.ref(t["type"].removesuffix("_reference"), t["id"])
+                    for t in rule["targets"]
+                ],
+            }
             for rule in ep["escalation_rules"]
         ],
         "services": [state.ref("service", s) for s in state.services_using(ep["id"])],
@@ -105,7 +126,10 @@ def list_policies(state: State, call: Call) -> tuple[int, Body]:
         for ep in sorted(state.escalation_policies.values(), key=lambda e: e["name"].lower())
         if matches_query(call, ep["name"])
         and (not team_ids or team_ids & set(ep["team_ids"]))
-        and (not user_ids or any(ep["id"] in state.escalation_policies_targeting("user", u) for u in user_ids))
+        and (
+            not user_ids
+            or any(ep["id"] in state.escalation_policies_targeting("user", u) for u in user_ids)
+        )
     ]
     page = paginate(call, found, "escalation_policies")
     page["escalation_policies"] = [policy_out(state, ep) for ep in page["escalation_policies"]]
@@ -129,7 +153,9 @@ def create_policy(state: State, call: Call) -> tuple[int, Body]:
 
 @route("GET", "/escalation_policies/{id}")
 def get_policy(state: State, call: Call) -> tuple[int, Body]:
-    return 200, {"escalation_policy": policy_out(state, state.get("escalation_policy", call.params["id"]))}
+    return 200, {
+        "escalation_policy": policy_out(state, state.get("escalation_policy", call.params["id"]))
+    }
 
 
 @route("PUT", "/escalation_policies/{id}")
@@ -158,10 +184,14 @@ def _urgency_rule(raw: Any) -> dict[str, Any]:
     return dict(raw)
 
 
-def _service_fields(state: State, body: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
+def _service_fields(
+    state: State, body: dict[str, Any], current: dict[str, Any] | None
+) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if "name" in body or current is None:
-        fields["name"] = _unique_name(state, "service", body.get("name"), current and current["id"])
+        fields["name"] = _unique_name(
+            state, "service", body.get("name"), current["id"] if current else None
+        )
     if "escalation_policy" in body or current is None:
         fields["escalation_policy_id"] = state.resolve_ref(
             body.get("escalation_policy"), ("escalation_policy",), "escalation_policy"
@@ -173,7 +203,14 @@ def _service_fields(state: State, body: dict[str, Any], current: dict[str, Any] 
         if body["status"] not in allowed:
             raise invalid(f"status must be one of {', '.join(allowed)}")
         fields["status"] = body["status"]
-    for key in ("description", "acknowledgement_timeout", "auto_resolve_timeout", "alert_creation", "support_hours", "scheduled_actions"):
+    for key in (
+        "description",
+        "acknowledgement_timeout",
+        "auto_resolve_timeout",
+        "alert_creation",
+        "support_hours",
+        "scheduled_actions",
+    ):
         if key in body:
             fields[key] = body[key]
     return fields
@@ -201,8 +238,10 @@ def list_services(state: State, call: Call) -> tuple[int, Body]:
     for service in sorted(state.services.values(), key=lambda s: s["name"].lower()):
         ep = state.escalation_policies.get(service["escalation_policy_id"])
         teams = set(ep["team_ids"]) if ep else set()
-        if matches_query(call, service["name"]) and (not team_ids or team_ids & teams) and (
-            name is None or service["name"] == name
+        if (
+            matches_query(call, service["name"])
+            and (not team_ids or team_ids & teams)
+            and (name is None or service["name"] == name)
         ):
             found.append(service)
     page = paginate(call, found, "services")

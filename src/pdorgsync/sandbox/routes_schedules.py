@@ -171,10 +171,20 @@ def schedule_out(
                     shifts, since, until
                 )
             final = rendering.subschedule(
-                state, "Final Schedule", rendering.final_shifts(schedule, since, until), zone, since, until
+                state,
+                "Final Schedule",
+                rendering.final_shifts(schedule, since, until),
+                zone,
+                since,
+                until,
             )
             overrides = rendering.subschedule(
-                state, "Overrides", rendering.override_shifts(schedule, since, until), zone, since, until
+                state,
+                "Overrides",
+                rendering.override_shifts(schedule, since, until),
+                zone,
+                since,
+                until,
             )
         out["final_schedule"] = final
         out["overrides_subschedule"] = overrides
@@ -272,7 +282,9 @@ def schedule_users(state: State, call: Call) -> tuple[int, Body]:
     if since == until:
         user_ids = _active_user_ids(schedule, state.now())
     else:
-        user_ids = list(dict.fromkeys(s.user_id for s in rendering.final_shifts(schedule, since, until)))
+        user_ids = list(
+            dict.fromkeys(s.user_id for s in rendering.final_shifts(schedule, since, until))
+        )
     return 200, {"users": [user_out(state, state.users[u]) for u in user_ids]}
 
 
@@ -318,7 +330,9 @@ def create_overrides(state: State, call: Call) -> tuple[int, Body]:
             continue
         override = {"id": state.new_id(), "start": start, "end": end, "user_id": user_id}
         schedule["overrides"].append(override)
-        results.append({"status": 201, "override": override_out(state, override, schedule["time_zone"])})
+        results.append(
+            {"status": 201, "override": override_out(state, override, schedule["time_zone"])}
+        )
     return 201, results
 
 

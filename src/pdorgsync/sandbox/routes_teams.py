@@ -16,7 +16,9 @@ def team_out(state: State, team: dict[str, Any]) -> dict[str, Any]:
     return state.stamp("team", {k: v for k, v in team.items() if v is not None})
 
 
-def _team_fields(state: State, body: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
+def _team_fields(
+    state: State, body: dict[str, Any], current: dict[str, Any] | None
+) -> dict[str, Any]:
     name = body.get("name", current["name"] if current else None)
     if not isinstance(name, str) or not name.strip():
         raise invalid("Name can't be blank")
@@ -76,10 +78,15 @@ def update_team(state: State, call: Call) -> tuple[int, Body]:
 def delete_team(state: State, call: Call) -> tuple[int, Body]:
     """PagerDuty deletes a team only once no escalation policy (hence service) belongs to it."""
     team = state.get("team", call.params["id"])
-    owned = [ep["name"] for ep in state.escalation_policies.values() if team["id"] in ep["team_ids"]]
+    owned = [
+        ep["name"] for ep in state.escalation_policies.values() if team["id"] in ep["team_ids"]
+    ]
     if owned:
         raise ApiError(
-            400, TEAM_HAS_ASSOCIATIONS, "Team has associations", [f"Escalation policies: {', '.join(owned)}"]
+            400,
+            TEAM_HAS_ASSOCIATIONS,
+            "Team has associations",
+            [f"Escalation policies: {', '.join(owned)}"],
         )
     del state.teams[team["id"]]
     state.members.pop(team["id"], None)

@@ -47,7 +47,9 @@ def notification_rule_out(state: State, rule: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def user_out(state: State, user: dict[str, Any], include: list[str] | None = None) -> dict[str, Any]:
+def user_out(
+    state: State, user: dict[str, Any], include: list[str] | None = None
+) -> dict[str, Any]:
     """A full user; ``include[]`` is accepted but references stay references."""
     cms = [cm for cm in state.contact_methods.values() if cm["user_id"] == user["id"]]
     rules = [r for r in state.notification_rules.values() if r["user_id"] == user["id"]]
@@ -123,9 +125,7 @@ def list_notification_rules(state: State, call: Call) -> tuple[int, Body]:
 
 @route("GET", "/priorities")
 def list_priorities(state: State, call: Call) -> tuple[int, Body]:
-    items = [
-        state.stamp("priority", {**p, "type": "priority"}) for p in state.priorities.values()
-    ]
+    items = [state.stamp("priority", {**p, "type": "priority"}) for p in state.priorities.values()]
     return 200, paginate(call, items, "priorities")
 
 
@@ -137,5 +137,7 @@ def list_abilities(state: State, call: Call) -> tuple[int, Body]:
 @route("GET", "/abilities/{id}")
 def get_ability(state: State, call: Call) -> tuple[int, Body]:
     if call.params["id"] not in state.abilities:
-        raise ApiError(402, MISSING_ABILITY, "Account does not have the ability", [call.params["id"]])
+        raise ApiError(
+            402, MISSING_ABILITY, "Account does not have the ability", [call.params["id"]]
+        )
     return 204, None

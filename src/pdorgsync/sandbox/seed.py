@@ -73,26 +73,42 @@ class _Seeder:
                 cm_id = self.new_id(cm)
                 label = cm.get("label", cm["type"].split("_")[0].title())
                 self.state.contact_methods[cm_id] = {
-                    "id": cm_id, "type": cm["type"], "label": label,
-                    "address": cm["address"], "user_id": user["id"],
-                    **({"country_code": cm.get("country_code", 1)} if "phone" in cm["type"] or "sms" in cm["type"] else {}),
+                    "id": cm_id,
+                    "type": cm["type"],
+                    "label": label,
+                    "address": cm["address"],
+                    "user_id": user["id"],
+                    **(
+                        {"country_code": cm.get("country_code", 1)}
+                        if "phone" in cm["type"] or "sms" in cm["type"]
+                        else {}
+                    ),
                 }
                 labels[label.lower()] = labels[str(j)] = cm_id
             for j, rule in enumerate(raw.get("notification_rules", [])):
                 ref = str(rule.get("contact_method", 0)).lower()
                 if ref not in labels:
-                    raise ConfigError(f"seed: {where}.notification_rules[{j}]: no contact method {ref!r}")
+                    raise ConfigError(
+                        f"seed: {where}.notification_rules[{j}]: no contact method {ref!r}"
+                    )
                 rule_id = self.new_id(rule)
                 self.state.notification_rules[rule_id] = {
-                    "id": rule_id, "urgency": rule.get("urgency", "high"),
+                    "id": rule_id,
+                    "urgency": rule.get("urgency", "high"),
                     "start_delay_in_minutes": rule.get("start_delay_in_minutes", 0),
-                    "contact_method_id": labels[ref], "user_id": user["id"],
+                    "contact_method_id": labels[ref],
+                    "user_id": user["id"],
                 }
 
     def teams(self, items: list[dict[str, Any]]) -> None:
         for i, raw in enumerate(items):
-            team = {"id": self.new_id(raw), "type": "team", "name": raw["name"],
-                    "description": raw.get("description"), "default_role": raw.get("default_role", "manager")}
+            team = {
+                "id": self.new_id(raw),
+                "type": "team",
+                "name": raw["name"],
+                "description": raw.get("description"),
+                "default_role": raw.get("default_role", "manager"),
+            }
             self.state.teams[team["id"]] = team
             members = self.state.members[team["id"]] = {}
             for j, member in enumerate(raw.get("members", [])):
@@ -107,26 +123,42 @@ class _Seeder:
             for j, layer in enumerate(raw.get("layers", [])):
                 lw = f"{where}.layers[{j}]"
                 start = parse_time(layer["start"], f"{lw}.start")
-                layers.append({
-                    "id": self.new_id(layer),
-                    "name": layer.get("name", f"Layer {j + 1}"),
-                    "start": start,
-                    "end": parse_time(layer["end"], f"{lw}.end") if layer.get("end") else None,
-                    "rotation_virtual_start": parse_time(layer.get("rotation_virtual_start", layer["start"]), lw),
-                    "rotation_turn_length_seconds": int(layer["rotation_turn_length_seconds"]),
-                    "users": [self.lookup("user", u, f"{lw}.users[{k}]") for k, u in enumerate(layer["users"])],
-                    "restrictions": list(layer.get("restrictions", [])),
-                })
+                layers.append(
+                    {
+                        "id": self.new_id(layer),
+                        "name": layer.get("name", f"Layer {j + 1}"),
+                        "start": start,
+                        "end": parse_time(layer["end"], f"{lw}.end") if layer.get("end") else None,
+                        "rotation_virtual_start": parse_time(
+                            layer.get("rotation_virtual_start", layer["start"]), lw
+                        ),
+                        "rotation_turn_length_seconds": int(layer["rotation_turn_length_seconds"]),
+                        "users": [
+                            self.lookup("user", u, f"{lw}.users[{k}]")
+                            for k, u in enumerate(layer["users"])
+                        ],
+                        "restrictions": list(layer.get("restrictions", [])),
+                    }
+                )
             overrides = [
-                {"id": self.new_id(o), "start": parse_time(o["start"], where), "end": parse_time(o["end"], where),
-                 "user_id": self.lookup("user", o["user"], f"{where}.overrides[{k}]")}
+                {
+                    "id": self.new_id(o),
+                    "start": parse_time(o["start"], where),
+                    "end": parse_time(o["end"], where),
+                    "user_id": self.lookup("user", o["user"], f"{where}.overrides[{k}]"),
+                }
                 for k, o in enumerate(raw.get("overrides", []))
             ]
             schedule = {
-                "id": self.new_id(raw), "name": raw["name"], "description": raw.get("description"),
+                "id": self.new_id(raw),
+                "name": raw["name"],
+                "description": raw.get("description"),
                 "time_zone": check_zone(raw.get("time_zone", "Etc/UTC")),
-                "team_ids": [self.lookup("team", t, f"{where}.teams") for t in raw.get("teams", [])],
-                "layers": layers, "overrides": overrides,
+                "team_ids": [
+                    self.lookup("team", t, f"{where}.teams") for t in raw.get("teams", [])
+                ],
+                "layers": layers,
+                "overrides": overrides,
             }
             self.state.schedules[schedule["id"]] = schedule
 
@@ -139,38 +171,66 @@ class _Seeder:
                 for k, target in enumerate(rule["targets"]):
                     kind, _, ref = str(target).partition(":")
                     if kind not in ("user", "schedule") or not ref:
-                        raise ConfigError(f"seed: {where}.rules[{j}].targets[{k}]: use 'user:<email>' or 'schedule:<name>'")
-                    targets.append({"id": self.lookup(kind, ref, f"{where}.rules[{j}].targets[{k}]"),
-                                    "type": f"{kind}_reference"})
-                rules.append({"id": self.state.new_id(),
-                              "escalation_delay_in_minutes": int(rule.get("delay_minutes", 30)),
-                              "targets": targets})
+                        raise ConfigError(
+                            f"seed: {where}.rules[{j}].targets[{k}]: use 'user:<email>' or 'schedule:<name>'"
+                        )
+                    targets.append(
+                        {
+                            "id": self.lookup(kind, ref, f"{where}.rules[{j}].targets[{k}]"),
+                            "type": f"{kind}_reference",
+                        }
+                    )
+                rules.append(
+                    {
+                        "id": self.state.new_id(),
+                        "escalation_delay_in_minutes": int(rule.get("delay_minutes", 30)),
+                        "targets": targets,
+                    }
+                )
             if not rules:
                 raise ConfigError(f"seed: {where}: an escalation policy needs at least one rule")
             ep = {
-                "id": self.new_id(raw), "name": raw["name"], "description": raw.get("description", ""),
-                "num_loops": int(raw.get("num_loops", 0)), "on_call_handoff_notifications": "if_has_services",
+                "id": self.new_id(raw),
+                "name": raw["name"],
+                "description": raw.get("description", ""),
+                "num_loops": int(raw.get("num_loops", 0)),
+                "on_call_handoff_notifications": "if_has_services",
                 "escalation_rules": rules,
-                "team_ids": [self.lookup("team", raw["team"], f"{where}.team")] if raw.get("team") else [],
+                "team_ids": [self.lookup("team", raw["team"], f"{where}.team")]
+                if raw.get("team")
+                else [],
             }
             self.state.escalation_policies[ep["id"]] = ep
 
     def services(self, items: list[dict[str, Any]]) -> None:
         for i, raw in enumerate(items):
             service = {
-                "id": self.new_id(raw), "name": raw["name"], "description": raw.get("description", ""),
+                "id": self.new_id(raw),
+                "name": raw["name"],
+                "description": raw.get("description", ""),
                 "status": raw.get("status", "active"),
-                "escalation_policy_id": self.lookup("escalation_policy", raw["escalation_policy"], f"services[{i}]"),
-                "incident_urgency_rule": {"type": "constant", "urgency": raw.get("urgency", "high")},
-                "acknowledgement_timeout": None, "auto_resolve_timeout": None,
-                "alert_creation": "create_alerts_and_incidents", "scheduled_actions": [],
+                "escalation_policy_id": self.lookup(
+                    "escalation_policy", raw["escalation_policy"], f"services[{i}]"
+                ),
+                "incident_urgency_rule": {
+                    "type": "constant",
+                    "urgency": raw.get("urgency", "high"),
+                },
+                "acknowledgement_timeout": None,
+                "auto_resolve_timeout": None,
+                "alert_creation": "create_alerts_and_incidents",
+                "scheduled_actions": [],
                 "created_at": self.state.now(),
             }
             self.state.services[service["id"]] = service
 
     def priorities(self, items: list[dict[str, Any]]) -> None:
         for raw in items:
-            priority = {"id": self.new_id(raw), "name": raw["name"], "description": raw.get("description", "")}
+            priority = {
+                "id": self.new_id(raw),
+                "name": raw["name"],
+                "description": raw.get("description", ""),
+            }
             self.state.priorities[priority["id"]] = priority
 
     def incidents(self, items: list[dict[str, Any]]) -> None:
@@ -178,12 +238,30 @@ class _Seeder:
 
         for i, raw in enumerate(items):
             service_id = self.lookup("service", raw["service"], f"incidents[{i}].service")
-            priority = self.lookup("priority", raw["priority"], f"incidents[{i}]") if raw.get("priority") else None
-            create_incident(self.state, raw["title"], service_id, urgency=raw.get("urgency"),
-                            priority_id=priority, status=raw.get("status", "triggered"))
+            priority = (
+                self.lookup("priority", raw["priority"], f"incidents[{i}]")
+                if raw.get("priority")
+                else None
+            )
+            create_incident(
+                self.state,
+                raw["title"],
+                service_id,
+                urgency=raw.get("urgency"),
+                priority_id=priority,
+                status=raw.get("status", "triggered"),
+            )
 
 
-ORDER = ("users", "teams", "schedules", "escalation_policies", "services", "priorities", "incidents")
+ORDER = (
+    "users",
+    "teams",
+    "schedules",
+    "escalation_policies",
+    "services",
+    "priorities",
+    "incidents",
+)
 
 
 def apply_seed(state: State, seed: dict[str, Any]) -> None:

@@ -26,6 +26,11 @@ from pdorgsync.sandbox.validation import openapi
 DEFAULT_TOKEN = "sandbox"
 
 
+def random_seed_of(options: dict[str, Any]) -> int:
+    value = options["random_seed"]
+    return int(value) if isinstance(value, int) else 0
+
+
 class Sandbox:
     """A PagerDuty account you can start, seed, break on purpose and inspect."""
 
@@ -45,10 +50,13 @@ class Sandbox:
         if latency < 0:
             raise PdOrgSyncError(f"latency must not be negative, got {latency}")
         openapi()  # parse the description now (once per process), not on the first request
-        self._options = dict(
-            token=token, latency=latency, failure_rate=failure_rate,
-            rate_limit_per_minute=rate_limit_per_minute, random_seed=random_seed,
-        )
+        self._options = {
+            "token": token,
+            "latency": latency,
+            "failure_rate": failure_rate,
+            "rate_limit_per_minute": rate_limit_per_minute,
+            "random_seed": random_seed,
+        }
         self._clock = clock
         self._seed = seed
         self.base_url: str | None = None
@@ -58,7 +66,7 @@ class Sandbox:
 
     def _fresh_runtime(self, seed: dict[str, Any] | None) -> Runtime:
         state = State(
-            random_seed=int(self._options["random_seed"] or 0),
+            random_seed=random_seed_of(self._options),
             clock=self._clock,
             base_url=self.base_url or "https://api.pagerduty.com",
         )
@@ -114,11 +122,17 @@ class Sandbox:
         self.base_url = f"http://{shown}:{bound_port}"
         self.state.base_url = self.base_url
         config = uvicorn.Config(
-            build_app(self.runtime), log_level="warning", access_log=False, lifespan="off",
-            timeout_graceful_shutdown=1, timeout_keep_alive=5,
+            build_app(self.runtime),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+            timeout_keep_alive=5,
         )
         server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="pd-sandbox", daemon=True)
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="pd-sandbox", daemon=True
+        )
         thread.start()
         deadline = time.monotonic() + 10
         while not server.started:
@@ -156,6 +170,9 @@ class Sandbox:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
