@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from pdorgsync.audit import parse_final_schedule, run_audit
-from pdorgsync.core.coverage import Engagement
+from pdorgsync.cli import main
+from pdorgsync.core.coverage import Engagement, engagements_from_policies
+from pdorgsync.core.planning import plan
+from pdorgsync.loading import load_org, load_policies
 from pdorgsync.models.org import Org
+from pdorgsync.observe import observe
 from pdorgsync.pagerduty import PagerDutyClient
+from pdorgsync.reconcile import apply
 from pdorgsync.sandbox import Sandbox
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # Monday 02:00 in Chicago
@@ -104,13 +112,18 @@ SMALL_ORG = Org.model_validate(
 
 
 @pytest.fixture
-def small() -> Iterator[tuple[Sandbox, PagerDutyClient]]:
-    with Sandbox(copy.deepcopy(SMALL_SEED)) as box:
-        url = box.base_url
-        assert url is not None
-        client = PagerDutyClient("sandbox", url, "fiona.grant@acme.test", sleep=lambda _s: None)
-        yield box, client
-        assert box.validation_errors == []
+def small(_sandbox_server: Sandbox) -> Iterator[tuple[Sandbox, PagerDutyClient]]:
+    """The session's sandbox holding only the small Finance account."""
+    box = _sandbox_server
+    box.reset(copy.deepcopy(SMALL_SEED))
+    assert box.base_url is not None
+    client = PagerDutyClient(
+        "sandbox", box.base_url, "fiona.grant@acme.test", sleep=lambda _s: None
+    )
+    yield box, client
+    errors = list(box.validation_errors)
+    box.reset(None)
+    assert errors == []
 
 
 def test_audit_names_the_friday_gap_and_the_low_urgency_person(
@@ -209,3 +222,110 @@ def test_final_schedule_entries_without_user_are_not_shifts() -> None:
         }
     )
     assert [(s.user_id, s.start.day) for s in shifts] == [("PU1", 3)]
+
+
+# ---------------------------------------------------------------- the example account
+
+EXAMPLE_NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _apply(pd: PagerDutyClient, org: Org) -> None:
+    report = apply(pd, plan(org, observe(pd, org), now=EXAMPLE_NOW))
+    assert report.conflicts == []
+
+
+def complete_org() -> dict[str, Any]:
+    """examples/org.yaml with every deliberate hole filled."""
+    data = load_org(EXAMPLES / "org.yaml").org.model_dump(mode="json", exclude_none=True)
+    depts = {d["key"]: d for d in data["departments"]}
+    finance_layer = depts["finance"]["schedule"]["layers"][0]
+    finance_layer["restrictions"].append({"day": "fri", "start": "09:00", "hours": 8})
+    depts["marketing"]["escalation_policy"]["levels"].append(
+        {"targets": ["user:noah.kim@acme.test"]}
+    )
+    depts["product"]["service"] = {"description": "Product decisions during incidents"}
+    depts["executive"]["service"] = {"description": "Executive briefings"}
+    depts["hr"]["schedule"] = {
+        "layers": [
+            {
+                "name": "Primary",
+                "rotation": "weekly",
+                "start": "2026-01-05T09:00:00",
+                "users": ["hana.sato@acme.test", "ivan.petrov@acme.test"],
+            }
+        ]
+    }
+    depts["hr"]["escalation_policy"]["levels"].insert(0, {"targets": ["schedule"]})
+    return data
+
+
+def test_example_account_after_apply_names_every_deliberate_hole(
+    pd: PagerDutyClient,
+) -> None:
+    """Seeded account + apply of examples/org.yaml: exactly the ON PURPOSE findings."""
+    org = load_org(EXAMPLES / "org.yaml").org
+    _apply(pd, org)
+    needs = engagements_from_policies(load_policies(EXAMPLES.parent / "policies", org).policies)
+    report = run_audit(pd, org, now=EXAMPLE_NOW, engagements=needs)
+    found = {(f.department, f.rule, f.severity) for f in report.findings}
+    assert found == {
+        ("finance", "COV002", "critical"),  # layer restricted to Mon-Thu
+        ("hr", "COV001", "critical"),  # no schedule
+        ("product", "COV001", "critical"),  # no service
+        ("marketing", "COV003", "warning"),  # one level, one person
+        ("executive", "COV001", "warning"),  # no service, coverage none
+        ("sales", "COV006", "warning"),  # Sofia has no contact method
+        ("sales", "COV007", "warning"),  # Liam: low urgency only; Sofia: no rules
+    }
+    finance = next(f for f in report.findings if f.rule == "COV002")
+    assert finance.message == (
+        "Finance has nobody on call Fri 09:00 – Fri 17:00 (8 h) 4 times in the next 28 days"
+    )
+    assert [(g["start"], g["end"]) for g in finance.details["gaps"]] == [
+        ("2026-03-06T15:00:00+00:00", "2026-03-06T23:00:00+00:00"),
+        ("2026-03-13T14:00:00+00:00", "2026-03-13T22:00:00+00:00"),
+        ("2026-03-20T14:00:00+00:00", "2026-03-20T22:00:00+00:00"),
+        ("2026-03-27T14:00:00+00:00", "2026-03-27T22:00:00+00:00"),
+    ]
+    hr = next(f for f in report.findings if f.department == "hr")
+    assert hr.details["missing"] == ["schedule"]
+    product = next(f for f in report.findings if f.department == "product")
+    assert product.details["missing"] == ["service"]
+    ratios = {d.key: d.coverage_ratio for d in report.departments}
+    assert ratios["finance"] == pytest.approx(0.8)
+    assert ratios["engineering"] == ratios["support"] == 1.0
+    assert ratios["executive"] is None
+
+
+def test_example_account_before_apply_reports_absent_departments(pd: PagerDutyClient) -> None:
+    """The seed holds only Engineering (and a Support team): the rest are absent, no crash."""
+    org = load_org(EXAMPLES / "org.yaml").org
+    report = run_audit(pd, org, now=EXAMPLE_NOW)
+    absent = {
+        f.department
+        for f in report.findings
+        if f.rule == "COV001" and f.details.get("absent_from_pagerduty")
+    }
+    assert absent == {"marketing", "product", "executive", "sales", "hr", "finance"}
+    assert not any(f.department == "engineering" for f in report.findings)
+
+
+def test_complete_org_applied_exits_0_under_fail_on_critical(
+    pd: PagerDutyClient, sandbox_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fill every hole, apply, audit via the CLI: nothing critical, exit 0."""
+    data = complete_org()
+    _apply(pd, Org.model_validate(data))
+    org_file = tmp_path / "complete.yaml"
+    org_file.write_text(json.dumps(data), encoding="utf-8")  # JSON is YAML 1.2
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PDORGSYNC_API_TOKEN", raising=False)
+    result = CliRunner().invoke(
+        main,
+        ["audit", "--org", str(org_file), "--policies", str(EXAMPLES.parent / "policies")],
+        env={"PDORGSYNC_API_URL": sandbox_url, "PDORGSYNC_AUDIT_NOW": EXAMPLE_NOW.isoformat()},
+    )
+    assert result.exit_code == 0, result.output
+    assert "CRITICAL" not in result.stdout
+    assert "Finance (finance) — business hours, America/Chicago — covered 100%" in result.stdout

@@ -42,18 +42,23 @@ def complete_seed() -> dict[str, Any]:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def workdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _sandbox_server: Sandbox
+) -> Iterator[Path]:
     """A working dir with org.yaml, pointed at a sandbox holding the small account."""
     monkeypatch.chdir(tmp_path)
     for name in ("PDORGSYNC_API_TOKEN", "PDORGSYNC_API_TOKEN_FILE", "PDORGSYNC_ORG_FILE", "PDORGSYNC_POLICY_DIR", "CREDENTIALS_DIRECTORY"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     (tmp_path / "org.yaml").write_text(ORG_YAML, encoding="utf-8")
-    with Sandbox(copy.deepcopy(SMALL_SEED)) as box:
-        assert box.base_url is not None
-        monkeypatch.setenv("PDORGSYNC_API_URL", box.base_url)
-        monkeypatch.setenv("PDORGSYNC_AUDIT_NOW", NOW)
-        yield tmp_path
-        assert box.validation_errors == []
+    box = _sandbox_server
+    box.reset(copy.deepcopy(SMALL_SEED))
+    assert box.base_url is not None
+    monkeypatch.setenv("PDORGSYNC_API_URL", box.base_url)
+    monkeypatch.setenv("PDORGSYNC_AUDIT_NOW", NOW)
+    yield tmp_path
+    errors = list(box.validation_errors)
+    box.reset(None)
+    assert errors == []
 
 
 def audit(*args: str) -> Result:
@@ -104,14 +109,10 @@ def test_json_report_to_file_has_the_spec_shape(workdir: Path) -> None:
     assert data["api_calls"] == 8
 
 
-def test_complete_account_exits_0(workdir: Path) -> None:
+def test_complete_account_exits_0(workdir: Path, _sandbox_server: Sandbox) -> None:
     """Mon-Fri covered, everyone reachable on high urgency: clean audit, exit 0."""
-    with Sandbox(complete_seed()) as box:
-        assert box.base_url is not None
-        result = CliRunner().invoke(
-            main, ["audit", "--fail-on", "warning"], env={"PDORGSYNC_API_URL": box.base_url}
-        )
-        assert box.validation_errors == []
+    _sandbox_server.reset(complete_seed())
+    result = audit("--fail-on", "warning")
     assert result.exit_code == 0, result.output
     assert "No findings" in result.stdout
     assert "covered 100%" in result.stdout

@@ -208,6 +208,11 @@ def people_who_matter(
 # ---------------------------------------------------------------------------- rules
 
 
+def _owner(name: str) -> str:
+    """``Finance's``, ``Sales'`` — the possessive a reader expects."""
+    return f"{name}'" if name.endswith("s") else f"{name}'s"
+
+
 def _finding(
     rule: str, severity: Severity, dept: str | None, message: str, **details: Any
 ) -> Finding:
@@ -362,7 +367,7 @@ def _cov003_004(
                 "COV003",
                 "warning",
                 dept.key,
-                f"{dept.name}'s escalation policy {ep.name!r} has a single level: if nobody "
+                f"{_owner(dept.name)} escalation policy {ep.name!r} has a single level: if nobody "
                 "answers, nobody else is paged",
                 escalation_policy_id=ep.id,
                 levels=len(ep.rules),
@@ -375,7 +380,7 @@ def _cov003_004(
                 "COV003",
                 "warning",
                 dept.key,
-                f"Every level of {dept.name}'s escalation policy {ep.name!r} reaches only "
+                f"Every level of {_owner(dept.name)} escalation policy {ep.name!r} reaches only "
                 f"{_user_label(snapshot, everyone[0])}: there is nobody to escalate to",
                 escalation_policy_id=ep.id,
                 levels=len(ep.rules),
@@ -391,7 +396,7 @@ def _cov003_004(
                         "COV004",
                         "critical",
                         dept.key,
-                        f"Level {number} of {dept.name}'s escalation policy {ep.name!r} pages "
+                        f"Level {number} of {_owner(dept.name)} escalation policy {ep.name!r} pages "
                         f"user {target.id}, who no longer exists in PagerDuty",
                         escalation_policy_id=ep.id,
                         level=number,
@@ -420,7 +425,7 @@ def _cov003_004(
                         "COV004",
                         "critical",
                         dept.key,
-                        f"Level {number} of {dept.name}'s escalation policy {ep.name!r} pages {what}",
+                        f"Level {number} of {_owner(dept.name)} escalation policy {ep.name!r} pages {what}",
                         escalation_policy_id=ep.id,
                         level=number,
                         target=target.model_dump(),
@@ -451,7 +456,7 @@ def _cov005(dept: Department, objs: DepartmentObjects, snapshot: Snapshot) -> li
                 "COV005",
                 "critical",
                 dept.key,
-                f"{dept.name}'s service {service.name!r} sends its incidents to {where}, "
+                f"{_owner(dept.name)} service {service.name!r} sends its incidents to {where}, "
                 f"not to {ep.name!r}",
                 service_id=service.id,
                 escalation_policy_id=service.escalation_policy_id,
@@ -465,7 +470,7 @@ def _cov005(dept: Department, objs: DepartmentObjects, snapshot: Snapshot) -> li
                 "COV005",
                 "critical",
                 dept.key,
-                f"{dept.name}'s service {service.name!r} is disabled: it opens no incidents "
+                f"{_owner(dept.name)} service {service.name!r} is disabled: it opens no incidents "
                 "and pages nobody",
                 service_id=service.id,
                 status=service.status,
@@ -494,7 +499,7 @@ def _cov006(dept: Department, snapshot: Snapshot) -> list[Finding]:
                 "COV006",
                 "warning",
                 dept.key,
-                f"{dept.name}'s point of contact {email} is not a PagerDuty user",
+                f"{_owner(dept.name)} point of contact {email} is not a PagerDuty user",
                 email=email,
                 problem="not_a_user",
             )
@@ -505,7 +510,7 @@ def _cov006(dept: Department, snapshot: Snapshot) -> list[Finding]:
                 "COV006",
                 "warning",
                 dept.key,
-                f"{dept.name}'s point of contact {user.name} ({email}) has no contact method "
+                f"{_owner(dept.name)} point of contact {user.name} ({email}) has no contact method "
                 "in PagerDuty and cannot be reached",
                 email=email,
                 user_id=user.id,
@@ -604,7 +609,7 @@ def _cov009(dept: Department, objs: DepartmentObjects) -> list[Finding]:
             "COV009",
             "warning",
             dept.key,
-            f"{dept.name}'s schedule {schedule.name!r} is a shift-based (v3) schedule; its "
+            f"{_owner(dept.name)} schedule {schedule.name!r} is a shift-based (v3) schedule; its "
             "coverage was not checked",
             schedule_id=schedule.id,
             type=schedule.type,

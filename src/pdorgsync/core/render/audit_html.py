@@ -22,6 +22,7 @@ from pdorgsync.core.render.audit_text import (
     MAX_GAP_ROWS,
     coverage_label,
     gap_row,
+    nobody_line,
     ratio_text,
     utc_time,
 )
@@ -170,6 +171,8 @@ def _findings_list(findings: list[Finding]) -> str:
 def _gaps(dept: DepartmentCoverage) -> str:
     if not dept.gaps:
         return ""
+    if dept.covered_seconds == 0:
+        return f'<p class="meta">{_e(nobody_line(dept))}</p>'
     zone = ZoneInfo(dept.time_zone)
     rows = "".join(
         "<tr>" + "".join(f"<td>{_e(c)}</td>" for c in gap_row(g, zone)) + "</tr>"

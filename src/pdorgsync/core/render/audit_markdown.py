@@ -16,6 +16,7 @@ from pdorgsync.core.render.audit_text import (
     coverage_label,
     gap_row,
     horizon_line,
+    nobody_line,
     ratio_text,
     summary_line,
 )
@@ -49,7 +50,9 @@ def _department(report: AuditReport, dept: DepartmentCoverage) -> list[str]:
     lines = [f"## {md(dept.name)} (`{dept.key}`)", "", " · ".join(facts), ""]
     findings = report.findings_for(dept.key)
     lines.extend(_findings_table(findings) if findings else ["No findings."])
-    if dept.gaps:
+    if dept.gaps and dept.covered_seconds == 0:
+        lines += ["", md(nobody_line(dept))]
+    elif dept.gaps:
         lines += [
             "",
             "| Gap from (local) | To (local) | UTC | Length |",

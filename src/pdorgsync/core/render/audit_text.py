@@ -51,6 +51,14 @@ def gap_row(gap: Gap, zone: ZoneInfo) -> tuple[str, str, str, str]:
     )
 
 
+def nobody_line(dept: DepartmentCoverage) -> str:
+    """For a department nobody covers at all: one line instead of a table of every gap."""
+    return (
+        "Nobody is on call at any time of the required window "
+        f"({format_hours(dept.required_seconds)} over the horizon)."
+    )
+
+
 def horizon_line(report: AuditReport) -> str:
     return (
         f"next {report.horizon_days} days: {utc_time(report.since)} – {utc_time(report.until)} UTC"
@@ -96,7 +104,9 @@ def department_block(report: AuditReport, dept: DepartmentCoverage) -> list[str]
         lines.extend(_table(["SEVERITY", "RULE", "FINDING"], _finding_rows(findings)))
     else:
         lines.append("  No findings.")
-    if dept.gaps:
+    if dept.gaps and dept.covered_seconds == 0:
+        lines.append(f"  {nobody_line(dept)}")
+    elif dept.gaps:
         rows = [list(gap_row(g, zone)) for g in dept.gaps[:MAX_GAP_ROWS]]
         lines.append("")
         lines.extend(_table(["GAP FROM (LOCAL)", "TO (LOCAL)", "UTC", "LENGTH"], rows))
