@@ -109,9 +109,15 @@ def test_json_report_to_file_has_the_spec_shape(workdir: Path) -> None:
     assert data["api_calls"] == 8
 
 
-def test_complete_account_exits_0(workdir: Path, _sandbox_server: Sandbox) -> None:
+@pytest.fixture
+def box(_sandbox_server: Sandbox) -> Sandbox:
+    """The session's sandbox (the one ``workdir`` points at)."""
+    return _sandbox_server
+
+
+def test_complete_account_exits_0(workdir: Path, box: Sandbox) -> None:
     """Mon-Fri covered, everyone reachable on high urgency: clean audit, exit 0."""
-    _sandbox_server.reset(complete_seed())
+    box.reset(complete_seed())
     result = audit("--fail-on", "warning")
     assert result.exit_code == 0, result.output
     assert "No findings" in result.stdout
