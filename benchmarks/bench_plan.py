@@ -1,0 +1,176 @@
+"""Benchmark: API calls and wall time of a no-change ``pdorgsync plan`` (not a test).
+
+For each size N it generates an org file with N departments (3 people, a weekly
+schedule, an escalation policy, a service each) and a sandbox account already in
+sync with it, then runs observe + plan once with no latency (to count calls) and
+once with injected latency (default 50 ms per request) for the wall time.
+
+It prints, per size, the calls made next to:
+* the lower bound: list pages of the five collections + one schedule detail per
+  managed schedule + one member page per managed team (what no list returns);
+* per-object reads: what a tool that GETs every object and every membership
+  (like the Terraform provider's per-membership reads) would spend.
+
+Usage: python benchmarks/bench_plan.py [--sizes 10 100 500] [--latency 0.05]
+(500 departments take a few minutes with latency; leave it out for a quick run.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from pdorgsync.core.planning import plan
+from pdorgsync.logs import configure_logging
+from pdorgsync.models.org import Org
+from pdorgsync.observe import observe
+from pdorgsync.pagerduty import PagerDutyClient
+from pdorgsync.sandbox import Sandbox
+
+PEOPLE_PER_DEPT = 3
+ORG = "bench"
+
+
+def email(i: int) -> str:
+    return f"user{i}@bench.test"
+
+
+def people(n: int, i: int) -> list[str]:
+    return [
+        email((i * PEOPLE_PER_DEPT + k) % (n * PEOPLE_PER_DEPT)) for k in range(PEOPLE_PER_DEPT)
+    ]
+
+
+def org_file(n: int) -> Org:
+    departments = []
+    for i in range(n):
+        crew = people(n, i)
+        departments.append(
+            {
+                "key": f"d{i}",
+                "name": f"Dept {i}",
+                "point_of_contact": crew[0],
+                "members": crew,
+                "schedule": {
+                    "layers": [
+                        {
+                            "name": "Primary",
+                            "rotation": "weekly",
+                            "start": "2026-01-05T09:00:00",
+                            "users": crew,
+                        }
+                    ]
+                },
+                "escalation_policy": {"levels": [{"targets": ["schedule"]}]},
+                "service": {"urgency": "high"},
+            }
+        )
+    return Org.model_validate({"version": 1, "org": ORG, "departments": departments})
+
+
+def account(n: int) -> dict[str, Any]:
+    """A sandbox seed that already matches ``org_file(n)``."""
+    seed: dict[str, Any] = {
+        "users": [
+            {"name": f"User {i}", "email": email(i), "role": "user"}
+            for i in range(n * PEOPLE_PER_DEPT)
+        ],
+        "teams": [],
+        "schedules": [],
+        "escalation_policies": [],
+        "services": [],
+    }
+    for i in range(n):
+        crew = people(n, i)
+        name = f"Dept {i}"
+        description = f"{name}\n\nManaged by pdorgsync (org={ORG}, department=d{i})"
+        seed["teams"].append(
+            {
+                "name": name,
+                "description": description,
+                "members": [
+                    {"user": u, "role": "manager" if u == crew[0] else "responder"} for u in crew
+                ],
+            }
+        )
+        seed["schedules"].append(
+            {
+                "name": f"{name} On-Call",
+                "description": description,
+                "time_zone": "Etc/UTC",
+                "layers": [
+                    {
+                        "name": "Primary",
+                        "start": "2026-01-05T09:00:00Z",
+                        "rotation_virtual_start": "2026-01-05T09:00:00Z",
+                        "rotation_turn_length_seconds": 604800,
+                        "users": crew,
+                    }
+                ],
+            }
+        )
+        seed["escalation_policies"].append(
+            {
+                "name": f"{name} Escalation",
+                "description": description,
+                "num_loops": 0,
+                "team": name,
+                "rules": [{"delay_minutes": 30, "targets": [f"schedule:{name} On-Call"]}],
+            }
+        )
+        seed["services"].append(
+            {
+                "name": name,
+                "description": description,
+                "escalation_policy": f"{name} Escalation",
+                "urgency": "high",
+            }
+        )
+    return seed
+
+
+def pages(count: int) -> int:
+    return max(1, math.ceil(count / 100))
+
+
+def run_once(n: int, latency: float) -> tuple[int, float, int]:
+    org = org_file(n)
+    with Sandbox(account(n), latency=latency) as sandbox:
+        assert sandbox.base_url is not None
+        client = PagerDutyClient(sandbox.token, sandbox.base_url, sleep=lambda _s: None)
+        started = time.perf_counter()
+        now = datetime.now(UTC).replace(microsecond=0)
+        result = plan(org, observe(client, org, now=now), now=now, impact=False)
+        elapsed = time.perf_counter() - started
+        return client.total_calls, elapsed, len(result.changes) + len(result.conflicts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100])
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds per request")
+    args = parser.parse_args(argv)
+    configure_logging(level="warning", fmt="console")
+    print(
+        f"{'departments':>11} {'calls':>6} {'lower bound':>11} {'per-object':>10} "
+        f"{'wall time @' + str(int(args.latency * 1000)) + 'ms':>18} {'diff':>5}"
+    )
+    for n in args.sizes:
+        people_count = n * PEOPLE_PER_DEPT
+        lists = pages(people_count) + 4 * pages(n)
+        lower = lists + n + n * pages(PEOPLE_PER_DEPT)  # + schedule details + member pages
+        per_object = lists + 4 * n + n * PEOPLE_PER_DEPT  # GET each object + each membership
+        calls, _, drift = run_once(n, 0.0)
+        _, wall, _ = run_once(n, args.latency)
+        print(f"{n:>11} {calls:>6} {lower:>11} {per_object:>10} {wall:>17.1f}s {drift:>5}")
+        sys.stdout.flush()
+    print("diff = changes + conflicts of the plan (0: the account matched the file)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
