@@ -468,3 +468,32 @@ def test_replacing_a_lower_layer_restacks_the_layers_above() -> None:
     ]
     (impact,) = p.impacts
     assert {s.user for s in impact.after} == {"uma@acme.test"}  # Weekend still on top
+
+
+def test_text_report_is_terraform_like_with_impact_and_call_count() -> None:
+    """Text report: symbols, field diff, on-call before/after, summary, API calls last."""
+    from pdorgsync.core.render.plan_text import render_plan_text
+
+    org = org_of(support(schedule={"layers": [{**_primary(), "users": ["uma@acme.test"]}]}))
+    text = render_plan_text(plan(org, in_sync(), now=NOW), api_calls=7)
+    assert '~ update schedule "Customer Support On-Call" (support) [PSCHED1]' in text
+    assert "before:" in text
+    assert "uma@acme.test" in text
+    assert "Plan: 0 to create, 1 to update, 0 to delete, 0 to adopt" in text
+    assert text.rstrip().splitlines()[-1] == "API calls: 7"
+    assert "\x1b[" not in text
+    assert "\x1b[" in render_plan_text(plan(org, in_sync(), now=NOW), api_calls=7, colour=True)
+
+
+def test_markdown_report_lists_conflicts_and_orphans() -> None:
+    """Markdown report: conflict table with the file location, call count last."""
+    from pdorgsync.core.render.plan_markdown import render_plan_markdown
+
+    org = org_of(support(members=["ghost@acme.test"]), engineering())
+    snapshot = in_sync().model_copy(update={"users": USERS})
+    md = render_plan_markdown(
+        plan(org, snapshot, now=NOW, locate=lambda _p: "org.yaml:3:5"), api_calls=3
+    )
+    assert "| support | user | ghost@acme.test |" in md
+    assert "org.yaml:3:5" in md
+    assert md.rstrip().endswith("_API calls: 3_")
