@@ -39,8 +39,9 @@ signature_values = st.one_of(
 )
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -58,9 +59,9 @@ def _mutated_envelope(draw_value: object, key: str) -> bytes:
 bodies = st.one_of(
     st.binary(max_size=2000),
     json_values.map(lambda v: json.dumps(v).encode()),
-    st.tuples(json_values, st.sampled_from(["id", "event_type", "data", "agent", "event", "x"])).map(
-        lambda t: _mutated_envelope(*t)
-    ),
+    st.tuples(
+        json_values, st.sampled_from(["id", "event_type", "data", "agent", "event", "x"])
+    ).map(lambda t: _mutated_envelope(*t)),
     st.just(json.dumps(envelope()).encode()),
 )
 
