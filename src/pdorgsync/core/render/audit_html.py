@@ -225,7 +225,11 @@ def _overview(report: AuditReport) -> str:
         warn = sum(f.severity == "warning" for f in findings)
         pills = (
             (f'<span class="pill critical">{crit} critical</span> ' if crit else "")
-            + (f'<span class="pill warning">{warn} warning</span>' if warn else "")
+            + (
+                f'<span class="pill warning">{warn} warning{"s" if warn != 1 else ""}</span>'
+                if warn
+                else ""
+            )
         ) or '<span class="pill ok">OK</span>'
         width = 0 if dept.coverage_ratio is None else round(dept.coverage_ratio * 100)
         longest = dept.longest_gap
