@@ -8,6 +8,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pdorgsync.core.coverage import (
     Engagement,
@@ -478,7 +480,7 @@ def test_cov008_engaged_department_lacks_ep_and_team() -> None:
     report = run(snapshot=snap, engagements=needs)
     found = rules(report, "COV008")
     assert {f.details["problem"] for f in found} == {"no_escalation_policy", "no_team"}
-    responder = next(f for f in found if f.details["as_"] == "responder")
+    responder = next(f for f in found if f.details["as"] == "responder")
     assert responder.details["policies"] == ["billing-impact", "finance-major"]
     assert all(f.severity == "critical" for f in found)
 
@@ -533,3 +535,45 @@ def test_findings_are_worst_first_and_fail_on_thresholds() -> None:
     only_warning = run(snapshot=make_snapshot(rules=[[ref("schedule", "PS00001")]]))
     assert not only_warning.fails_on("critical")
     assert only_warning.fails_on("warning")
+
+
+# ---------------------------------------------------------------- properties
+
+_ZONES = ["Etc/UTC", "America/New_York", "Europe/London", "Australia/Lord_Howe", "Asia/Kolkata"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    zone=st.sampled_from(_ZONES),
+    coverage=st.sampled_from(["always", "business_hours"]),
+    start_offset=st.integers(min_value=0, max_value=60 * 24 * 120),
+    days=st.integers(min_value=1, max_value=35),
+    raw=st.lists(st.tuples(st.integers(0, 60 * 24 * 40), st.integers(0, 60 * 24 * 3)), max_size=25),
+)
+def test_gaps_and_ratio_are_consistent(
+    zone: str,
+    coverage: str,
+    start_offset: int,
+    days: int,
+    raw: list[tuple[int, int]],
+) -> None:
+    """Gaps lie in the horizon, never overlap a shift, and gaps + covered = required."""
+    now = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=start_offset)
+    shifts = [
+        Shift(now + timedelta(minutes=a - 600), now + timedelta(minutes=a - 600 + n), "PU00001")
+        for a, n in raw
+        if n > 0
+    ]
+    org = make_org(coverage=coverage, time_zone=zone)
+    report = audit(org, make_snapshot(), {"PS00001": shifts}, now=now, horizon_days=days)
+    dept = report.departments[0]
+    assert dept.coverage_ratio is not None
+    assert 0.0 <= dept.coverage_ratio <= 1.0
+    gap_seconds = sum(g.duration.total_seconds() for g in dept.gaps)
+    assert gap_seconds + dept.covered_seconds == pytest.approx(dept.required_seconds)
+    for gap in dept.gaps:
+        assert report.since <= gap.start < gap.end <= report.until
+        assert all(gap.end <= s.start or s.end <= gap.start for s in shifts)
+    assert (rules(report, "COV002") != []) == bool(dept.gaps)
+    assert dept.heatmap is not None
+    assert all(v is None or 0.0 <= v <= 1.0 for row in dept.heatmap for v in row)

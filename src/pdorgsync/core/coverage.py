@@ -569,7 +569,7 @@ def _cov008(org: Org, snapshot: Snapshot, engagements: Iterable[Engagement]) -> 
                     "critical",
                     key,
                     f"Policy {names} engages department {key!r}, which is not in the org file",
-                    as_=as_,
+                    **{"as": as_},
                     policies=policies,
                     problem="unknown_department",
                 )
@@ -592,7 +592,7 @@ def _cov008(org: Org, snapshot: Snapshot, engagements: Iterable[Engagement]) -> 
                 key,
                 f"Policy {names} engages {dept.name} as {as_}, but {dept.name} has {what} in "
                 "PagerDuty: the engagement will be skipped",
-                as_=as_,
+                **{"as": as_},
                 policies=policies,
                 problem=problem,
             )

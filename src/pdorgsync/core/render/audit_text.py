@@ -69,7 +69,12 @@ def summary_line(report: AuditReport) -> str:
     counts = report.counts()
     if not report.findings:
         return "No findings: every department can be reached when it is needed."
-    parts = [f"{counts[s]} {s}" for s in ("critical", "warning", "info") if counts[s]]
+    words = {"critical": "critical", "warning": "warnings", "info": "notes"}
+    parts = [
+        f"{counts[s]} {words[s] if counts[s] != 1 else s}"
+        for s in ("critical", "warning", "info")
+        if counts[s]
+    ]
     return "Findings: " + ", ".join(parts)
 
 
