@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pdorgsync.loading import load_org, load_policies
+from pdorgsync.models.events import webhook_data as webhook_data  # re-exported for the tests
 from pdorgsync.models.org import Org, managed_description
 from pdorgsync.models.policy import Policy
 from pdorgsync.pagerduty import PagerDutyClient
@@ -221,34 +222,6 @@ def set_priority(pd: PagerDutyClient, incident_id: str, priority: str) -> dict[s
     }
     incident: dict[str, Any] = pd.put(f"/incidents/{incident_id}", body)["incident"]
     return incident
-
-
-def webhook_data(incident: dict[str, Any]) -> dict[str, Any]:
-    """The V3 webhook ``data`` PagerDuty sends for this API incident."""
-    priority = incident.get("priority")
-    return {
-        "id": incident["id"],
-        "type": "incident",
-        "self": incident.get("self"),
-        "html_url": incident.get("html_url"),
-        "number": incident["incident_number"],
-        "status": incident["status"],
-        "incident_key": incident.get("incident_key"),
-        "created_at": incident["created_at"],
-        "title": incident["title"],
-        "service": incident["service"],
-        "assignees": [a["assignee"] for a in incident.get("assignments", [])],
-        "escalation_policy": incident.get("escalation_policy"),
-        "teams": incident.get("teams", []),
-        "priority": (
-            {"id": priority["id"], "type": "priority_reference", "summary": priority["name"]}
-            if priority
-            else None
-        ),
-        "urgency": incident.get("urgency"),
-        "conference_bridge": None,
-        "resolve_reason": None,
-    }
 
 
 def sandbox_incident(sandbox: Sandbox, incident_id: str) -> dict[str, Any]:

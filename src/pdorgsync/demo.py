@@ -29,6 +29,7 @@ from pdorgsync.core.render.audit_text import summary_line as audit_summary_line
 from pdorgsync.core.render.plan_text import render_plan_text, summary_line
 from pdorgsync.errors import PdOrgSyncError
 from pdorgsync.loading import LoadedOrg, load_org, load_policies
+from pdorgsync.models.events import webhook_data
 from pdorgsync.models.plan import Plan
 from pdorgsync.observe import observe
 from pdorgsync.pagerduty import PagerDutyClient
@@ -64,34 +65,6 @@ INCIDENTS = (
         "a security incident on a service holding employee data",
     ),
 )
-
-
-def webhook_data(incident: dict[str, Any]) -> dict[str, Any]:
-    """The V3 webhook ``data`` PagerDuty sends for a REST API incident object."""
-    priority = incident.get("priority")
-    return {
-        "id": incident["id"],
-        "type": "incident",
-        "self": incident.get("self"),
-        "html_url": incident.get("html_url"),
-        "number": incident.get("incident_number"),
-        "status": incident.get("status"),
-        "incident_key": incident.get("incident_key"),
-        "created_at": incident.get("created_at"),
-        "title": incident.get("title"),
-        "service": incident.get("service"),
-        "assignees": [a.get("assignee") for a in incident.get("assignments", [])],
-        "escalation_policy": incident.get("escalation_policy"),
-        "teams": incident.get("teams", []),
-        "priority": (
-            {"id": priority["id"], "type": "priority_reference", "summary": priority.get("name")}
-            if isinstance(priority, dict)
-            else None
-        ),
-        "urgency": incident.get("urgency"),
-        "conference_bridge": None,
-        "resolve_reason": None,
-    }
 
 
 def _envelope(incident: dict[str, Any]) -> bytes:

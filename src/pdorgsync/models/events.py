@@ -117,3 +117,31 @@ def parse_envelope(raw: bytes | str | dict[str, Any]) -> WebhookEnvelope:
         raise EnvelopeError(f"not a V3 webhook envelope: {where}: {first['msg']}") from None
     except RecursionError:
         raise EnvelopeError("body is nested too deeply") from None
+
+
+def webhook_data(incident: dict[str, Any]) -> dict[str, Any]:
+    """The V3 webhook ``data`` PagerDuty sends for a REST API incident object."""
+    priority = incident.get("priority")
+    return {
+        "id": incident["id"],
+        "type": "incident",
+        "self": incident.get("self"),
+        "html_url": incident.get("html_url"),
+        "number": incident.get("incident_number"),
+        "status": incident.get("status"),
+        "incident_key": incident.get("incident_key"),
+        "created_at": incident.get("created_at"),
+        "title": incident.get("title"),
+        "service": incident.get("service"),
+        "assignees": [a.get("assignee") for a in incident.get("assignments", [])],
+        "escalation_policy": incident.get("escalation_policy"),
+        "teams": incident.get("teams", []),
+        "priority": (
+            {"id": priority["id"], "type": "priority_reference", "summary": priority.get("name")}
+            if isinstance(priority, dict)
+            else None
+        ),
+        "urgency": incident.get("urgency"),
+        "conference_bridge": None,
+        "resolve_reason": None,
+    }
