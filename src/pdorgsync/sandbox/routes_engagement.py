@@ -64,7 +64,11 @@ def request_responders(state: State, call: Call) -> tuple[int, Body]:
         raise ApiError(400, REQUESTER_MISSING, "Requester ID is required")
     if requester_id not in state.users:
         raise ApiError(400, REQUESTER_NOT_FOUND, "Requester User Not Found")
-    message = str(body.get("message") or "")
+    # This handler also sees requests the description refuses (see app.HANDLER_DECIDES),
+    # so it enforces the description's other requirements itself.
+    if not isinstance(body.get("message"), str):
+        raise invalid("message is required")
+    message = body["message"]
     raw_targets = body.get("responder_request_targets")
     if not isinstance(raw_targets, list) or not raw_targets:
         raise invalid("responder_request_targets must list at least one target")
