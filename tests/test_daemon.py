@@ -198,10 +198,11 @@ def test_serve_end_to_end(
                 f"{base}/webhooks/pagerduty", content=body, headers=headers, timeout=5
             )
             assert answer.status_code == 202
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            eps, _teams, _notes = engaged_state(sandbox, incident["id"])
-            if eps:
+            # Done when every engagement has its note (the note is written last).
+            eps, teams, notes = engaged_state(sandbox, incident["id"])
+            if eps and ids["executive"]["team"] in teams and notes >= len(eps) + len(teams):
                 break
             time.sleep(0.1)
         eps, teams, notes = engaged_state(sandbox, incident["id"])
