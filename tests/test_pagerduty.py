@@ -636,3 +636,17 @@ def test_real_read_timeout_on_post_is_outcome_unknown(sleeps: Sleeps) -> None:
     assert received[0].startswith(b"POST /incidents/Q2W3E4R5T6Y7U8/notes ")
     assert client.total_calls == 1
     assert sleeps.calls == []
+
+
+def test_multi_status_array_answer_is_wrapped_under_the_collection_key(
+    rsps: responses.RequestsMock, client: PagerDutyClient
+) -> None:
+    """POST /schedules/{id}/overrides answers a bare array of per-item results; it is kept whole."""
+    items = [
+        {"status": 201, "override": {"id": "POVR001"}},
+        {"status": 400, "errors": ["Override must end after its start"]},
+    ]
+    rsps.post(f"{BASE}/schedules/PSCHED1/overrides", json=items, status=201)
+    answer = client.post("/schedules/PSCHED1/overrides", {"overrides": []})
+    assert answer == {"overrides": items}
+    assert len(rsps.calls) == 1

@@ -548,6 +548,12 @@ class PagerDutyClient:
             data = None
         if isinstance(data, dict):
             return data
+        if isinstance(data, list):
+            # PagerDuty answers some bulk writes (POST /schedules/{id}/overrides)
+            # with a bare array of per-item results ({status, errors?, override});
+            # wrap it under the collection key so every method returns an object.
+            # Callers must check each item's status: the HTTP status stays 2xx.
+            return {_collection_key(path): data}
         # A 2xx we cannot read: the request was processed but we do not know the
         # result. Retrying a read is fine; a non-idempotent write is ambiguous.
         cls = TemporaryPagerDutyError if retry_safe else OutcomeUnknownError
