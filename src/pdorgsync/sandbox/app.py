@@ -14,6 +14,8 @@ import asyncio
 import json
 import math
 import random
+import socket
+import struct
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,6 +91,7 @@ class Runtime:
         self.validation_errors: list[str] = []
         self.forced: list[tuple[int, float]] = []  # (status, retry_after) for the next requests
         self.lock = threading.Lock()
+        self.faults = Faults(rng=random.Random(random_seed + 2))
         self._tokens = float(rate_limit_per_minute or 0)
         self._refilled_at: float | None = None
 
@@ -212,7 +215,20 @@ def _endpoint(runtime: Runtime, template: str, handler: Handler) -> Any:
         raw = await request.body()
         if runtime.latency > 0:
             await asyncio.sleep(runtime.latency)
-        outcome = runtime.dispatch(template, handler, request, raw)
+        with runtime.lock:
+            fault = runtime.faults.draw(request.method)
+        if fault == "reset":  # nothing applied, the connection just dies
+            return _drop_connection(runtime, request, "reset")
+        if fault in HTTP_FAULTS:
+            outcome = _failure(
+                int(fault), runtime.faults.retry_after, runtime.rate_limit_per_minute or 960
+            )
+        else:
+            outcome = runtime.dispatch(template, handler, request, raw)
+        if fault == "reset_after_apply":  # applied, but the client never hears of it
+            return _drop_connection(runtime, request, "reset_after_apply")
+        if fault == "timeout":  # applied, answered after the client gave up
+            await _answer_late(request, runtime.faults.slow_seconds)
         data = b"" if outcome.body is None else json.dumps(outcome.body).encode("utf-8")
         headers = {"X-Request-Id": runtime.state.new_id(), **outcome.headers}
         if outcome.body is None:
@@ -226,6 +242,78 @@ def _endpoint(runtime: Runtime, template: str, handler: Handler) -> Any:
         return response
 
     return endpoint
+
+
+# -- injected network faults (tests/test_faults.py, benchmarks) ----------------------------
+
+HTTP_FAULTS = ("429", "500", "502", "503")
+NETWORK_FAULTS = ("reset", "reset_after_apply", "timeout")
+FAULT_KINDS = HTTP_FAULTS + NETWORK_FAULTS
+
+
+@dataclass
+class Faults:
+    """Faults drawn per request: HTTP errors (never applied), resets and slow answers.
+
+    ``reset`` drops the connection before the request is applied; ``reset_after_apply``
+    applies it and then drops the connection (the ambiguous write PagerDuty can give
+    you); ``timeout`` applies it and answers after ``slow_seconds``, later than a
+    client timeout. A drawn 5xx repeats for ``burst`` consecutive requests.
+    """
+
+    rng: random.Random
+    rate: float = 0.0
+    kinds: tuple[str, ...] = FAULT_KINDS
+    burst: int = 1
+    slow_seconds: float = 2.0
+    retry_after: float = 0.0
+    queued: list[tuple[str, str | None]] = field(default_factory=list)  # (kind, method)
+    drawn: list[str] = field(default_factory=list)
+
+    def draw(self, method: str) -> str | None:
+        for index, (kind, only) in enumerate(self.queued):
+            if only is None or only == method:
+                del self.queued[index]
+                self.drawn.append(kind)
+                return kind
+        if not self.rate or self.rng.random() >= self.rate:
+            return None
+        kind = self.rng.choice(self.kinds)
+        if kind in HTTP_FAULTS and kind != "429" and self.burst > 1:
+            self.queued[:0] = [(kind, None)] * (self.burst - 1)
+        self.drawn.append(kind)
+        return kind
+
+
+async def _answer_late(request: Request, seconds: float) -> None:
+    """Wait ``seconds``, or less once the client has hung up (so ``stop`` never waits on us)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while loop.time() < deadline:
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
+
+
+def _drop_connection(runtime: Runtime, request: Request, kind: str) -> Response:
+    """Abort the TCP connection (RST) instead of answering.
+
+    ASGI has no way to say "reset"; uvicorn's protocol objects (h11 and httptools
+    alike) expose the transport on the request/response cycle that ``receive`` is
+    bound to. Marking the cycle disconnected makes uvicorn drop our response quietly.
+    """
+    cycle: Any = getattr(request.receive, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if cycle is None or transport is None:
+        raise RuntimeError("this server does not let the sandbox drop connections")
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    cycle.disconnected = True
+    transport.abort()
+    with runtime.lock:
+        runtime.requests.append((request.method, request.url.path, 0))
+    return Response(status_code=204)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

@@ -18,7 +18,7 @@ from typing import Any
 import uvicorn
 
 from pdorgsync.errors import PdOrgSyncError
-from pdorgsync.sandbox.app import Runtime, build_app
+from pdorgsync.sandbox.app import FAULT_KINDS, Runtime, build_app
 from pdorgsync.sandbox.seed import apply_seed
 from pdorgsync.sandbox.state import State, utc_now
 from pdorgsync.sandbox.validation import openapi
@@ -98,6 +98,35 @@ class Sandbox:
         """Answer the next ``n`` authenticated requests with ``status`` (429 gets Retry-After)."""
         with self.runtime.lock:
             self.runtime.forced.extend([(status, retry_after)] * n)
+
+    def inject_faults(
+        self,
+        rate: float,
+        kinds: tuple[str, ...] = FAULT_KINDS,
+        *,
+        burst: int = 1,
+        slow_seconds: float = 2.0,
+        retry_after: float = 0.0,
+    ) -> None:
+        """Break a fraction ``rate`` of requests with faults drawn from ``kinds`` (see ``Faults``)."""
+        unknown = set(kinds) - set(FAULT_KINDS)
+        if unknown or not 0.0 <= rate <= 1.0 or burst < 1:
+            raise PdOrgSyncError(
+                f"bad fault injection: rate={rate}, kinds={sorted(unknown)}, burst={burst}"
+            )
+        with self.runtime.lock:
+            faults = self.runtime.faults
+            faults.rate, faults.kinds, faults.burst = rate, tuple(kinds), burst
+            faults.slow_seconds, faults.retry_after = slow_seconds, retry_after
+
+    def fault_next(self, kind: str, n: int = 1, *, method: str | None = None) -> None:
+        """Inject ``kind`` (one of ``FAULT_KINDS``) into the next ``n`` requests (of ``method``)."""
+        if kind not in FAULT_KINDS:
+            raise PdOrgSyncError(
+                f"unknown fault {kind!r}; expected one of {', '.join(FAULT_KINDS)}"
+            )
+        with self.runtime.lock:
+            self.runtime.faults.queued.extend([(kind, method)] * n)
 
     def reset(self, seed: dict[str, Any] | None = None) -> None:
         """Forget everything and start over from ``seed`` (keeps the server running)."""
