@@ -141,6 +141,11 @@ class Sandbox:
             raise PdOrgSyncError("sandbox is already running")
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit this (Linux). Without it, every response after
+        # the first on a keep-alive connection waits ~40 ms (Nagle vs delayed ACK):
+        # uvicorn writes headers and body separately.
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
