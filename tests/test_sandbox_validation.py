@@ -1,0 +1,194 @@
+"""The sandbox's OpenAPI checks stay as strict while being made fast (sandbox/validation.py).
+
+What is tested: the shipped description is valid OpenAPI 3.0 (checked here instead
+of at every start-up), inlining ``$ref`` s follows JSON pointers exactly and keeps
+recursive schemas working, and remembered verdicts never let through a request or
+response that differs from an accepted one in anything openapi-core reads.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from jsonschema_path import SchemaPath
+from openapi_core import OpenAPI
+from openapi_core.configurations import Config
+from openapi_spec_validator import OpenAPIV30SpecValidator, validate
+from starlette.datastructures import Headers, QueryParams
+
+from pdorgsync.sandbox.validation import (
+    WireRequest,
+    WireResponse,
+    clear_verdicts,
+    description,
+    inline_refs,
+    request_problem,
+    response_problem,
+    verdict_stats,
+)
+
+GOOD_HEADERS = {
+    "Accept": "application/vnd.pagerduty+json;version=2",
+    "Content-Type": "application/json",
+    "Authorization": "Token token=sandbox",
+    "From": "pdorgsync-bot@acme.test",
+}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_verdicts() -> Iterator[None]:
+    clear_verdicts()
+    yield
+    clear_verdicts()
+
+
+def wire(
+    method: str,
+    path: str,
+    query: str = "",
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> WireRequest:
+    raw = b"" if body is None else json.dumps(body).encode("utf-8")
+    return WireRequest(method, path, QueryParams(query), Headers(headers or GOOD_HEADERS), raw)
+
+
+def answer(status: int, body: Any) -> WireResponse:
+    return WireResponse(
+        status, Headers({"content-type": "application/json"}), json.dumps(body).encode("utf-8")
+    )
+
+
+def test_shipped_description_is_valid_openapi_30() -> None:
+    """The description openapi-core no longer re-checks at start-up passes the spec validator."""
+    validate(description(), cls=OpenAPIV30SpecValidator)
+
+
+def test_inline_refs_follows_pointer_escapes_and_list_indexes() -> None:
+    """``~1`` is ``/``, ``~0`` is ``~``, percent-escapes are decoded, numbers index lists."""
+    doc = {
+        "a": {"x/y": {"v": 1}, "t~z": {"v": 2}, "list": [{"v": 3}, {"v": 4}], "sp ace": {"v": 5}},
+        "uses": [
+            {"$ref": "#/a/x~1y"},
+            {"$ref": "#/a/t~0z"},
+            {"$ref": "#/a/list/1"},
+            {"$ref": "#/a/sp%20ace"},
+            {"$ref": "#/a/x~1y", "description": "siblings: left alone"},
+            {"$ref": "other.json#/a"},
+        ],
+    }
+    out = inline_refs(doc)
+    assert out["uses"][:4] == [{"v": 1}, {"v": 2}, {"v": 4}, {"v": 5}]
+    assert out["uses"][4:] == doc["uses"][4:]
+    assert doc["uses"][0] == {"$ref": "#/a/x~1y"}  # the input is not modified
+
+
+def recursive_description() -> dict[str, Any]:
+    node = {
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string"},
+            "children": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}},
+        },
+    }
+    body = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Node"}}}}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "t", "version": "1"},
+        "servers": [{"url": "https://api.pagerduty.com"}],
+        "paths": {
+            "/trees": {"post": {"requestBody": body, "responses": {"204": {"description": ""}}}}
+        },
+        "components": {"schemas": {"Node": node}},
+    }
+
+
+def test_recursive_schemas_stay_references_and_still_validate_deeply() -> None:
+    """A self-referencing schema is kept as a $ref, and a bad grandchild is still refused."""
+    inlined = inline_refs(recursive_description())
+    assert '"$ref": "#/components/schemas/Node"' in json.dumps(inlined)  # finite, acyclic
+    app = OpenAPI(SchemaPath.from_dict(inlined), config=Config(spec_validator_cls=None))
+    good = {"name": "a", "children": [{"name": "b", "children": [{"name": "c"}]}]}
+    bad = {"name": "a", "children": [{"name": "b", "children": [{"name": 7}]}]}
+    app.validate_request(wire("POST", "/trees", body=good))
+    with pytest.raises(Exception, match="Request body validation error"):
+        app.validate_request(wire("POST", "/trees", body=bad))
+
+
+def test_shipped_description_inlines_fully_and_has_no_ref_shaped_literals() -> None:
+    """Every local $ref of the shipped description is inlined; no literal could be altered."""
+    literals: list[Any] = []
+
+    def walk(node: Any, key: str | None) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in ("enum", "default", "example", "examples") and key != "properties":
+                    literals.append(v)
+                walk(v, k)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, None)
+
+    walk(description(), None)
+    assert not any('"$ref"' in json.dumps(value) for value in literals)
+    assert '"$ref"' not in json.dumps(inline_refs(description()))
+
+
+def test_bad_parameter_type_is_refused_first_and_every_later_time() -> None:
+    """A non-integer limit is refused when validated and when the verdict is remembered."""
+    bad = wire("GET", "/users", "limit=abc")
+    first, again = request_problem(bad), request_problem(bad)
+    assert first is not None
+    assert "limit" in first
+    assert again == first
+    assert request_problem(wire("GET", "/users", "limit=100&offset=0&total=true")) is None
+
+
+def test_bad_body_is_refused_first_and_every_later_time() -> None:
+    """A team whose name is a number is refused, and a valid team is accepted."""
+    bad = wire("POST", "/teams", body={"team": {"type": "team", "name": 5}})
+    good = wire("POST", "/teams", body={"team": {"type": "team", "name": "Five"}})
+    assert request_problem(good) is None
+    first, again = request_problem(bad), request_problem(bad)
+    assert first is not None
+    assert "team/name: 5 is not of type 'string'" in first
+    assert again == first
+    assert request_problem(good) is None
+
+
+def test_a_remembered_acceptance_does_not_cover_other_headers_or_query() -> None:
+    """Changing a header openapi-core reads, or a query value, gets a fresh verdict."""
+    assert request_problem(wire("GET", "/abilities")) is None
+    assert request_problem(wire("GET", "/users", "limit=5")) is None
+    no_token = {k: v for k, v in GOOD_HEADERS.items() if k != "Authorization"}
+    wrong_type = {**GOOD_HEADERS, "Content-Type": "text/plain"}
+    assert request_problem(wire("GET", "/abilities", headers=no_token)) is not None
+    assert request_problem(wire("GET", "/abilities", headers=wrong_type)) is not None
+    assert request_problem(wire("GET", "/users", "limit=five")) is not None
+    assert request_problem(wire("GET", "/users", "include[]=nonsense")) is not None
+
+
+def test_identical_requests_are_validated_once() -> None:
+    """Byte-identical requests (headers openapi-core ignores aside) reuse the verdict."""
+    request_problem(wire("GET", "/users", "offset=0&limit=100"))
+    request_problem(wire("GET", "/users", "limit=100&offset=0"))
+    request_problem(
+        wire("GET", "/users", "offset=0&limit=100", headers={**GOOD_HEADERS, "User-Agent": "x"})
+    )
+    assert verdict_stats() == (2, 1)
+
+
+def test_responses_are_judged_by_their_own_bytes() -> None:
+    """A bad response to a request whose good response was accepted is still refused."""
+    request = wire("GET", "/abilities")
+    assert response_problem(request, answer(200, {"abilities": ["sso"]})) is None
+    bad = response_problem(request, answer(200, {"abilities": [5]}))
+    assert bad is not None
+    assert "abilities/0: 5 is not of type 'string'" in bad
+    assert response_problem(request, answer(200, {})) is not None
+    assert response_problem(request, answer(200, {"abilities": [5]})) == bad
+    assert response_problem(request, answer(200, {"abilities": ["sso"]})) is None
