@@ -18,123 +18,19 @@ Usage: python benchmarks/bench_plan.py [--sizes 10 100 500] [--latency 0.05]
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
+
+# The generated org files and accounts live in benchmarks/common.py (shared with
+# bench_reconcile.py and bench_ratelimit.py).
+from common import PEOPLE_PER_DEPT, account, org_file, pages
 
 from pdorgsync.core.planning import plan
 from pdorgsync.logs import configure_logging
-from pdorgsync.models.org import Org
 from pdorgsync.observe import observe
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
-
-PEOPLE_PER_DEPT = 3
-ORG = "bench"
-
-
-def email(i: int) -> str:
-    return f"user{i}@bench.test"
-
-
-def people(n: int, i: int) -> list[str]:
-    return [
-        email((i * PEOPLE_PER_DEPT + k) % (n * PEOPLE_PER_DEPT)) for k in range(PEOPLE_PER_DEPT)
-    ]
-
-
-def org_file(n: int) -> Org:
-    departments = []
-    for i in range(n):
-        crew = people(n, i)
-        departments.append(
-            {
-                "key": f"d{i}",
-                "name": f"Dept {i}",
-                "point_of_contact": crew[0],
-                "members": crew,
-                "schedule": {
-                    "layers": [
-                        {
-                            "name": "Primary",
-                            "rotation": "weekly",
-                            "start": "2026-01-05T09:00:00",
-                            "users": crew,
-                        }
-                    ]
-                },
-                "escalation_policy": {"levels": [{"targets": ["schedule"]}]},
-                "service": {"urgency": "high"},
-            }
-        )
-    return Org.model_validate({"version": 1, "org": ORG, "departments": departments})
-
-
-def account(n: int) -> dict[str, Any]:
-    """A sandbox seed that already matches ``org_file(n)``."""
-    seed: dict[str, Any] = {
-        "users": [
-            {"name": f"User {i}", "email": email(i), "role": "user"}
-            for i in range(n * PEOPLE_PER_DEPT)
-        ],
-        "teams": [],
-        "schedules": [],
-        "escalation_policies": [],
-        "services": [],
-    }
-    for i in range(n):
-        crew = people(n, i)
-        name = f"Dept {i}"
-        description = f"{name}\n\nManaged by pdorgsync (org={ORG}, department=d{i})"
-        seed["teams"].append(
-            {
-                "name": name,
-                "description": description,
-                "members": [
-                    {"user": u, "role": "manager" if u == crew[0] else "responder"} for u in crew
-                ],
-            }
-        )
-        seed["schedules"].append(
-            {
-                "name": f"{name} On-Call",
-                "description": description,
-                "time_zone": "Etc/UTC",
-                "layers": [
-                    {
-                        "name": "Primary",
-                        "start": "2026-01-05T09:00:00Z",
-                        "rotation_virtual_start": "2026-01-05T09:00:00Z",
-                        "rotation_turn_length_seconds": 604800,
-                        "users": crew,
-                    }
-                ],
-            }
-        )
-        seed["escalation_policies"].append(
-            {
-                "name": f"{name} Escalation",
-                "description": description,
-                "num_loops": 0,
-                "team": name,
-                "rules": [{"delay_minutes": 30, "targets": [f"schedule:{name} On-Call"]}],
-            }
-        )
-        seed["services"].append(
-            {
-                "name": name,
-                "description": description,
-                "escalation_policy": f"{name} Escalation",
-                "urgency": "high",
-            }
-        )
-    return seed
-
-
-def pages(count: int) -> int:
-    return max(1, math.ceil(count / 100))
 
 
 def run_once(n: int, latency: float) -> tuple[int, float, int]:
