@@ -12,7 +12,7 @@ its own process:
 Each count stands next to a lower bound and next to what a refresh-everything tool
 spends (definitions printed under the table). Wall time is measured with 0 ms and
 with ``--latency`` (default 50 ms) per request; a latency run whose projected time
-(calls x latency) exceeds ``--max-latency-run`` seconds is not run and shows the
+(wall @0 ms + calls x latency) exceeds ``--max-latency-run`` seconds is not run and shows the
 projection marked ``~``. Peak RSS is the benchmark process's (the sandbox runs in
 another process), measured after the size's runs, sizes in increasing order.
 
@@ -134,7 +134,7 @@ def bench_size(n: int, latency: float, max_latency_run: float) -> list[Row]:
             writes = int(note.split(", ")[1].split()[0])
             lower = pages(people) + 4 + writes
             per_object = lower + 4 * n
-        projected = calls * latency
+        projected = wall_0 + calls * latency  # the 0 ms run's own time plus the waits
         wall_latency = None
         if latency > 0 and projected <= max_latency_run:
             _calls, wall_latency, _note = _measure(seed_of, run, n, latency)
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         " list pages + the plan's writes; audit = list pages + one final-schedule render per"
         " schedule. Per-object reads: list pages + one GET per managed object + one members page"
         " per team (audit: also contact methods and notification rules per person; apply:"
-        " a read-back of every created object). `~` = not run, projected as calls x latency"
+        " a read-back of every created object). `~` = not run, projected as wall @0 ms + calls x latency"
         " (requests are sequential). Peak RSS is the benchmark process (sandbox in another"
         " process), cumulative over sizes."
     )
