@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-latency-run",
         type=float,
-        default=40.0,
+        default=50.0,
         help="skip a latency run projected longer than this (seconds); show the projection",
     )
     args = parser.parse_args(argv)
