@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import responses
+
 from pdorgsync.loading import load_org
 from pdorgsync.observe import find_existing, observe
 from pdorgsync.pagerduty import PagerDutyClient
@@ -16,19 +18,17 @@ LISTS = ["/users", "/teams", "/schedules", "/escalation_policies", "/services"]
 
 
 def test_seeded_account_costs_one_list_walk_each_plus_candidates(pd: PagerDutyClient) -> None:
-    """Five list requests, layers of the one candidate schedule, members of candidate teams."""
+    """Five list requests (layers ride along with the schedules), members of candidate teams."""
     org = load_org(EXAMPLES / "org.yaml").org
     snapshot = observe(pd, org)
     assert {path: pd.calls[("GET", path)] for path in LISTS} == dict.fromkeys(LISTS, 1)
-    # "Engineering On-Call" is owned; "Platform Primary" is neither owned nor wanted.
-    assert pd.calls[("GET", "/schedules/{id}")] == 1
+    # include[]=schedule_layers on the list walk: no per-schedule read at all.
+    assert pd.calls[("GET", "/schedules/{id}")] == 0
     # Both seeded teams are candidates (Engineering owned, Customer Support same-named).
     assert pd.calls[("GET", "/teams/{id}/members")] == 2
-    assert pd.total_calls == 8
+    assert pd.total_calls == 7
     engineering = next(s for s in snapshot.schedules if s.name == "Engineering On-Call")
-    platform = next(s for s in snapshot.schedules if s.name == "Platform Primary")
     assert engineering.layers is not None
-    assert platform.layers is None  # not fetched
     assert all(la.start.tzinfo is not None for la in engineering.layers)
     team = next(t for t in snapshot.teams if t.name == "Engineering")
     assert {m.role for m in team.members or []} == {"manager", "responder"}
@@ -90,7 +90,7 @@ def test_without_org_only_requested_details_are_read(pd: PagerDutyClient) -> Non
     detailed = observe(
         pd, with_layers_for=[platform.id], with_members_for=lambda t: t.name == "Engineering"
     )
-    assert pd.calls[("GET", "/schedules/{id}")] == 1
+    assert pd.calls[("GET", "/schedules/{id}")] == 0  # layers came with the list
     assert pd.calls[("GET", "/teams/{id}/members")] == 1
     assert next(s for s in detailed.schedules if s.id == platform.id).layers
 
@@ -102,3 +102,42 @@ def test_find_existing_matches_marker_and_exact_name(pd: PagerDutyClient) -> Non
     assert find_existing(pd, "service", "Checkout API", marker) is None
     assert find_existing(pd, "service", "Checkout API", None) is not None
     assert find_existing(pd, "team", "Engineer", None) is None
+
+
+def test_a_list_without_layers_falls_back_to_candidate_schedules_only() -> None:
+    """If the list walk brings no layers, only owned or wanted schedules get a GET each."""
+    base = "https://api.pagerduty.test"
+    org = load_org(EXAMPLES / "org.yaml").org
+    marker = "Managed by pdorgsync (org=acme, department=engineering)"
+    layer = {
+        "id": "PLAYER1",
+        "name": "Primary",
+        "start": "2026-01-05T09:00:00Z",
+        "rotation_virtual_start": "2026-01-05T09:00:00Z",
+        "rotation_turn_length_seconds": 604800,
+        "users": [{"user": {"id": "PUSER01", "type": "user_reference"}}],
+    }
+    owned = {
+        "id": "PSCHED1",
+        "type": "schedule",
+        "name": "Engineering On-Call",
+        "time_zone": "UTC",
+        "description": f"Engineering\n\n{marker}",
+    }
+    other = {"id": "PSCHED2", "type": "schedule", "name": "Somebody Else's", "time_zone": "UTC"}
+
+    def page(key: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {key: items, "limit": 100, "offset": 0, "more": False, "total": None}
+
+    with responses.RequestsMock() as rsps:
+        for key in ("users", "teams", "escalation_policies", "services"):
+            rsps.get(f"{base}/{key}", json=page(key, []))
+        rsps.get(f"{base}/schedules", json=page("schedules", [owned, other]))
+        rsps.get(
+            f"{base}/schedules/PSCHED1", json={"schedule": {**owned, "schedule_layers": [layer]}}
+        )
+        client = PagerDutyClient("t0ken-for-tests", base, sleep=lambda _s: None)
+        snapshot = observe(client, org)
+    assert client.calls[("GET", "/schedules/{id}")] == 1
+    assert snapshot.schedule_by_id("PSCHED1").layers  # type: ignore[union-attr]  # present
+    assert snapshot.schedule_by_id("PSCHED2").layers is None  # type: ignore[union-attr]  # present

@@ -6,9 +6,12 @@ Terraform provider spends 22,500 calls on 1,500 memberships. Here each collectio
 one paginated list walk (limit 100), and the only per-object reads are the ones no
 list can answer:
 
-* ``GET /schedules/{id}`` for schedule layers, only for *candidate* schedules: those
-  carrying this org's marker for a department in the file, or named like a schedule
-  the file wants (plus whatever ``with_layers_for`` asks for);
+* none for schedule layers, normally: the schedule list walk asks for them with
+  ``include[]=schedule_layers`` (documented in PagerDuty's OpenAPI description of
+  ``GET /schedules``, with a "With Schedule Layers" example). Only a list entry that
+  still comes back without layers falls back to ``GET /schedules/{id}``, and only for
+  *candidate* schedules: those carrying this org's marker for a department in the
+  file, or named like a schedule the file wants (plus ``with_layers_for``);
 * ``GET /teams/{id}/members`` (one request per page of 100 members), only for the
   candidate teams (owned or same-named as a desired team, plus ``with_members_for``).
 
@@ -250,7 +253,12 @@ def observe(
     say("reading teams")
     teams = [parse_team(t) for t in client.list_all("/teams", PAGE)]
     say("reading schedules")
-    schedules = [parse_schedule(s) for s in client.list_all("/schedules", PAGE)]
+    schedule_params: dict[str, Any] = dict(PAGE)
+    if org is not None or with_layers_for is not None:
+        # Layers ride along in the list walk: one request per 100 schedules instead
+        # of one per schedule. Entries without them fall back to GET /schedules/{id}.
+        schedule_params["include[]"] = ["schedule_layers"]
+    schedules = [parse_schedule(s) for s in client.list_all("/schedules", schedule_params)]
     say("reading escalation policies")
     eps = [parse_escalation_policy(e) for e in client.list_all("/escalation_policies", PAGE)]
     say("reading services")
