@@ -650,3 +650,30 @@ def test_multi_status_array_answer_is_wrapped_under_the_collection_key(
     answer = client.post("/schedules/PSCHED1/overrides", {"overrides": []})
     assert answer == {"overrides": items}
     assert len(rsps.calls) == 1
+
+
+def test_clients_from_settings_share_one_rate_budget_per_token() -> None:
+    """The worker's and the reconcile loop's clients draw on one limiter, 900/min by default."""
+    from pdorgsync.ratelimit import reset_registry
+
+    reset_registry()
+    settings = load_settings(api_token=TOKEN, api_url=BASE)
+    first = PagerDutyClient.from_settings(settings, priority="engagement")
+    second = PagerDutyClient.from_settings(settings, priority="reconcile")
+    assert first.limiter is not None
+    assert first.limiter is second.limiter
+    assert first.limiter.per_minute == 900  # type: ignore[attr-defined]  # TokenBucketLimiter
+
+
+@pytest.mark.parametrize(
+    ("url", "setting", "expected"),
+    [
+        ("http://127.0.0.1:8081", None, None),  # the sandbox limits itself (--rate-limit)
+        (BASE, 0, None),  # explicitly off
+        (BASE, 600, 600),
+    ],
+)
+def test_rate_budget_setting(url: str, setting: int | None, expected: int | None) -> None:
+    """PDORGSYNC_RATE_LIMIT_PER_MINUTE sets the shared budget; 0 turns it off."""
+    settings = load_settings(api_token=TOKEN, api_url=url, rate_limit_per_minute=setting)
+    assert settings.effective_rate_limit() == expected

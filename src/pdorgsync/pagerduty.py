@@ -42,6 +42,7 @@ from pdorgsync.errors import (
     is_temporary,
 )
 from pdorgsync.logs import get_logger, register_secrets
+from pdorgsync.ratelimit import limiter_for
 
 with warnings.catch_warnings():
     # pdpyras 5.4.1 calls ``warn(...)`` at import (a UserWarning) to say it is
@@ -315,8 +316,16 @@ class PagerDutyClient:
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> PagerDutyClient:
-        """A client for ``PDORGSYNC_API_URL`` with the configured token and ``From``."""
-        return cls(settings.token(), settings.api_url, settings.from_email, **kwargs)
+        """A client for ``PDORGSYNC_API_URL`` with the configured token and ``From``.
+
+        Every client of the process made here shares one rate budget per token
+        (``ratelimit.limiter_for``), unless a ``limiter`` is passed explicitly.
+        """
+        token = settings.token()
+        if "limiter" not in kwargs:
+            per_minute = settings.effective_rate_limit()
+            kwargs["limiter"] = limiter_for(token, per_minute) if per_minute else None
+        return cls(token, settings.api_url, settings.from_email, **kwargs)
 
     def _make_session(self) -> Any:
         session = pdpyras.APISession(self._token, default_from=self.from_email)

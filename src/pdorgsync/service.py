@@ -27,18 +27,11 @@ from pdorgsync.worker import Worker, WorkerHooks
 log = get_logger("pdorgsync.service")
 
 
-def _limiter(settings: Settings) -> Any:
-    try:
-        from pdorgsync.ratelimit import limiter_for
-    except ImportError:  # the shared budget module is optional at this layer
-        return None
-    return limiter_for(settings.token())
-
-
 def make_client(daemon: Daemon, priority: str, **kwargs: Any) -> PagerDutyClient:
+    # from_settings attaches the process-wide limiter of this token: the worker
+    # and the reconcile loop share one budget, engagements served first.
     return PagerDutyClient.from_settings(
         daemon.settings,
-        limiter=_limiter(daemon.settings),
         priority=priority,
         on_response=daemon.metrics.record_api_response,
         **kwargs,

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     reconcile_interval: float = Field(default=300.0, gt=0)
     reconcile_mode: Literal["report", "apply"] = "report"
     incident_notes: bool = True
+    # Client-side budget per API token (PagerDuty allows 960/min). None: 900 against
+    # PagerDuty, unlimited against the sandbox (it has its own --rate-limit); 0: off.
+    rate_limit_per_minute: int | None = Field(default=None, ge=0)
     log_format: Literal["console", "json"] = Field(default_factory=_default_log_format)  # type: ignore[arg-type]  # factory returns one of the literals
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -86,6 +89,12 @@ class Settings(BaseSettings):
             return ipaddress.ip_address(host).is_loopback
         except ValueError:
             return False
+
+    def effective_rate_limit(self) -> int | None:
+        """Requests per minute the shared limiter allows, or None for no limiter."""
+        if self.rate_limit_per_minute is not None:
+            return self.rate_limit_per_minute or None
+        return None if self.is_sandbox else 900
 
     def token(self) -> str:
         """The API token, from env, file or systemd credential; ConfigError if none."""

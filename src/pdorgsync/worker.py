@@ -163,7 +163,7 @@ class Worker:
         org = load_org(settings.org_file).org
         policies = load_policies(settings.policy_dir, org).policies
         if client is None:
-            client = PagerDutyClient.from_settings(settings, max_attempts=2)
+            client = PagerDutyClient.from_settings(settings, max_attempts=2, priority="engagement")
         return cls(
             inbox,
             client,
