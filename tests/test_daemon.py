@@ -262,3 +262,58 @@ def test_serve_refuses_to_start_with_a_broken_org_file(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "fortnightly" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+class _RecordingWorker:
+    def __init__(self) -> None:
+        self.updates: list[int] = []
+
+    def update_config(self, org: Any, policies: Any) -> None:
+        self.updates.append(len(org.departments))
+
+    def run(self, stop: Any) -> None:  # pragma: no cover - not started here
+        stop.wait()
+
+
+def test_sighup_reload_takes_a_good_file_and_refuses_a_broken_one(tmp_path: Path) -> None:
+    """A reload swaps in a valid new org file; a broken one is refused and the old kept."""
+    from pdorgsync.daemon import Daemon
+    from pdorgsync.settings import load_settings
+
+    org_file = tmp_path / "org.yaml"
+    org_file.write_text(ORG_FILE.read_text())
+    settings = load_settings(
+        api_url="http://127.0.0.1:9",
+        from_email=BOT_EMAIL,
+        org_file=org_file,
+        policy_dir=POLICY_DIR,
+        state_path=tmp_path / "state.db",
+        webhook_secrets=SECRET,
+        listen="127.0.0.1:0",
+    )
+    worker = _RecordingWorker()
+    daemon = Daemon(settings, make_worker=lambda _d: worker, make_cycle=lambda _d: lambda _f: None)
+    try:
+        before = daemon.files()
+        assert len(before.org.org.departments) == 8
+
+        text = ORG_FILE.read_text()
+        org_file.write_text(text.replace("rotation: weekly", "rotation: fortnightly", 1))
+        assert daemon.reload() is False
+        assert daemon.files() is before  # the running config is untouched
+        assert worker.updates == []
+
+        # Removing finance would orphan the finance policy: refused too, as a whole.
+        org_file.write_text(text[: text.index("  - key: finance")])
+        assert daemon.reload() is False
+        assert daemon.files() is before
+
+        # A valid change (a department renamed) is taken, and handed to the worker.
+        org_file.write_text(text.replace("name: Finance\n", "name: Finance & Accounting\n", 1))
+        assert daemon.reload() is True
+        finance = daemon.files().org.org.department("finance")
+        assert finance is not None
+        assert finance.name == "Finance & Accounting"
+        assert worker.updates == [8]
+    finally:
+        daemon.inbox.close()
