@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -53,7 +55,30 @@ class AppContext:
         return self._settings
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 pass_app = click.make_pass_decorator(AppContext)
+
+# The two file options every command shares (one definition, one help text).
+org_option = click.option(
+    "--org",
+    "org_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The org file. Default: PDORGSYNC_ORG_FILE, else org.yaml.",
+)
+
+
+def policies_option(purpose: str = "") -> Callable[[F], F]:
+    """``--policies DIR``; ``purpose`` says what the command uses them for."""
+    return click.option(
+        "--policies",
+        "policy_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help=(purpose + " " if purpose else "")
+        + "The policy folder. Default: PDORGSYNC_POLICY_DIR, else policies.",
+    )
 
 
 def fail(message: str) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from pdorgsync.cli import AppContext, pass_app
+from pdorgsync.cli import AppContext, org_option, pass_app, policies_option
 from pdorgsync.errors import ConfigError, PdOrgSyncError
 from pdorgsync.models.audit import AuditReport
 
@@ -52,20 +52,8 @@ def _parse_now(value: str | None) -> datetime:
 
 
 @click.command("audit")
-@click.option(
-    "--org",
-    "org_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="The org file. Default: PDORGSYNC_ORG_FILE, else org.yaml.",
-)
-@click.option(
-    "--policies",
-    "policy_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Policy folder for COV008. Default: PDORGSYNC_POLICY_DIR (skipped if absent).",
-)
+@org_option
+@policies_option("For COV008 (skipped if the folder is absent).")
 @click.option(
     "--horizon-days",
     type=click.IntRange(1, 90),

@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from pdorgsync.cli import pass_app
+from pdorgsync.cli import org_option, pass_app, policies_option
 from pdorgsync.core.policies import (
     Evaluation,
     IncidentFacts,
@@ -250,20 +250,8 @@ Exit codes: 0 done (whether or not anything matched), 1 error.
 @click.option("--until", default=None, help="Replay end (default now); same forms as --since.")
 @click.option("--dry-run", is_flag=True, help="Explain only; engage nobody.")
 @click.option("--offline", is_flag=True, help="With --event --dry-run: do not call the API.")
-@click.option(
-    "--org",
-    "org_file",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Org file (default PDORGSYNC_ORG_FILE, org.yaml).",
-)
-@click.option(
-    "--policies",
-    "policy_dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Policy folder (default PDORGSYNC_POLICY_DIR, policies).",
-)
+@org_option
+@policies_option()
 @click.option(
     "--format",
     "fmt",

@@ -15,7 +15,7 @@ from typing import TextIO
 
 import click
 
-from pdorgsync.cli import AppContext, pass_app
+from pdorgsync.cli import AppContext, org_option, pass_app
 from pdorgsync.core.planning import plan as build_plan
 from pdorgsync.core.render.plan_json import render_apply_json, render_plan_json
 from pdorgsync.core.render.plan_markdown import render_plan_markdown
@@ -27,7 +27,6 @@ from pdorgsync.observe import observe
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.reconcile import apply as apply_plan
 
-ORG_HELP = "Org file (default: PDORGSYNC_ORG_FILE, else org.yaml)."
 PRUNE_HELP = "Delete owned objects whose department left the file (orphans)."
 
 
@@ -64,7 +63,7 @@ def make_plan(
 
 
 @click.command("plan")
-@click.option("--org", "org_file", type=click.Path(path_type=Path, dir_okay=False), help=ORG_HELP)
+@org_option
 @click.option("--prune", is_flag=True, help=PRUNE_HELP + " Shown as deletes.")
 @click.option(
     "--format",
@@ -133,7 +132,7 @@ def plan_cmd(
 
 
 @click.command("apply")
-@click.option("--org", "org_file", type=click.Path(path_type=Path, dir_okay=False), help=ORG_HELP)
+@org_option
 @click.option("--prune", is_flag=True, help=PRUNE_HELP)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask; required when not on a terminal.")
 @click.option(

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from pdorgsync.cli import AppContext, pass_app
+from pdorgsync.cli import AppContext, org_option, pass_app, policies_option
 
 
 @click.command("serve")
 @click.option("--listen", default=None, help="HOST:PORT to listen on (default PDORGSYNC_LISTEN).")
-@click.option("--org", "org_file", default=None, help="Org file (default PDORGSYNC_ORG_FILE).")
-@click.option(
-    "--policies", "policy_dir", default=None, help="Policy folder (default PDORGSYNC_POLICY_DIR)."
-)
+@org_option
+@policies_option()
 @pass_app
 def serve_cmd(
-    app: AppContext, listen: str | None, org_file: str | None, policy_dir: str | None
+    app: AppContext, listen: str | None, org_file: Path | None, policy_dir: Path | None
 ) -> None:
     """Run the daemon: webhook receiver, engagement worker and reconcile loop.
 

@@ -12,27 +12,15 @@ from pathlib import Path
 import click
 
 from pdorgsync import loading
-from pdorgsync.cli import AppContext, pass_app
+from pdorgsync.cli import AppContext, org_option, pass_app, policies_option
 from pdorgsync.errors import FileValidationError, Problem
 from pdorgsync.logs import redact_text
 from pdorgsync.models.org import Org
 
 
 @click.command("validate")
-@click.option(
-    "--org",
-    "org_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="The org file. Default: PDORGSYNC_ORG_FILE, else org.yaml.",
-)
-@click.option(
-    "--policies",
-    "policy_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="The policy directory. Default: PDORGSYNC_POLICY_DIR, else policies.",
-)
+@org_option
+@policies_option()
 @pass_app
 def validate_cmd(app: AppContext, org_file: Path | None, policy_dir: Path | None) -> None:
     """Check the org file and the policies without calling PagerDuty.

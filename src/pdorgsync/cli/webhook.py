@@ -9,11 +9,12 @@ a different URL means a new subscription (and a new secret, printed once).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
 
-from pdorgsync.cli import AppContext, pass_app
+from pdorgsync.cli import AppContext, org_option, pass_app, policies_option
 from pdorgsync.errors import PdOrgSyncError
 
 DESCRIPTION = "pdorgsync incident listener"
@@ -28,16 +29,12 @@ def needed_events(policy_events: list[str]) -> list[str]:
     return sorted(set(BASE_EVENTS) | set(policy_events))
 
 
-def _policy_events(app: AppContext, org_file: str | None, policy_dir: str | None) -> list[str]:
-    from pathlib import Path
-
+def _policy_events(app: AppContext, org_file: Path | None, policy_dir: Path | None) -> list[str]:
     from pdorgsync import loading
 
     settings = app.settings()
-    loaded = loading.load_org(Path(org_file) if org_file else settings.org_file)
-    policies = loading.load_policies(
-        Path(policy_dir) if policy_dir else settings.policy_dir, loaded.org
-    )
+    loaded = loading.load_org(org_file or settings.org_file)
+    policies = loading.load_policies(policy_dir or settings.policy_dir, loaded.org)
     events: list[str] = []
     for policy in policies.policies:
         events.extend(policy.on)
@@ -45,7 +42,7 @@ def _policy_events(app: AppContext, org_file: str | None, policy_dir: str | None
 
 
 def _resolve_filter(
-    client: Any, spec: str, app: AppContext, org_file: str | None
+    client: Any, spec: str, app: AppContext, org_file: Path | None
 ) -> dict[str, str]:
     if spec == "account":
         return {"type": "account_reference"}
@@ -61,12 +58,10 @@ def _resolve_filter(
         if not found:
             raise PdOrgSyncError(f"--filter: no PagerDuty service is named {value!r}")
         return {"type": "service_reference", "id": found[0]["id"]}
-    from pathlib import Path
-
     from pdorgsync import loading
 
     settings = app.settings()
-    org = loading.load_org(Path(org_file) if org_file else settings.org_file).org
+    org = loading.load_org(org_file or settings.org_file).org
     dept = org.department(value)
     if dept is None:
         raise PdOrgSyncError(f"--filter: no department {value!r} in the org file")
@@ -145,13 +140,11 @@ def webhook_group() -> None:
     show_default=True,
     help="Scope: account, team:<department key> or service:<service name>.",
 )
-@click.option("--org", "org_file", default=None, help="Org file (default PDORGSYNC_ORG_FILE).")
-@click.option(
-    "--policies", "policy_dir", default=None, help="Policy folder (default PDORGSYNC_POLICY_DIR)."
-)
+@org_option
+@policies_option("To know which events to subscribe to.")
 @pass_app
 def ensure_cmd(
-    app: AppContext, url: str, filter_spec: str, org_file: str | None, policy_dir: str | None
+    app: AppContext, url: str, filter_spec: str, org_file: Path | None, policy_dir: Path | None
 ) -> None:
     """Create or update the V3 webhook subscription for the events the policies need.
 
