@@ -5,11 +5,12 @@ schedule, an escalation policy, a service each) and a sandbox account already in
 sync with it, then runs observe + plan once with no latency (to count calls) and
 once with injected latency (default 50 ms per request) for the wall time.
 
-It prints, per size, the calls made next to:
-* the lower bound: list pages of the five collections + one schedule detail per
-  managed schedule + one member page per managed team (what no list returns);
-* per-object reads: what a tool that GETs every object and every membership
-  (like the Terraform provider's per-membership reads) would spend.
+It prints, per size, the calls made next to issue 7's definitions (shared with
+bench_reconcile.py, in benchmarks/common.py):
+* the lower bound: list pages of the five collections + one detail or render
+  request per schedule;
+* per-object reads: what a refresh-everything tool spends: list pages + one GET per
+  managed object + one members page per team.
 
 Usage: python benchmarks/bench_plan.py [--sizes 10 100 500] [--latency 0.05]
 (500 departments take a few minutes with latency; leave it out for a quick run.)
@@ -24,7 +25,7 @@ from datetime import UTC, datetime
 
 # The generated org files and accounts live in benchmarks/common.py (shared with
 # bench_reconcile.py and bench_ratelimit.py).
-from common import PEOPLE_PER_DEPT, account, org_file, pages
+from common import account, org_file, per_object_reads, plan_lower_bound
 
 from pdorgsync.core.planning import plan
 from pdorgsync.logs import configure_logging
@@ -56,10 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{'wall time @' + str(int(args.latency * 1000)) + 'ms':>18} {'diff':>5}"
     )
     for n in args.sizes:
-        people_count = n * PEOPLE_PER_DEPT
-        lists = pages(people_count) + 4 * pages(n)
-        lower = lists + n + n * pages(PEOPLE_PER_DEPT)  # + schedule details + member pages
-        per_object = lists + 4 * n + n * PEOPLE_PER_DEPT  # GET each object + each membership
+        lower = plan_lower_bound(n)
+        per_object = per_object_reads(n)
         calls, _, drift = run_once(n, 0.0)
         _, wall, _ = run_once(n, args.latency)
         print(f"{n:>11} {calls:>6} {lower:>11} {per_object:>10} {wall:>17.1f}s {drift:>5}")

@@ -32,10 +32,13 @@ from common import (
     PEOPLE_PER_DEPT,
     RemoteSandbox,
     account,
+    breakdown,
     list_pages,
     org_file,
     pages,
     peak_rss_mib,
+    per_object_reads,
+    plan_lower_bound,
     users_only,
 )
 
@@ -53,8 +56,8 @@ class Row:
     operation: str
     departments: int
     calls: int
+    spent_on: str  # the calls by kind, from the client's counter
     lower: int
-    lower_members: int
     per_object: int
     wall_0: float
     wall_latency: float | None
@@ -94,18 +97,18 @@ def _measure(
     run: Callable[[PagerDutyClient, Org], str],
     n: int,
     latency: float,
-) -> tuple[int, float, str]:
+) -> tuple[int, str, float, str]:
     org = org_file(n)
     with RemoteSandbox(seed_of(n), latency=latency) as sandbox:
         client = _client(sandbox.base_url)
         started = time.perf_counter()
         note = run(client, org)
         elapsed = time.perf_counter() - started
-        calls = client.total_calls
+        calls, spent_on = client.total_calls, breakdown(client.calls)
         if run is _apply:
             client.reset_counts()
             assert _plan(client, org) == "0 changes", "apply did not converge"
-    return calls, elapsed, note
+    return calls, spent_on, elapsed, note
 
 
 def bench_size(n: int, latency: float, max_latency_run: float) -> list[Row]:
@@ -113,20 +116,22 @@ def bench_size(n: int, latency: float, max_latency_run: float) -> list[Row]:
     lists = list_pages(n)
     people = n * PEOPLE_PER_DEPT
     team_pages = n * pages(PEOPLE_PER_DEPT)
-    # issue 7's definitions: lower bound = list pages + one detail per schedule;
-    # per-object = one GET per managed object + one members page per team.
+    # issue 7's definitions (benchmarks/common.py): lower bound = list pages + one detail
+    # or render request per schedule; per-object reads = list pages + one GET per
+    # managed object + one members page per team.
     operations: list[
         tuple[str, Callable[[int], dict[str, object]], Callable[..., str], int, int]
     ] = [
-        ("plan (no change)", account, _plan, lists + n, lists + 4 * n + team_pages),
+        ("plan (no change)", account, _plan, plan_lower_bound(n), per_object_reads(n)),
         ("apply (from empty)", users_only, _apply, 0, 0),
         # audit: list pages + one final-schedule render per schedule (users come with
         # their contact methods and rules through include[]); per-object adds one GET
-        # per object, membership, and two per person (contact methods, rules).
+        # per object and members page, a render per schedule, and two reads per person
+        # (contact methods, notification rules).
         ("audit", account, _audit, lists + n, lists + 4 * n + team_pages + n + 2 * people),
     ]
     for name, seed_of, run, lower, per_object in operations:
-        calls, wall_0, note = _measure(seed_of, run, n, 0.0)
+        calls, spent_on, wall_0, note = _measure(seed_of, run, n, 0.0)
         if name.startswith("apply"):
             # From empty nothing can be read per object: the bound is the list pages of
             # the (empty) collections plus the writes the plan needs; a tool that reads
@@ -137,15 +142,14 @@ def bench_size(n: int, latency: float, max_latency_run: float) -> list[Row]:
         projected = wall_0 + calls * latency  # the 0 ms run's own time plus the waits
         wall_latency = None
         if latency > 0 and projected <= max_latency_run:
-            _calls, wall_latency, _note = _measure(seed_of, run, n, latency)
-        with_members = lists + n + team_pages if name.startswith("plan") else lower
+            _calls, _spent, wall_latency, _note = _measure(seed_of, run, n, latency)
         rows.append(
             Row(
                 name,
                 n,
                 calls,
+                spent_on,
                 lower,
-                with_members,
                 per_object,
                 wall_0,
                 wall_latency,
@@ -154,7 +158,8 @@ def bench_size(n: int, latency: float, max_latency_run: float) -> list[Row]:
             )
         )
         print(
-            f"  measured {name} at {n}: {calls} calls, {wall_0:.1f}s ({note})",
+            f"  measured {name} at {n}: {calls} calls ({spent_on}), {wall_0:.1f}s"
+            f"{'' if wall_latency is None else f', {wall_latency:.1f}s at latency'} ({note})",
             file=sys.stderr,
             flush=True,
         )
@@ -167,18 +172,18 @@ def bench_size(n: int, latency: float, max_latency_run: float) -> list[Row]:
 def render(rows: list[Row], latency: float) -> str:
     ms = int(latency * 1000)
     head = (
-        f"| operation | departments | API calls | lower bound | calls / bound | bound + members pages "
-        f"| calls / that | per-object reads | per-object / calls | wall @0 ms | wall @{ms} ms | peak RSS | result |"
+        "| operation | departments | API calls | spent on | lower bound | calls / bound "
+        f"| per-object reads | per-object / calls | wall @0 ms | wall @{ms} ms | peak RSS | result |"
     )
-    lines = [head, "|" + " --- |" * 13]
+    lines = [head, "|" + " --- |" * 12]
     for r in rows:
         at_latency = (
             f"{r.wall_latency:.1f} s" if r.wall_latency is not None else f"~{r.projected:.0f} s"
         )
         lines.append(
-            f"| {r.operation} | {r.departments:,} | {r.calls:,} | {r.lower:,} | {r.calls / r.lower:.2f} "
-            f"| {r.lower_members:,} | {r.calls / r.lower_members:.2f} | {r.per_object:,} | {r.per_object / r.calls:.1f}x | {r.wall_0:.1f} s | {at_latency} "
-            f"| {r.rss_mib:.0f} MiB | {r.note} |"
+            f"| {r.operation} | {r.departments:,} | {r.calls:,} | {r.spent_on} | {r.lower:,} "
+            f"| {r.calls / r.lower:.2f} | {r.per_object:,} | {r.per_object / r.calls:.1f}x "
+            f"| {r.wall_0:.1f} s | {at_latency} | {r.rss_mib:.0f} MiB | {r.note} |"
         )
     return "\n".join(lines)
 
@@ -201,16 +206,24 @@ def main(argv: list[str] | None = None) -> int:
     print("### Reconcile cost (plan, apply, audit)\n")
     print(render(rows, args.latency))
     print(
-        "\nLower bound (issue 7): plan = list pages of users/teams/schedules/escalation policies/"
-        "services + one schedule detail per managed schedule; 'bound + members pages' adds the"
-        " one `GET /teams/{id}/members` page per team that team roles need (no list returns"
-        " them); apply from empty ="
-        " list pages + the plan's writes; audit = list pages + one final-schedule render per"
-        " schedule. Per-object reads: list pages + one GET per managed object + one members page"
-        " per team (audit: also contact methods and notification rules per person; apply:"
-        " a read-back of every created object). `~` = not run, projected as wall @0 ms + calls x latency"
-        " (requests are sequential). Peak RSS is the benchmark process (sandbox in another"
-        " process), cumulative over sizes."
+        "\n**API calls** and **spent on** are counted by the client (every HTTP attempt,"
+        " retries included); both ratios divide those counts. **Lower bound** (issue 7):"
+        " plan and audit = list pages of users/teams/schedules/escalation policies/services"
+        " + one detail or render request per schedule; apply from empty = list pages of the"
+        " (empty) collections + the writes its plan needs. A no-change plan spends no"
+        " request per schedule (the layers come with the schedule list,"
+        " `include[]=schedule_layers`) but one `GET /teams/{id}/members` page per team (no"
+        " list returns team roles); with one team per schedule that is the same count."
+        " **Per-object reads** (what a refresh-everything tool spends): list pages + one GET"
+        " per managed object (team, schedule, escalation policy, service) + one members"
+        " page per team; audit adds a render per schedule and contact methods and"
+        " notification rules per person; apply adds a read-back of every created object."
+        f" **wall @{int(args.latency * 1000)} ms**: measured with that latency injected"
+        " per request, or, marked `~`, not run (it would exceed"
+        f" {args.max_latency_run:g} s) and projected as wall @0 ms + API calls x"
+        f" {int(args.latency * 1000)} ms (requests are sequential). Peak RSS is the"
+        " benchmark process's (the sandbox runs in another process), cumulative over"
+        " sizes."
     )
     return 0
 

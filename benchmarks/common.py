@@ -15,7 +15,7 @@ import math
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -146,13 +146,39 @@ def list_pages(n: int) -> int:
 
 
 def plan_lower_bound(n: int) -> int:
-    """List pages + one schedule detail and one members page per managed object."""
-    return list_pages(n) + n + n * pages(PEOPLE_PER_DEPT)
+    """Issue 7's lower bound: list pages + one detail or render request per schedule.
+
+    (pdorgsync's no-change plan spends no request per schedule, since the layers come
+    with the schedule list, but one ``GET /teams/{id}/members`` page per team, which no
+    list returns; with one team per schedule both come to ``list_pages(n) + n``.)
+    """
+    return list_pages(n) + n
 
 
 def per_object_reads(n: int) -> int:
-    """A refresh-everything tool: list pages + one GET per managed object + one per membership."""
-    return list_pages(n) + 4 * n + n * PEOPLE_PER_DEPT
+    """Issue 7's refresh-everything tool: list pages + one GET per managed object (team,
+    schedule, escalation policy, service) + one members page per team."""
+    return list_pages(n) + 4 * n + n * pages(PEOPLE_PER_DEPT)
+
+
+LIST_ROUTES = frozenset({"/users", "/teams", "/schedules", "/escalation_policies", "/services"})
+
+
+def breakdown(calls: Mapping[tuple[str, str], int]) -> str:
+    """A client's ``calls`` Counter as "L list pages + N GET /route + ... + W writes"."""
+    lists = sum(
+        n for (method, route), n in calls.items() if method == "GET" and route in LIST_ROUTES
+    )
+    reads = sorted(
+        (route, n)
+        for (method, route), n in calls.items()
+        if method == "GET" and route not in LIST_ROUTES
+    )
+    writes = sum(n for (method, _route), n in calls.items() if method != "GET")
+    parts = [f"{lists:,} list pages"] + [f"{n:,} GET {route}" for route, n in reads]
+    if writes:
+        parts.append(f"{writes:,} writes")
+    return " + ".join(parts)
 
 
 def peak_rss_mib() -> float:
@@ -213,6 +239,8 @@ def _serve(seed: dict[str, Any], options: dict[str, Any], scale: float, conn: An
             for _method, _path, status in list(sandbox.requests):
                 statuses[status] = statuses.get(status, 0) + 1
             conn.send(statuses)
+        elif command == "requests":
+            conn.send(list(sandbox.requests))
         else:
             sandbox.stop()
             conn.send("stopped")
@@ -243,6 +271,12 @@ class RemoteSandbox:
         """How many responses the sandbox sent per HTTP status."""
         self._conn.send("stats")
         result: dict[int, int] = self._conn.recv()
+        return result
+
+    def requests(self) -> list[tuple[str, str, int]]:
+        """The sandbox's request log: (method, path, status) in arrival order."""
+        self._conn.send("requests")
+        result: list[tuple[str, str, int]] = self._conn.recv()
         return result
 
     def __exit__(self, *exc: object) -> None:
