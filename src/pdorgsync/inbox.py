@@ -223,6 +223,11 @@ class Inbox:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        # Writers of this process queue here rather than in SQLite's busy handler,
+        # which retries by sleeping: under concurrent deliveries that turned into
+        # p99s near the busy timeout and needless 503s. Other processes still
+        # meet SQLite's lock and busy_timeout as before.
+        self._write_lock = threading.Lock()
         try:
             conn = self._conn()
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -259,20 +264,27 @@ class Inbox:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction (takes the write lock up front, waits busy_timeout)."""
+        if not self._write_lock.acquire(timeout=self.busy_timeout):
+            raise InboxError(
+                f"inbox {self.path}: busy (another write took over {self.busy_timeout:g} s)"
+            )
         try:
-            conn = self._conn()
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise InboxError(f"inbox {self.path}: {exc}") from None
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            _rollback(conn)
-            raise InboxError(f"inbox {self.path}: {exc}") from None
-        except BaseException:
-            _rollback(conn)
-            raise
+            try:
+                conn = self._conn()
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise InboxError(f"inbox {self.path}: {exc}") from None
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(conn)
+                raise InboxError(f"inbox {self.path}: {exc}") from None
+            except BaseException:
+                _rollback(conn)
+                raise
+        finally:
+            self._write_lock.release()
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         try:
