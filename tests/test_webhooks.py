@@ -182,7 +182,16 @@ def test_lying_content_length_does_not_bypass_the_cap(inbox: Inbox) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"not json", b"[]", b'{"event": {}}', b'{"nope": 1}', b"\xff\xfe", b'{"event": {"id": "x"}}'],
+    [
+        b"not json",
+        b"[]",
+        b'{"event": {}}',
+        b'{"nope": 1}',
+        b"\xff\xfe",
+        b'{"event": {"id": "x"}}',
+        # A valid envelope, but UTF-16 with a BOM: PagerDuty sends UTF-8 only.
+        example_bytes("incident.triggered").decode().encode("utf-16"),
+    ],
 )
 def test_signed_garbage_is_400(client: TestClient, inbox: Inbox, body: bytes) -> None:
     """A correctly signed body that is not a V3 envelope gets 400 and is not stored."""

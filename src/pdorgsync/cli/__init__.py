@@ -9,6 +9,7 @@ Usage errors exit 2 (click's convention; documented in the README).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -151,6 +152,11 @@ def main(ctx: click.Context, debug: bool, log_level: str | None, log_format: str
     PagerDuty-compatible API; point PDORGSYNC_API_URL at it.
     """
     configure_logging(level=log_level or "warning", fmt=log_format)
+    # Whatever the command, the configured token and webhook secrets are scrubbed
+    # from everything it prints, even text echoed back from a user's file.
+    # (A settings problem is reported by the command that needs the settings.)
+    with contextlib.suppress(PdOrgSyncError):
+        register_secrets(load_settings().sensitive_values())
     ctx.obj = AppContext(debug=debug, log_level=log_level, log_format=log_format)
 
 

@@ -81,7 +81,7 @@ def validate_cmd(app: AppContext, org_file: Path | None, policy_dir: Path | None
     for problem in [*errors, *warnings]:
         click.echo(redact_text(str(problem)), err=True)
     for line in summaries:
-        click.echo(line)
+        click.echo(redact_text(line))
     if errors:
         raise click.exceptions.Exit(1)
 

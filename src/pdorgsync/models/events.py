@@ -102,7 +102,15 @@ def parse_envelope(raw: bytes | str | dict[str, Any]) -> WebhookEnvelope:
     Raises EnvelopeError with a one-line reason; never anything else.
     """
     data: Any = raw
-    if isinstance(raw, bytes | str):
+    if isinstance(raw, bytes):
+        # PagerDuty sends UTF-8 (CONTRACT §8). json.loads(bytes) would also accept
+        # UTF-16/32 by sniffing a BOM, and the inbox stores the body as UTF-8 text:
+        # decode strictly here so anything else is a clean 400, never a crash later.
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise EnvelopeError("body is not UTF-8") from None
+    if isinstance(raw, str):
         try:
             data = json.loads(raw)
         except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
