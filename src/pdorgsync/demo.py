@@ -23,7 +23,6 @@ import httpx
 
 from pdorgsync.audit import run_audit
 from pdorgsync.core.coverage import engagements_from_policies
-from pdorgsync.core.planning import plan as build_plan
 from pdorgsync.core.render.audit_html import render_audit_html
 from pdorgsync.core.render.audit_text import summary_line as audit_summary_line
 from pdorgsync.core.render.plan_text import render_plan_text, summary_line
@@ -31,9 +30,9 @@ from pdorgsync.errors import PdOrgSyncError
 from pdorgsync.loading import LoadedOrg, load_org, load_policies
 from pdorgsync.models.events import webhook_data
 from pdorgsync.models.plan import Plan
-from pdorgsync.observe import observe
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.reconcile import apply as apply_plan
+from pdorgsync.reconcile import plan_account
 from pdorgsync.sandbox import Sandbox, load_seed
 from pdorgsync.settings import load_settings
 from pdorgsync.webhooks import sign
@@ -126,9 +125,7 @@ class Demo:
     # -- plan / apply / plan -----------------------------------------------------------
 
     def _plan(self, client: PagerDutyClient, loaded: LoadedOrg) -> Plan:
-        now = datetime.now(UTC).replace(microsecond=0)
-        snapshot = observe(client, loaded.org, now=now)
-        return build_plan(loaded.org, snapshot, now=now, locate=loaded.location)
+        return plan_account(client, loaded, now=datetime.now(UTC).replace(microsecond=0))
 
     def _reconcile(self, client: PagerDutyClient, loaded: LoadedOrg) -> None:
         self.step("plan: what would change in PagerDuty to match examples/org.yaml")

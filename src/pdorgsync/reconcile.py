@@ -23,14 +23,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Protocol
 
+from pdorgsync.core.planning import plan as build_plan
 from pdorgsync.errors import (
     NotFoundError,
     OutcomeUnknownError,
     PagerDutyError,
     PermanentPagerDutyError,
 )
+from pdorgsync.loading import LoadedOrg
 from pdorgsync.logs import get_logger
 from pdorgsync.models.plan import (
     PLACEHOLDER_RE,
@@ -40,7 +43,7 @@ from pdorgsync.models.plan import (
     Plan,
     Request,
 )
-from pdorgsync.observe import find_existing
+from pdorgsync.observe import find_existing, observe
 
 log = get_logger(__name__)
 
@@ -81,6 +84,30 @@ def _fill(value: Any, ids: dict[str, str]) -> Any:
     if isinstance(value, list):
         return [_fill(v, ids) for v in value]
     return value
+
+
+def plan_account(
+    client: Any,
+    loaded: LoadedOrg,
+    *,
+    now: datetime,
+    prune: bool = False,
+    at_next_handoff: bool = False,
+    impact: bool = True,
+    progress: Progress | None = None,
+) -> Plan:
+    """Observe the account in bulk and plan: the one way every caller builds a plan
+    (``plan``/``apply`` commands, the daemon's reconcile loop, the demo)."""
+    snapshot = observe(client, loaded.org, now=now, progress=progress)
+    return build_plan(
+        loaded.org,
+        snapshot,
+        now=now,
+        prune=prune,
+        at_next_handoff=at_next_handoff,
+        locate=loaded.location,
+        impact=impact,
+    )
 
 
 def apply(client: Client, plan: Plan, *, progress: Progress | None = None) -> ApplyReport:

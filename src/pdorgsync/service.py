@@ -14,13 +14,12 @@ from typing import Any
 
 from pdorgsync.audit import run_audit
 from pdorgsync.core.coverage import engagements_from_policies
-from pdorgsync.core.planning import plan as build_plan
 from pdorgsync.daemon import CycleFn, Daemon, Files
 from pdorgsync.logs import get_logger
 from pdorgsync.notify import Notifier
-from pdorgsync.observe import observe
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.reconcile import apply as apply_plan
+from pdorgsync.reconcile import plan_account
 from pdorgsync.settings import Settings
 from pdorgsync.worker import Worker, WorkerHooks
 
@@ -67,8 +66,7 @@ def make_cycle(daemon: Daemon) -> CycleFn:
         now = datetime.now(UTC)
         org = files.org.org
         client.reset_counts()
-        snapshot = observe(client, org, now=now)
-        plan = build_plan(org, snapshot, now=now, locate=files.org.location, impact=False)
+        plan = plan_account(client, files.org, now=now, impact=False)
         drift = Counter(c.department for c in plan.changes)
         conflicts = Counter(c.department for c in plan.conflicts)
         metrics.set_drift(

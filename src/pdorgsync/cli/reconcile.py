@@ -16,16 +16,15 @@ from typing import TextIO
 import click
 
 from pdorgsync.cli import AppContext, org_option, pass_app
-from pdorgsync.core.planning import plan as build_plan
 from pdorgsync.core.render.plan_json import render_apply_json, render_plan_json
 from pdorgsync.core.render.plan_markdown import render_plan_markdown
 from pdorgsync.core.render.plan_text import render_apply_text, render_plan_text
 from pdorgsync.errors import PdOrgSyncError
 from pdorgsync.loading import load_org
 from pdorgsync.models.plan import Plan
-from pdorgsync.observe import observe
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.reconcile import apply as apply_plan
+from pdorgsync.reconcile import plan_account
 
 PRUNE_HELP = "Delete owned objects whose department left the file (orphans)."
 
@@ -50,14 +49,13 @@ def make_plan(
     client = PagerDutyClient.from_settings(settings)
     now = datetime.now(UTC).replace(microsecond=0)
     _progress(f"reading PagerDuty at {settings.api_url}")
-    snapshot = observe(client, loaded.org, now=now, progress=_progress)
-    result = build_plan(
-        loaded.org,
-        snapshot,
+    result = plan_account(
+        client,
+        loaded,
         now=now,
         prune=prune,
         at_next_handoff=at_next_handoff,
-        locate=loaded.location,
+        progress=_progress,
     )
     return result, client
 

@@ -54,6 +54,15 @@ HOUR = 3600
 DAY_NUMBERS = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 7}
 
 
+def _normalise_span(span: Shift | OverrideSpec, what: str) -> None:
+    """Store ``start``/``end`` in UTC on a frozen span; refuse one that ends before it starts."""
+    start, end = to_utc(span.start), to_utc(span.end)
+    if end < start:
+        raise ValueError(f"{what} ends before it starts: {start} > {end}")
+    object.__setattr__(span, "start", start)
+    object.__setattr__(span, "end", end)
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class Shift:
     """``user_id`` is on call during ``[start, end)`` (UTC)."""
@@ -63,11 +72,7 @@ class Shift:
     user_id: str
 
     def __post_init__(self) -> None:
-        start, end = to_utc(self.start), to_utc(self.end)
-        if end < start:
-            raise ValueError(f"shift ends before it starts: {start} > {end}")
-        object.__setattr__(self, "start", start)
-        object.__setattr__(self, "end", end)
+        _normalise_span(self, "shift")
 
     @property
     def user(self) -> str:
@@ -92,11 +97,7 @@ class OverrideSpec:
     user_id: str
 
     def __post_init__(self) -> None:
-        start, end = to_utc(self.start), to_utc(self.end)
-        if end < start:
-            raise ValueError(f"override ends before it starts: {start} > {end}")
-        object.__setattr__(self, "start", start)
-        object.__setattr__(self, "end", end)
+        _normalise_span(self, "override")
 
     @property
     def user(self) -> str:
