@@ -230,7 +230,10 @@ EXAMPLE_NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-def _apply(pd: PagerDutyClient, org: Org) -> None:
+def _apply(pd: PagerDutyClient, org: Org, sandbox: Sandbox) -> None:
+    # PagerDuty moves a past layer start to the time of the request: the sandbox must
+    # live at the planning time, or the layers would start in its (real-time) future.
+    sandbox.set_clock(lambda: EXAMPLE_NOW)
     report = apply(pd, plan(org, observe(pd, org), now=EXAMPLE_NOW))
     assert report.conflicts == []
 
@@ -261,11 +264,11 @@ def complete_org() -> dict[str, Any]:
 
 
 def test_example_account_after_apply_names_every_deliberate_hole(
-    pd: PagerDutyClient,
+    pd: PagerDutyClient, sandbox: Sandbox
 ) -> None:
     """Seeded account + apply of examples/org.yaml: exactly the ON PURPOSE findings."""
     org = load_org(EXAMPLES / "org.yaml").org
-    _apply(pd, org)
+    _apply(pd, org, sandbox)
     needs = engagements_from_policies(load_policies(EXAMPLES.parent / "policies", org).policies)
     report = run_audit(pd, org, now=EXAMPLE_NOW, engagements=needs)
     found = {(f.department, f.rule, f.severity) for f in report.findings}
@@ -312,11 +315,15 @@ def test_example_account_before_apply_reports_absent_departments(pd: PagerDutyCl
 
 
 def test_complete_org_applied_exits_0_under_fail_on_critical(
-    pd: PagerDutyClient, sandbox_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pd: PagerDutyClient,
+    sandbox: Sandbox,
+    sandbox_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Fill every hole, apply, audit via the CLI: nothing critical, exit 0."""
     data = complete_org()
-    _apply(pd, Org.model_validate(data))
+    _apply(pd, Org.model_validate(data), sandbox)
     org_file = tmp_path / "complete.yaml"
     org_file.write_text(json.dumps(data), encoding="utf-8")  # JSON is YAML 1.2
     monkeypatch.chdir(tmp_path)

@@ -197,8 +197,9 @@ def _layer(users: list[str], **extra: Any) -> dict[str, Any]:
     }
 
 
-def test_schedule_layers_are_ended_never_deleted(pd: PagerDutyClient) -> None:
+def test_schedule_layers_are_ended_never_deleted(pd: PagerDutyClient, sandbox: Sandbox) -> None:
     """PUT edits layers by id, adds id-less ones, keeps unmentioned ones; an ended layer still shows."""
+    sandbox.set_clock(lambda: datetime(2026, 3, 1, tzinfo=UTC))  # before the layers start
     users = ids(pd, "/users", "email")
     a, b = users["casey.ng@acme.test"], users["dana.okafor@acme.test"]
     created = pd.post(
@@ -224,7 +225,8 @@ def test_schedule_layers_are_ended_never_deleted(pd: PagerDutyClient) -> None:
         }
     }
     layers = pd.put(f"/schedules/{created['id']}", body)["schedule"]["schedule_layers"]
-    assert [layer["name"] for layer in layers] == ["One", "Two"]  # the unmentioned layer stayed
+    # The unmentioned layer stayed; PagerDuty lists layers newest (highest priority) first.
+    assert [layer["name"] for layer in layers] == ["Two", "One"]
     end = {"id": first["id"], "end": "2026-03-09T08:00:00Z"}
     body = {
         "schedule": {
@@ -234,8 +236,8 @@ def test_schedule_layers_are_ended_never_deleted(pd: PagerDutyClient) -> None:
         }
     }
     layers = pd.put(f"/schedules/{created['id']}", body)["schedule"]["schedule_layers"]
-    assert layers[0]["id"] == first["id"]
-    assert layers[0]["end"] == "2026-03-09T09:00:00+01:00"
+    assert layers[1]["id"] == first["id"]
+    assert layers[1]["end"] == "2026-03-09T09:00:00+01:00"
 
 
 def test_put_with_an_unknown_layer_id_is_refused(pd: PagerDutyClient) -> None:
@@ -245,7 +247,7 @@ def test_put_with_an_unknown_layer_id_is_refused(pd: PagerDutyClient) -> None:
     body = {
         "schedule": {
             "type": "schedule",
-            "time_zone": "UTC",
+            "time_zone": "Etc/UTC",
             "schedule_layers": [{**_layer([users["casey.ng@acme.test"]]), "id": "PNOPE00"}],
         }
     }

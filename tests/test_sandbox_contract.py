@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -269,8 +270,11 @@ def test_client_retries_through_a_429(sandbox: Sandbox, pd: PagerDutyClient) -> 
     assert [s for (_m, p, s) in sandbox.requests if p == "/abilities"] == [429, 200]
 
 
-def test_weekly_two_user_rotation_renders_final_schedule(pd: PagerDutyClient) -> None:
+def test_weekly_two_user_rotation_renders_final_schedule(
+    pd: PagerDutyClient, sandbox: Sandbox
+) -> None:
     """A weekly rotation of two users alternates at the Monday 09:00 Berlin hand-off."""
+    sandbox.set_clock(lambda: datetime(2026, 3, 1, tzinfo=UTC))  # before the layer starts
     a, b = user_id(pd, "casey.ng@acme.test"), user_id(pd, "dana.okafor@acme.test")
     schedule = weekly_schedule(pd, [a, b])
     rendered = pd.get(

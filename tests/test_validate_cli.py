@@ -87,8 +87,15 @@ CASES = [
         "    time_zone: America/Chicago\n",
         "    time_zone: America/Chicag\n",
         0, 16,
-        "departments[7].time_zone: expected an IANA time zone such as Europe/Berlin, got 'America/Chicag'",
+        "departments[7].time_zone: expected a time zone PagerDuty accepts, such as Europe/Berlin or Etc/UTC, got 'America/Chicag' (https://developer.pagerduty.com/docs/1afe25e9c94cb-types#time-zone)",
         id="unknown-zone",
+    ),
+    pytest.param(
+        "    time_zone: America/Chicago\n",
+        "    time_zone: US/Central\n",
+        0, 16,
+        "departments[7].time_zone: PagerDuty does not accept the time zone 'US/Central'; write 'America/Chicago', which tzdata says is the same zone",
+        id="zone-pagerduty-refuses",
     ),
     pytest.param(
         "    coverage: always\n    time_zone: America/Los_Angeles\n",
@@ -190,3 +197,38 @@ def test_policy_dir_that_does_not_exist_is_skipped(workdir: Path) -> None:
     shutil.copy(EXAMPLE, workdir / "org.yaml")
     result = run("--org", "org.yaml", "--policies", "no-such-dir")
     assert result.exit_code == 0, result.output
+
+
+PAGERDUTY_REFUSES = """\
+version: 1
+org: acme
+defaults:
+  time_zone: Europe/Kyiv
+departments:
+  - key: support
+    name: Customer Support
+    members: [sam@acme.test]
+    schedule:
+      layers:
+        - name: Primary
+          rotation: weekly
+          start: "2026-01-05T09:00:30"
+          users: [sam@acme.test]
+          restrictions:
+            - {start: "00:00", hours: 24}
+"""
+
+
+def test_what_pagerduty_would_refuse_is_three_located_errors(workdir: Path) -> None:
+    """A zone PagerDuty refuses, a 24 h window and a start with seconds: three located errors, each saying what to write instead."""
+    (workdir / "org.yaml").write_text(PAGERDUTY_REFUSES, encoding="utf-8")
+    result = run("--org", "org.yaml")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    errors = [e for e in result.stderr.splitlines() if ": warning: " not in e]
+    assert errors == [
+        "org.yaml:4:14: defaults.time_zone: PagerDuty does not accept the time zone 'Europe/Kyiv'; write 'Europe/Kiev', which tzdata says is the same zone",
+        "org.yaml:13:18: departments[0].schedule.layers[0].start: PagerDuty keeps schedule times to the minute (it zeroes seconds); write '2026-01-05T09:00:00' or another whole minute",
+        "org.yaml:16:39: departments[0].schedule.layers[0].restrictions[0].hours: a daily window of 24 hours is the whole day, which PagerDuty refuses (code 3001); omit this restriction (a layer without restrictions is on call around the clock)",
+    ]
+    assert result.stdout == "org.yaml: invalid (3 problems)\n"

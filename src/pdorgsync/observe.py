@@ -19,9 +19,17 @@ It never writes, and it never decides anything: matching and diffing are the pur
 planner's job (``core/planning.py``). Other commands (the audit) call ``observe``
 for their base snapshot with ``org=None`` and their own ``with_*`` selections.
 
-Schedule layers are kept in the order the API returns them, lowest priority first
-(PagerDuty appends a new layer on top); ``core.schedules.render_schedule`` and the
-planner use that same convention.
+Schedule layers are normalised to SPEC's order, lowest priority first (PagerDuty
+appends a new layer on top), which ``core.schedules.render_schedule`` and the planner
+use. PagerDuty *returns* them the other way round, highest priority first: the reverse
+of the order they were written (PagerDuty/public-support-scripts
+``schedule_layer_reorganizer``; terraform-provider-pagerduty reverses them on read in
+``flattenScheduleLayers``), so ``parse_schedule`` reverses the list.
+
+A list response may carry layers without an ``id`` (the "With Schedule Layers" example
+of ``GET /schedules`` in PagerDuty's OpenAPI description does): such a schedule counts
+as "layers not fetched" and falls back to ``GET /schedules/{id}``, because a layer is
+only editable by its id.
 """
 
 from __future__ import annotations
@@ -127,8 +135,21 @@ def parse_layer(raw: dict[str, Any]) -> snap.ScheduleLayer:
     )
 
 
-def parse_schedule(raw: dict[str, Any]) -> snap.Schedule:
+def parse_schedule(raw: dict[str, Any], *, need_layer_ids: bool = False) -> snap.Schedule:
+    """``raw`` as a Schedule, layers lowest priority first (see the module docstring).
+
+    Layers without an ``id`` are dropped as "not fetched" (``layers=None``), or with
+    ``need_layer_ids`` (the schedule's own GET, the last resort) refused with a clear error.
+    """
     layers = raw.get("schedule_layers")
+    if layers is not None and any(not isinstance(la, dict) or not la.get("id") for la in layers):
+        if need_layer_ids:
+            raise PermanentPagerDutyError(
+                f"PagerDuty returned schedule {raw.get('id')} ({raw.get('name')!r}) with layers "
+                "that have no id; pdorgsync cannot edit them safely"
+            )
+        log.info("observe.layers_without_ids", schedule_id=raw.get("id"))
+        layers = None
     return snap.Schedule(
         id=raw["id"],
         name=raw.get("name") or raw.get("summary") or "",
@@ -137,7 +158,7 @@ def parse_schedule(raw: dict[str, Any]) -> snap.Schedule:
         time_zone=raw.get("time_zone") or "Etc/UTC",
         user_ids=_ref_ids(raw.get("users")),
         team_ids=_ref_ids(raw.get("teams")),
-        layers=None if layers is None else [parse_layer(la) for la in layers],
+        layers=None if layers is None else [parse_layer(la) for la in reversed(layers)],
     )
 
 
@@ -304,7 +325,7 @@ def observe(
 
 def fetch_schedule(client: Client, schedule_id: str) -> snap.Schedule:
     """One schedule with its layers (``GET /schedules/{id}``)."""
-    return parse_schedule(client.get(f"/schedules/{schedule_id}")["schedule"])
+    return parse_schedule(client.get(f"/schedules/{schedule_id}")["schedule"], need_layer_ids=True)
 
 
 def parse_team_with_members(client: Client, team: snap.Team) -> snap.Team:

@@ -243,3 +243,71 @@ def test_adopt_existing_rejects_yaml11_words() -> None:
     with pytest.raises(ValidationError):
         org(defaults={"adopt_existing": "on"})
     assert org(defaults={"adopt_existing": True}).defaults.adopt_existing is True
+
+
+def layer_with(**changes: Any) -> dict[str, Any]:
+    """A department whose one layer has ``changes`` applied."""
+    base = dept("ops")
+    base["schedule"]["layers"][0].update(changes)
+    return base
+
+
+def error_at(data: dict[str, Any]) -> tuple[tuple[str | int, ...], str]:
+    with pytest.raises(ValidationError) as caught:
+        org(data)
+    (error,) = caught.value.errors()
+    return tuple(error["loc"]), str(error["msg"])
+
+
+@pytest.mark.parametrize(
+    ("window", "refused"),
+    [
+        ({"start": "00:00", "hours": 24}, "a daily window of 24 hours is the whole day"),
+        ({"day": "mon", "start": "00:00", "hours": 168}, "a weekly window of 168 hours is the whole week"),
+        ({"start": "09:00", "hours": 25}, "a daily window (no 'day') lasts less than 24 hours"),
+        ({"day": "mon", "start": "09:00", "hours": 169}, "a weekly window lasts less than 168 hours"),
+        ({"start": "22:00", "hours": 23.5}, None),
+        ({"day": "sun", "start": "22:00", "hours": 167}, None),
+    ],
+)  # fmt: skip
+def test_full_length_restrictions_are_refused(window: dict[str, Any], refused: str | None) -> None:
+    """A window as long as its period (PagerDuty code 3001) is an error on `hours` that says to omit it."""
+    data = layer_with(restrictions=[window])
+    if refused is None:
+        org(data)
+        return
+    path, message = error_at(data)
+    assert path == ("departments", 0, "schedule", "layers", 0, "restrictions", 0, "hours")
+    assert refused in message
+    if "whole" in refused:
+        assert "omit this restriction" in message
+
+
+@pytest.mark.parametrize(
+    "start", ["2026-01-05T09:00:30", "2026-01-05T09:00:00.5", "2026-01-05T09:00:01+01:00"]
+)
+def test_layer_start_with_seconds_is_refused(start: str) -> None:
+    """PagerDuty zeroes seconds, so a start with seconds is an error naming the whole minute to write."""
+    path, message = error_at(layer_with(start=start))
+    assert path == ("departments", 0, "schedule", "layers", 0, "start")
+    assert "write '" + start[:17] + "00" in message
+
+
+@pytest.mark.parametrize(
+    ("zone", "instead"),
+    [("Europe/Kyiv", "Europe/Kiev"), ("UTC", "Etc/UTC"), ("US/Eastern", "America/New_York"), ("US/Mountain", "America/Denver")],
+)  # fmt: skip
+def test_zone_pagerduty_refuses_names_the_accepted_identifier(zone: str, instead: str) -> None:
+    """An IANA name outside PagerDuty's list is an error naming the accepted identifier of the same zone."""
+    path, message = error_at(dept("ops", time_zone=zone))
+    assert path == ("departments", 0, "time_zone")
+    assert f"PagerDuty does not accept the time zone {zone!r}; write {instead!r}" in message
+
+
+def test_accepted_zones_validate() -> None:
+    """Every identifier in PagerDuty's documented list is valid in the file."""
+    from pdorgsync.models.zones import ACCEPTED
+
+    assert {"Europe/Kiev", "Etc/UTC"} <= set(ACCEPTED)
+    for zone in ACCEPTED:
+        org(dept("ops", time_zone=zone))

@@ -242,15 +242,45 @@ def test_at_next_handoff_times_the_change_at_the_turn_boundary() -> None:
     assert layers[1]["start"] == "2026-03-09T09:00:00Z"
 
 
-def test_ended_layers_are_ignored_and_resent() -> None:
-    """Ended layers are history: no diff, but every existing id is carried in the PUT."""
+def test_ended_layers_are_ignored_and_not_resent() -> None:
+    """Ended layers are history: no diff, and never re-sent (PagerDuty would move their past start to now)."""
     old = layer(id="POLD001", end=datetime(2026, 2, 1, tzinfo=UTC), user_ids=["PUMA003"])
     assert plan(org_of(support()), in_sync([old, layer()]), now=NOW).changes == []
     org = org_of(support(schedule={"layers": [{**_primary(), "users": ["tia@acme.test"]}]}))
     p = plan(org, in_sync([old, layer()]), now=NOW)
     ids = [la.get("id") for la in p.changes[0].requests[0].body["schedule"]["schedule_layers"]]  # type: ignore[index,call-overload,union-attr]
-    assert ids[:2] == ["POLD001", "PLAY001"]
+    assert ids == ["PLAY001", None]  # the open layer (ended now) and its replacement
     assert set(p.changes[0].diff) == {"layers.Primary"}
+
+
+def test_times_written_are_whole_minutes_not_in_the_past() -> None:
+    """Planned at 12:00:30, the old layer ends and the new one starts at 12:01:00, never with seconds."""
+    org = org_of(support(schedule={"layers": [{**_primary(), "users": ["tia@acme.test"]}]}))
+    p = plan(org, in_sync(), now=NOW + timedelta(seconds=30, microseconds=5))
+    layers = p.changes[0].requests[0].body["schedule"]["schedule_layers"]  # type: ignore[index,call-overload]
+    assert layers[0]["end"] == "2026-03-04T12:01:00Z"
+    assert layers[1]["start"] == "2026-03-04T12:01:00Z"
+
+
+def test_new_schedule_layers_start_now_not_in_the_past() -> None:
+    """A new schedule's layer anchored in the past starts at the next whole minute (rotation kept)."""
+    p = plan(org_of(support()), snap.Snapshot(users=USERS), now=NOW + timedelta(seconds=1))
+    schedule = next(c for c in p.changes if c.kind == "schedule")
+    (only,) = schedule.requests[0].body["schedule"]["schedule_layers"]  # type: ignore[index,call-overload]
+    assert only["start"] == "2026-03-04T12:01:00Z"
+    assert only["rotation_virtual_start"] == "2026-01-05T09:00:00Z"
+
+
+def test_utc_returned_by_pagerduty_is_etc_utc() -> None:
+    """A schedule PagerDuty returns with `UTC` matches the file's `Etc/UTC`: no drift."""
+    base = in_sync()
+    utc = base.schedules[0].model_copy(update={"time_zone": "UTC"})
+    assert (
+        plan(org_of(support()), base.model_copy(update={"schedules": [utc]}), now=NOW).changes == []
+    )
+    berlin = base.schedules[0].model_copy(update={"time_zone": "Europe/Berlin"})
+    p = plan(org_of(support()), base.model_copy(update={"schedules": [berlin]}), now=NOW)
+    assert p.changes[0].diff["time_zone"].after == "Etc/UTC"
 
 
 def test_layers_match_by_name_not_position() -> None:

@@ -343,7 +343,7 @@ def _engage_event(
             {
                 "since": (now - timedelta(minutes=60)).isoformat(),
                 "until": (now + timedelta(seconds=1)).isoformat(),
-                "time_zone": "UTC",
+                "time_zone": "Etc/UTC",
             },
         )
         recent = RecentIncidents.from_history(_history(items), now)
@@ -402,7 +402,7 @@ def _replay(
     managed = _managed_labels(client, inputs.org)
     items = client.list_all(
         "/incidents",
-        {"since": since.isoformat(), "until": until.isoformat(), "time_zone": "UTC"},
+        {"since": since.isoformat(), "until": until.isoformat(), "time_zone": "Etc/UTC"},
     )
     history = sorted(_history(items), key=lambda pair: (pair[0].created_at, pair[0].id))
     tallies = {p.name: _Tally() for p in inputs.policies}

@@ -11,8 +11,15 @@ in place recomputes every shift of that layer, past ones included (§9.2). So:
   then, anchored at the file's ``start`` (``rotation_virtual_start``), so the
   rotation position is the one the file describes and history stays intact.
 * An open layer no longer in the file is ended at the effective time.
-* Ended layers (``end`` set) are history: re-sent unchanged with their ids (a PUT
-  must carry every existing layer id), and ignored when diffing.
+* Ended layers (``end`` set) are ignored when diffing. Layers that have already
+  ended are history and are **not** re-sent: PagerDuty replaces a past layer
+  ``start`` with the time of the request (terraform-provider-pagerduty issue #200,
+  ``util/util.go``), so a re-sent ended layer could be moved after its own end, and a
+  PUT leaves the layers it does not mention as they are (Terraform never re-sends
+  ended layers, ``flattenScheduleLayers``). Open layers are re-sent with their ids.
+* Every time written is on a whole minute (PagerDuty zeroes seconds) and not in the
+  past: "now" is the next whole minute, and a new schedule's layers start then at
+  the earliest, so PagerDuty has nothing to rewrite.
 
 The effective time is the plan's ``now``, or with ``at_next_handoff`` the next
 hand-off (turn boundary) of the layer being replaced, so nobody's current shift is
@@ -37,6 +44,7 @@ from zoneinfo import ZoneInfo
 from pdorgsync.core import schedules
 from pdorgsync.core.intervals import as_zone, local_to_utc, to_utc
 from pdorgsync.models import snapshot as snap
+from pdorgsync.models import zones
 from pdorgsync.models.org import DAYS, Department, Layer, Org
 from pdorgsync.models.plan import FieldDiff, OnCallImpact, OnCallShift
 
@@ -51,6 +59,12 @@ class SchedulePlan:
     diff: dict[str, FieldDiff]
     before: list[snap.ScheduleLayer]  # active layers now (for the impact)
     after: list[snap.ScheduleLayer]  # every layer once applied
+
+
+def next_whole_minute(moment: datetime) -> datetime:
+    """``moment`` rounded up to a whole minute (itself when it is one)."""
+    whole = moment.replace(second=0, microsecond=0)
+    return whole if whole == moment else whole + timedelta(minutes=1)
 
 
 def iso(value: datetime) -> str:
@@ -197,8 +211,9 @@ def plan_layers(
     The relative order of layers that are kept is not compared: responses have not
     always listed layers in request order (CONTRACT §9.2), so it is no signal.
     """
-    if observed is None:  # a new schedule: layers start at their anchors
-        return list(wanted), {w.name: (None, w) for w in wanted}, set()
+    if observed is None:  # a new schedule: layers start at their anchors, or now if past
+        fresh = [w.model_copy(update={"start": max(now, w.start)}) for w in wanted]
+        return fresh, {w.name: (None, w) for w in fresh}, set()
     by_name: dict[str, snap.ScheduleLayer] = {}
     leftovers: list[snap.ScheduleLayer] = []
     for la in observed:  # first open layer of a name wins; duplicates are ended below
@@ -260,11 +275,16 @@ def plan_schedule(
     """The schedule body to send (None if it already matches) and the field diff."""
     zone = org.zone_of(dept)
     wanted = desired_layers(dept, zone, user_ids)
+    history = {
+        la.id
+        for la in (observed.layers or [] if observed is not None else [])
+        if la.end is not None and la.end <= now
+    }
     layers, changed, restacked = plan_layers(
         observed.layers if observed is not None else None,
         wanted,
         zone=zone,
-        now=now,
+        now=next_whole_minute(now),
         at_next_handoff=at_next_handoff,
     )
     diff: dict[str, FieldDiff] = {}
@@ -273,6 +293,9 @@ def plan_schedule(
         before = getattr(observed, field) if observed is not None else None
         if field == "description":
             if observed is not None and normalise_text(before) == normalise_text(value):
+                continue
+        elif field == "time_zone":
+            if zones.matches(before, value):  # PagerDuty returns `UTC` for `Etc/UTC`
                 continue
         elif before == value:
             continue
@@ -293,7 +316,7 @@ def plan_schedule(
             "name": dept.schedule_name,
             "time_zone": zone,
             "description": description,
-            "schedule_layers": [layer_body(la) for la in layers],
+            "schedule_layers": [layer_body(la) for la in layers if la.id not in history],
         }
     }
     return SchedulePlan(body, diff, before_layers, layers)

@@ -10,10 +10,19 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, time, timedelta
-from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from typing import Annotated, Literal, NoReturn
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationInfo,
+    field_validator,
+)
+
+from pdorgsync.models.zones import zone_problem
 
 KEY_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 LABEL_RE = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
@@ -65,13 +74,10 @@ def _label(value: str) -> str:
 
 
 def _zone(value: str) -> str:
-    if value not in _ZONES:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"expected an IANA time zone such as Europe/Berlin, got {value!r}"
-            ) from None
+    """Only PagerDuty's documented identifiers (SPEC §1 "Time zones"; models/zones.py)."""
+    problem = zone_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 
@@ -81,7 +87,6 @@ def _hhmm(value: str) -> str:
     return value
 
 
-_ZONES = available_timezones()
 _WEEKDAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri")
 
 Key = Annotated[str, AfterValidator(_key)]
@@ -134,6 +139,14 @@ class BusinessHours(_Model):
             raise ValueError(f"start {self.start} must be before end {self.end}")
 
 
+def _full_window(hours: float, kind: str) -> NoReturn:
+    raise ValueError(
+        f"a {kind} window of {hours:g} hours is the whole {'day' if kind == 'daily' else 'week'}, "
+        "which PagerDuty refuses (code 3001); omit this restriction (a layer without "
+        "restrictions is on call around the clock)"
+    )
+
+
 class Restriction(_Model):
     """A weekly window (with ``day``) or a daily window (without)."""
 
@@ -143,16 +156,18 @@ class Restriction(_Model):
 
     @field_validator("hours")
     @classmethod
-    def _max_hours(cls, value: float) -> float:
-        if value > 168:
-            raise ValueError(f"expected at most 168 hours, got {value:g}")
+    def _max_hours(cls, value: float, info: ValidationInfo) -> float:
+        # PagerDuty refuses a restriction as long as its period (code 3001:
+        # hashicorp/terraform#11135, terraform-provider-pagerduty PR #439): a window
+        # covering the whole day/week is written by leaving restrictions out.
+        daily = "day" in info.data and info.data["day"] is None  # an invalid day: judge as weekly
+        period, kind = (24, "daily") if daily else (168, "weekly")
+        if value == period:
+            return _full_window(value, kind)
+        if value > period:
+            what = "a daily window (no 'day')" if daily else "a weekly window"
+            raise ValueError(f"{what} lasts less than {period} hours, got {value:g}")
         return value
-
-    def model_post_init(self, _context: object) -> None:
-        if self.day is None and self.hours > 24:
-            raise ValueError(
-                f"a daily window (no 'day') lasts at most 24 hours, got {self.hours:g}"
-            )
 
     @property
     def duration(self) -> timedelta:
@@ -165,6 +180,19 @@ class Layer(_Model):
     start: datetime
     users: list[Email] = Field(min_length=1)
     restrictions: list[Restriction] = Field(default_factory=list)
+
+    @field_validator("start")
+    @classmethod
+    def _whole_minute(cls, value: datetime) -> datetime:
+        # PagerDuty zeroes seconds in layer times (terraform-provider-pagerduty PR #483,
+        # #659), so a start with seconds would drift on every plan.
+        if value.second or value.microsecond:
+            whole = value.replace(second=0, microsecond=0).isoformat()
+            raise ValueError(
+                "PagerDuty keeps schedule times to the minute (it zeroes seconds); "
+                f"write {whole!r} or another whole minute"
+            )
+        return value
 
     @field_validator("rotation")
     @classmethod

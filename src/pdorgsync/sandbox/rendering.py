@@ -25,7 +25,7 @@ from pdorgsync.sandbox.state import State, iso
 
 def layer_spec(layer: dict[str, Any]) -> LayerSpec:
     return LayerSpec(
-        start=layer["start"],
+        start=layer.get("history_start", layer["start"]),  # past on-call is kept (routes_schedules)
         end=layer["end"],
         rotation_virtual_start=layer["rotation_virtual_start"],
         turn_seconds=layer["rotation_turn_length_seconds"],

@@ -4,6 +4,14 @@ PagerDuty rules kept here: layers are never deleted, only ended (``end``); a PUT
 edits the layers whose ``id`` it carries, adds those without one, and leaves
 layers it does not mention as they are; times come back in the schedule's zone;
 a schedule an escalation policy targets cannot be deleted (400, 2001).
+
+Quirks of the live API emulated here (each cited where it is done):
+
+* ``schedule_layers`` come back in the reverse of the order they were written;
+* seconds are zeroed in layer ``start``, ``end`` and ``rotation_virtual_start``;
+* a past ``start`` is replaced with the time of the request (history is kept);
+* a restriction as long as its period is refused (code 3001);
+* only PagerDuty's documented time zones are accepted (``state.check_zone``).
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from typing import Any
 
 from pdorgsync.sandbox import rendering
 from pdorgsync.sandbox.protocol import (
+    ApiError,
     Body,
     Call,
     invalid,
@@ -25,6 +34,13 @@ from pdorgsync.sandbox.protocol import (
 from pdorgsync.sandbox.state import State, check_zone, iso, parse_time
 
 TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):[0-5]\d:[0-5]\d$")
+SCHEDULE_INVALID = 3001  # CONTRACT §4: "schedule invalid"
+
+
+def _whole_minute(moment: datetime) -> datetime:
+    """PagerDuty keeps layer times to the minute: it zeroes seconds (terraform-provider-
+    pagerduty PR #483 and issue #659, whose ``ValidateRFC3339`` asks for "a full minute")."""
+    return moment.replace(second=0, microsecond=0)
 
 
 def _restriction(raw: Any, where: str) -> dict[str, Any]:
@@ -40,6 +56,16 @@ def _restriction(raw: Any, where: str) -> dict[str, Any]:
     limit = 86400 if kind == "daily_restriction" else 604800
     if not isinstance(duration, int) or not 0 < duration <= limit:
         raise invalid(f"{where}.duration_seconds must be between 1 and {limit}")
+    if duration == limit:
+        # A window as long as its period is refused with code 3001 (hashicorp/terraform
+        # #11135; terraform-provider-pagerduty PR #439 checks daily windows "shorter than
+        # a day" before sending).
+        raise ApiError(
+            400,
+            SCHEDULE_INVALID,
+            "Schedule Invalid",
+            [f"{where}: Restriction duration must be less than the restriction period"],
+        )
     out: dict[str, Any] = {"type": kind, "start_time_of_day": start, "duration_seconds": duration}
     if kind == "weekly_restriction":
         day = raw.get("start_day_of_week")
@@ -56,10 +82,23 @@ def _layer(state: State, raw: Any, where: str, current: dict[str, Any] | None) -
     merged = dict(current or {})
     for key in ("start", "rotation_virtual_start"):
         if key in raw or current is None:
-            merged[key] = parse_time(raw.get(key), f"{where}.{key}")
+            merged[key] = _whole_minute(parse_time(raw.get(key), f"{where}.{key}"))
     if "end" in raw:
-        merged["end"] = None if raw["end"] is None else parse_time(raw["end"], f"{where}.end")
+        end = raw["end"]
+        merged["end"] = None if end is None else _whole_minute(parse_time(end, f"{where}.end"))
     merged.setdefault("end", None)
+    now = _whole_minute(state.now())
+    if merged["start"] < now and (merged["end"] is None or merged["end"] > now):
+        # PagerDuty sets a past layer `start` to the time of the request: the start it
+        # returns is the layer's last update (terraform-provider-pagerduty issue #200 and
+        # PR #343, `util/util.go` SuppressScheduleLayerStartDiff; PR #35, confirmed by
+        # PagerDuty support). A layer that ends by now keeps its start (Terraform ends
+        # removed layers with `end` = now and their old start, `resource_pagerduty_schedule.go`).
+        merged["start"] = now
+    # PagerDuty keeps past on-call when a layer changes (its history view); the sandbox
+    # renders a layer from the earliest start it ever had.
+    prior = (current or {}).get("history_start")
+    merged["history_start"] = merged["start"] if prior is None else min(prior, merged["start"])
     if "rotation_turn_length_seconds" in raw or current is None:
         turn = raw.get("rotation_turn_length_seconds")
         if not isinstance(turn, int) or turn <= 0:
@@ -84,7 +123,7 @@ def _layer(state: State, raw: Any, where: str, current: dict[str, Any] | None) -
         ]
     if "name" in raw or current is None:
         merged["name"] = str(raw.get("name") or f"Layer {where.rsplit('[', 1)[-1].rstrip(']')}")
-    if merged["end"] is not None and merged["end"] < merged["start"]:
+    if merged["end"] is not None and merged["end"] < merged["history_start"]:
         raise invalid(f"{where}.end must not be before start")
     merged.setdefault("id", state.new_id())
     return merged
@@ -159,12 +198,16 @@ def schedule_out(
     if schedule["description"] is not None:  # the description types it as a non-nullable string
         out["description"] = schedule["description"]
     if layers:
-        out["schedule_layers"] = [layer_out(layer, state, zone) for layer in schedule["layers"]]
+        # PagerDuty lists layers in the reverse of the order they were written (highest
+        # priority first): PagerDuty/public-support-scripts `schedule_layer_reorganizer`;
+        # terraform-provider-pagerduty reverses them on read (`flattenScheduleLayers`).
+        written = list(reversed(schedule["layers"]))
+        out["schedule_layers"] = [layer_out(layer, state, zone) for layer in written]
         final = {"name": "Final Schedule", "rendered_schedule_entries": []}
         overrides: dict[str, Any] = {"name": "Overrides", "rendered_schedule_entries": []}
         if span is not None:
             since, until = span
-            for rendered, layer in zip(out["schedule_layers"], schedule["layers"], strict=True):
+            for rendered, layer in zip(out["schedule_layers"], written, strict=True):
                 shifts = rendering.layer_shifts(schedule, layer, since, until)
                 rendered["rendered_schedule_entries"] = rendering.entries(state, shifts, zone)
                 rendered["rendered_coverage_percentage"] = rendering.percentage(

@@ -62,7 +62,7 @@ class _Seeder:
                 "name": raw["name"],
                 "email": str(raw["email"]).lower(),
                 "role": raw.get("role", "user"),
-                "time_zone": check_zone(raw.get("time_zone", "Etc/UTC")),
+                "time_zone": check_zone(raw.get("time_zone", "Etc/UTC"), documented_only=False),
                 "job_title": raw.get("job_title", ""),
                 "description": raw.get("description"),
                 "color": raw.get("color", "green"),
@@ -153,7 +153,7 @@ class _Seeder:
                 "id": self.new_id(raw),
                 "name": raw["name"],
                 "description": raw.get("description"),
-                "time_zone": check_zone(raw.get("time_zone", "Etc/UTC")),
+                "time_zone": check_zone(raw.get("time_zone", "Etc/UTC"), documented_only=False),
                 "team_ids": [
                     self.lookup("team", t, f"{where}.teams") for t in raw.get("teams", [])
                 ],

@@ -128,6 +128,11 @@ class Sandbox:
         with self.runtime.lock:
             self.runtime.faults.queued.extend([(kind, method)] * n)
 
+    def set_clock(self, clock: Callable[[], datetime]) -> None:
+        """Use ``clock`` for "now" until the next ``reset`` (tests that plan at a fixed time)."""
+        with self.runtime.state.lock:
+            self.runtime.state.clock = clock
+
     def reset(self, seed: dict[str, Any] | None = None) -> None:
         """Forget everything and start over from ``seed`` (keeps the server running)."""
         runtime = self._fresh_runtime(seed)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pdorgsync.models import zones
 from pdorgsync.sandbox.protocol import invalid, not_found
 
 ID_ALPHABET = string.ascii_uppercase + string.digits
@@ -70,13 +71,23 @@ def parse_time(value: Any, field: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def check_zone(value: Any, field: str = "time_zone") -> str:
+def check_zone(value: Any, field: str = "time_zone", *, documented_only: bool = True) -> str:
+    """A zone from a request: PagerDuty accepts only the identifiers it documents.
+
+    PagerDuty/developer-docs ``docs/REST-API/06-Types.md`` "Time Zone" lists them
+    (``models/pagerduty_time_zones.json``); other IANA names are refused with 400,
+    ``US/Mountain`` in terraform-provider-pagerduty #796 and ``UTC`` in #1148. A seed
+    stands for data PagerDuty already holds (``documented_only=False``): PagerDuty
+    itself returns ``UTC`` for some schedules (#1148), so a seed may hold any IANA name.
+    """
     if not isinstance(value, str) or not value:
         raise invalid(f"{field} is required")
     try:
         ZoneInfo(value)
     except (KeyError, ValueError) as exc:
         raise invalid(f"{field} {value!r} is not a known time zone") from exc
+    if documented_only and not zones.is_accepted(value):
+        raise invalid(f"{field} {value!r} is not a valid time zone")
     return value
 
 
