@@ -80,3 +80,18 @@ def empty_pd(empty_sandbox: Sandbox) -> PagerDutyClient:
     return PagerDutyClient(
         empty_sandbox.token, empty_sandbox.base_url, BOT_EMAIL, sleep=lambda _s: None
     )
+
+
+@pytest.fixture(scope="session")
+def _examples_server() -> Iterator[Sandbox]:
+    server = Sandbox(examples=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def examples_sandbox(_examples_server: Sandbox) -> Iterator[Sandbox]:
+    """A sandbox answering every request with PagerDuty's published response example
+    (``Sandbox(examples=True)``); fails if a request broke PagerDuty's description."""
+    yield from _checked(_examples_server, {})

@@ -13,8 +13,14 @@ Inputs (default: /work/shared/pagerduty/):
 Then ``src/pdorgsync/sandbox/openapi-overlay.json`` is applied: corrections where the
 description contradicts the live API, each entry citing its source.
 
+It also writes ``src/pdorgsync/sandbox/openapi-examples.json``: for every operation the
+sandbox serves, the success-response examples PagerDuty publishes in the full
+description (``$ref``s to ``components/examples`` resolved), verbatim. The sandbox's
+"examples" mode answers with them (issue 10 item 13: PagerDuty's own data as a test
+fixture). These are PagerDuty's published sample payloads, kept only for that mode.
+
 Usage: python tools/strip_openapi.py [--source-dir DIR] [--check]
-``--check`` exits 1 if the committed file differs from what would be generated.
+``--check`` exits 1 if a committed file differs from what would be generated.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SANDBOX = ROOT / "src" / "pdorgsync" / "sandbox"
 OUTPUT = SANDBOX / "openapi.json"
 OVERLAY = SANDBOX / "openapi-overlay.json"
+EXAMPLES_OUTPUT = SANDBOX / "openapi-examples.json"
 PROSE = {"description", "summary", "example", "examples", "x-examples"}
 # Operations taken from the full description in addition to the subset: the sandbox
 # creates incidents (demo, tests) and pdorgsync deletes orphaned teams under --prune.
@@ -136,6 +143,45 @@ def build(source_dir: Path) -> dict[str, Any]:
     return doc
 
 
+def _example_values(full: dict[str, Any], content: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    for name, example in (content.get("examples") or {}).items():
+        if "$ref" in example:
+            example = resolve(full, example["$ref"])
+        if "value" in example:
+            found.append({"name": name, "summary": example.get("summary"), "value": example["value"]})
+    if not found and "example" in content:
+        found.append({"name": "example", "summary": None, "value": content["example"]})
+    return found
+
+
+def build_examples(source_dir: Path, doc: dict[str, Any]) -> dict[str, Any]:
+    """The published success-response examples of every operation in ``doc``."""
+    full = json.loads((source_dir / "openapi-rest-v2.json").read_text("utf-8"))
+    operations: dict[str, Any] = {}
+    for path, methods in sorted(doc["paths"].items()):
+        for method in sorted(methods):
+            if method not in ("get", "post", "put", "delete", "patch"):
+                continue
+            responses = full["paths"][path][method].get("responses", {})
+            for status in sorted(responses):
+                if not status.startswith("2"):
+                    continue
+                response = responses[status]
+                if "$ref" in response:
+                    response = resolve(full, response["$ref"])
+                content = (response.get("content") or {}).get("application/json") or {}
+                examples = _example_values(full, content)
+                if examples or status == "204":
+                    operations[f"{method.upper()} {path}"] = {"status": int(status), "examples": examples}
+                    break
+    return {
+        "source": "PagerDuty/api-schema reference/REST/openapiv3.json @ "
+        "91a06fb3c64b0ab2b2bd6c485d12b327dfb55c18: response examples, verbatim",
+        "operations": operations,
+    }
+
+
 def render(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
@@ -147,14 +193,16 @@ def main() -> int:
     parser.add_argument("--source-dir", type=Path, default=Path("/work/shared/pagerduty"))
     parser.add_argument("--check", action="store_true", help="fail if the committed file is stale")
     args = parser.parse_args()
-    text = render(build(args.source_dir))
+    doc = build(args.source_dir)
+    outputs = {OUTPUT: render(doc), EXAMPLES_OUTPUT: render(build_examples(args.source_dir, doc))}
     if args.check:
-        if OUTPUT.read_text("utf-8") != text:
-            print(f"{OUTPUT} is stale: run tools/strip_openapi.py", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.write_text(text, "utf-8")
-    print(f"wrote {OUTPUT.relative_to(ROOT)} ({len(text)} bytes)")
+        stale = [path for path, text in outputs.items() if path.read_text("utf-8") != text]
+        for path in stale:
+            print(f"{path} is stale: run tools/strip_openapi.py", file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in outputs.items():
+        path.write_text(text, "utf-8")
+        print(f"wrote {path.relative_to(ROOT)} ({len(text)} bytes)")
     return 0
 
 

@@ -66,6 +66,12 @@ DEFAULT_SEED = Path("examples/sandbox-account.json")
     show_default=True,
     help="Seed for ids and injected failures.",
 )
+@click.option(
+    "--examples",
+    is_flag=True,
+    help="Answer every request with PagerDuty's published response example for it "
+    "(from its official OpenAPI description) instead of the seeded account.",
+)
 def sandbox_cmd(
     host: str,
     port: int,
@@ -75,6 +81,7 @@ def sandbox_cmd(
     failure_rate: float,
     rate_limit: int | None,
     random_seed: int,
+    examples: bool,
 ) -> None:
     """Run a local PagerDuty-compatible REST API for trying pdorgsync safely.
 
@@ -90,6 +97,9 @@ def sandbox_cmd(
       export PDORGSYNC_API_URL=http://127.0.0.1:8081
       pdorgsync plan --org examples/org.yaml
 
+    With --examples it answers every request with the response example PagerDuty
+    publishes for that operation: a quick check against PagerDuty's own data.
+
     Stop it with Ctrl-C (or SIGTERM).
     """
     if seed is None and DEFAULT_SEED.is_file():
@@ -102,6 +112,7 @@ def sandbox_cmd(
         failure_rate=failure_rate,
         rate_limit_per_minute=rate_limit,
         random_seed=random_seed,
+        examples=examples,
     )
     url = box.start(host, port)
     stop = threading.Event()
@@ -111,7 +122,8 @@ def sandbox_cmd(
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        click.echo(f"PagerDuty sandbox listening on {url} (seed: {seed or 'empty account'})")
+        what = "PagerDuty's published examples" if examples else f"seed: {seed or 'empty account'}"
+        click.echo(f"PagerDuty sandbox listening on {url} ({what})")
         click.echo("Use it from another shell:")
         click.echo(f"  export PDORGSYNC_API_URL={url}")
         click.echo(f"  export PDORGSYNC_API_TOKEN={token}")

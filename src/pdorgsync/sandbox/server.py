@@ -44,7 +44,10 @@ class Sandbox:
         rate_limit_per_minute: int | None = None,
         random_seed: int = 0,
         clock: Callable[[], datetime] = utc_now,
+        examples: bool = False,
     ) -> None:
+        """``examples``: answer every request with PagerDuty's published response example
+        for its operation (``sandbox/examples.py``) instead of the seeded account."""
         if not 0.0 <= failure_rate <= 1.0:
             raise PdOrgSyncError(f"failure rate must be between 0 and 1, got {failure_rate}")
         if latency < 0:
@@ -56,6 +59,7 @@ class Sandbox:
             "failure_rate": failure_rate,
             "rate_limit_per_minute": rate_limit_per_minute,
             "random_seed": random_seed,
+            "examples": examples,
         }
         self._clock = clock
         self._seed = seed

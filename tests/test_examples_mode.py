@@ -1,0 +1,114 @@
+"""PagerDuty's published examples as a fixture: commands run on PagerDuty's own data.
+
+The sandbox in "examples" mode answers each request with the response example of its
+operation from PagerDuty's official OpenAPI description (``sandbox/examples.py``). The
+commands must neither crash nor end in "internal error" on that data: it is what
+PagerDuty says its API returns (e.g. schedule layers without ids in a list).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from pdorgsync.cli import main
+from pdorgsync.pagerduty import PagerDutyClient
+from pdorgsync.sandbox import Sandbox
+from tests.webhook_fixtures import WEBHOOK_DIR
+
+DATA = Path(__file__).resolve().parent / "data"
+ORG = DATA / "examples-org.yaml"
+POLICIES = DATA / "examples-policies"
+PAYLOADS = sorted(p.name for p in WEBHOOK_DIR.glob("*.json") if p.name != "index.json")
+
+
+def run(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> Result:
+    monkeypatch.chdir(tmp_path)
+    for name in ("PDORGSYNC_API_TOKEN", "PDORGSYNC_API_TOKEN_FILE", "CREDENTIALS_DIRECTORY"):
+        monkeypatch.delenv(name, raising=False)
+    env = {
+        "PDORGSYNC_API_URL": str(sandbox.base_url),
+        "PDORGSYNC_FROM_EMAIL": "125.greenholt.earline@graham.name",
+        "PDORGSYNC_POLICY_DIR": str(POLICIES),
+        "PDORGSYNC_STATE_PATH": str(tmp_path / "state.db"),
+    }
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+def assert_no_crash(result: Result) -> None:
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert "internal error" not in result.output
+    assert "Traceback" not in result.output
+
+
+def test_examples_mode_serves_pagerdutys_example(examples_sandbox: Sandbox) -> None:
+    """GET /schedules with layers is the "With Schedule Layers" example: its layers have no id."""
+    assert examples_sandbox.base_url is not None
+    client = PagerDutyClient(
+        examples_sandbox.token, examples_sandbox.base_url, None, sleep=lambda _s: None
+    )
+    listed = client.list_all("/schedules", {"include[]": ["schedule_layers"]})
+    assert [s["name"] for s in listed] == ["Daily Engineering Rotation"]
+    assert all("id" not in layer for layer in listed[0]["schedule_layers"])
+    assert "schedule_layers" not in client.list_all("/schedules")[0]  # the "Basic Example"
+    own = client.get("/schedules/PI7DH85")["schedule"]
+    assert all(layer.get("id") for layer in own["schedule_layers"])
+
+
+def test_plan_runs_on_pagerdutys_examples(
+    examples_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """plan reads the examples (layers without ids fall back to the schedule's GET) and reports changes."""
+    result = run(examples_sandbox, tmp_path, monkeypatch, "plan", "--org", str(ORG))
+    assert_no_crash(result)
+    assert result.exit_code == 2, result.output
+    assert 'adopt schedule "Daily Engineering Rotation"' in result.stdout
+    assert ("GET", "/schedules/PI7DH85", 200) in examples_sandbox.requests
+
+
+def test_plan_json_runs_on_pagerdutys_examples(
+    examples_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The JSON report renders the same data."""
+    result = run(
+        examples_sandbox, tmp_path, monkeypatch, "plan", "--org", str(ORG), "--format", "json"
+    )
+    assert_no_crash(result)
+    assert result.exit_code == 2, result.output
+    assert '"kind": "schedule"' in result.stdout
+
+
+def test_audit_runs_on_pagerdutys_examples(
+    examples_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """audit renders the example schedule and reports findings (exit 3), no crash."""
+    result = run(
+        examples_sandbox, tmp_path, monkeypatch, "audit", "--org", str(ORG), "--format", "json"
+    )
+    assert_no_crash(result)
+    assert result.exit_code == 3, result.output
+    assert '"rule": "COV002"' in result.stdout
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_engage_runs_on_every_example_webhook(
+    examples_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, payload: str
+) -> None:
+    """engage --event on each of PagerDuty's example deliveries: done, or one clear error line."""
+    result = run(
+        examples_sandbox,
+        tmp_path,
+        monkeypatch,
+        "engage",
+        "--event",
+        str(WEBHOOK_DIR / payload),
+        "--org",
+        str(ORG),
+    )
+    assert_no_crash(result)
+    assert result.exit_code in (0, 1), result.output
+    if result.exit_code == 1:
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1, result.stderr
