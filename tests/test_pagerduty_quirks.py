@@ -279,3 +279,19 @@ def _write(tmp_path: Any) -> Any:
         encoding="utf-8",
     )
     return path
+
+
+def test_audit_of_a_utc_schedule_asks_in_an_accepted_zone(
+    sandbox: Sandbox, pd: PagerDutyClient, tmp_path: Any
+) -> None:
+    """A schedule PagerDuty returns with `UTC` is rendered by asking for `Etc/UTC`, which it accepts."""
+    from pdorgsync.audit import run_audit
+
+    org = load_org(_write(tmp_path)).org
+    sandbox.set_clock(lambda: T0 - timedelta(hours=1))
+    apply(pd, plan(org, observe(pd, org), now=T0 - timedelta(hours=1)))
+    schedule = next(s for s in sandbox.state.schedules.values() if s["name"] == "Ops On-Call")
+    schedule["time_zone"] = "UTC"
+    report = run_audit(pd, org, now=T0)
+    assert not [f for f in report.findings if f.rule == "COV002"]
+    assert [d.coverage_ratio for d in report.departments] == [1.0]

@@ -28,6 +28,7 @@ from pdorgsync.core.coverage import Engagement
 from pdorgsync.core.schedules import Shift
 from pdorgsync.errors import NotFoundError
 from pdorgsync.logs import get_logger
+from pdorgsync.models import zones
 from pdorgsync.models.audit import AuditReport
 from pdorgsync.models.org import Org
 from pdorgsync.models.snapshot import ContactMethod, NotificationRule, Snapshot, User
@@ -74,12 +75,12 @@ def fetch_final_schedule(
 
     None when the schedule vanished between the list and this read.
     """
-    params = {
-        "since": _iso(since),
-        "until": _iso(until),
-        "time_zone": time_zone,
-        "overflow": False,
-    }
+    params: dict[str, Any] = {"since": _iso(since), "until": _iso(until), "overflow": False}
+    # PagerDuty returns zones it refuses as input (`UTC`, terraform-provider-pagerduty
+    # #1148): ask in the accepted name of the same zone, or let it render in its own.
+    accepted = zones.accepted_equivalent(time_zone)
+    if accepted is not None:
+        params["time_zone"] = accepted
     try:
         body = client.get(f"/schedules/{schedule_id}", params)
     except NotFoundError:
