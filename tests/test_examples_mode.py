@@ -112,3 +112,34 @@ def test_engage_runs_on_every_example_webhook(
     if result.exit_code == 1:
         errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
         assert len(errors) == 1, result.stderr
+
+
+def test_apply_runs_on_pagerdutys_examples(
+    examples_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """apply sends its writes and reads PagerDuty's example answers to them without a crash."""
+    result = run(examples_sandbox, tmp_path, monkeypatch, "apply", "--org", str(ORG), "--yes")
+    assert_no_crash(result)
+    assert result.exit_code == 0, result.output
+    assert "0 failed" in result.stdout
+
+
+def test_engage_replay_runs_on_pagerdutys_examples(
+    examples_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """engage --replay over the example incident list explains what would have matched."""
+    result = run(
+        examples_sandbox,
+        tmp_path,
+        monkeypatch,
+        "engage",
+        "--replay",
+        "--since",
+        "30d",
+        "--org",
+        str(ORG),
+        "--dry-run",
+    )
+    assert_no_crash(result)
+    assert result.exit_code == 0, result.output
+    assert "engineering-on-everything" in result.stdout
