@@ -48,3 +48,13 @@ def test_accepted_list_is_pagerdutys_documented_list() -> None:
         assert set(zones.ACCEPTED) == documented
     assert {"Etc/UTC", "Europe/Kiev", "America/New_York"} <= set(zones.ACCEPTED)
     assert "UTC" not in zones.ACCEPTED
+
+
+def test_a_zone_without_equivalent_gets_zones_with_the_same_offsets_suggested() -> None:
+    """America/Toronto has no accepted equivalent in tzdata: the message names zones that keep its offsets."""
+    message = zones.zone_problem("America/Toronto")
+    assert message is not None
+    assert "PagerDuty does not accept the time zone 'America/Toronto'" in message
+    assert "'America/New_York'" in message
+    assert "America/New_York" in zones.same_offsets("America/Toronto")
+    assert "Europe/Berlin" not in zones.same_offsets("America/Toronto")

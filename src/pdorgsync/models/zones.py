@@ -18,8 +18,10 @@ import, as ``zoneinfo`` itself does; it never touches the network or logs.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from importlib import resources
+from zoneinfo import ZoneInfo
 
 _DATA = json.loads(
     resources.files("pdorgsync.models").joinpath("pagerduty_time_zones.json").read_text("utf-8")
@@ -115,9 +117,17 @@ def zone_problem(name: str) -> str | None:
             "which tzdata says is the same zone"
         )
     if _compiled(name) is not None or name in _LINKS:
+        alike = same_offsets(name)
+        names = " or ".join(repr(z) for z in alike[:3])
+        hint = (
+            f"{names} {'keeps' if len(alike) == 1 else 'keep'} the same UTC offsets "
+            f"(daylight saving included) in {SAMPLED_YEARS[-1]}"
+            if alike
+            else f"choose one of its time zones ({DOCS_URL})"
+        )
         return (
             f"PagerDuty does not accept the time zone {name!r} and lists no identifier for the "
-            f"same zone; choose one of its time zones ({DOCS_URL}), e.g. one with the same UTC offset"
+            f"same zone; {hint}"
         )
     return f"expected a time zone PagerDuty accepts, such as Europe/Berlin or Etc/UTC, got {name!r} ({DOCS_URL})"
 
@@ -134,3 +144,27 @@ def matches(observed: str | None, wanted: str) -> bool:
     if observed == wanted:
         return True
     return not is_accepted(observed) and same_zone(observed, wanted)
+
+
+SAMPLED_YEARS = (2026,)
+
+
+@cache
+def _offsets(name: str) -> tuple[timedelta | None, ...]:
+    zone = ZoneInfo(name)
+    start = datetime(SAMPLED_YEARS[0], 1, 1, tzinfo=UTC)
+    days = (datetime(SAMPLED_YEARS[-1] + 1, 1, 1, tzinfo=UTC) - start).days
+    return tuple(
+        (start + timedelta(hours=12 * step)).astimezone(zone).utcoffset()
+        for step in range(days * 2)
+    )
+
+
+def same_offsets(name: str) -> list[str]:
+    """Accepted identifiers whose UTC offset matches ``name``'s, sampled every 12 hours over
+    ``SAMPLED_YEARS`` (a suggestion when tzdata names no equivalent, e.g. America/Toronto)."""
+    try:
+        wanted = _offsets(name)
+    except (KeyError, ValueError, OSError):
+        return []
+    return [zone for zone in ACCEPTED if _offsets(zone) == wanted]
