@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pdorgsync.cli import main
-from pdorgsync.errors import InboxError
+from pdorgsync.errors import InboxBusyError, InboxError, is_temporary
 from pdorgsync.inbox import Inbox
 from pdorgsync.models.events import parse_envelope
 from tests.webhook_fixtures import FakeClock, envelope, example, example_bytes
@@ -200,8 +200,9 @@ def test_locked_database_raises_inbox_error_quickly(tmp_path: Path) -> None:
     blocker = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
-        with pytest.raises(InboxError, match="locked"):
+        with pytest.raises(InboxBusyError, match="locked") as raised:
             _store(box, envelope(event_id="a"))
+        assert is_temporary(raised.value)  # contention: retried, never a dead letter
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()

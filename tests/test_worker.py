@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -303,6 +304,47 @@ def test_temporary_failures_end_in_dead_letter_after_max_attempts(
     [event] = inbox.events()
     assert (event.status, event.attempts) == ("dead", 3)
     assert "gave up after 3 attempts" in (event.last_error or "")
+
+
+class _ContendedLedger(Inbox):
+    """An inbox whose first ledger write meets a lock another process holds (really)."""
+
+    contended = 0
+
+    def record_engagement(self, *args: Any, **kwargs: Any) -> bool:
+        if self.contended:
+            return super().record_engagement(*args, **kwargs)
+        self.contended += 1
+        other = sqlite3.connect(self.path, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        try:
+            return super().record_engagement(*args, **kwargs)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+
+
+def test_lock_contention_retries_and_never_dead_letters(
+    tmp_path: Path, box: Sandbox, pd: PagerDutyClient, clock: FakeClock, ids: dict[str, Any]
+) -> None:
+    """A ledger write that waited past the busy timeout is retried, even at the last attempt."""
+    org, policies = org_and_policies()
+    inbox = _ContendedLedger(tmp_path / "contended.db", busy_timeout=0.05, clock=clock)
+    worker = Worker(
+        inbox, pd, org, policies, from_email=BOT_EMAIL, clock=clock, max_attempts=1,
+        poll_interval=None,
+    )  # fmt: skip
+    incident = create_incident(pd, "Checkout down")
+    _enqueue(inbox, _triggered(incident, clock))
+    worker.drain()
+    [event] = inbox.events()
+    assert (event.status, event.attempts) == ("pending", 1)
+    assert "busy" in (event.last_error or "")
+    clock.advance(3600)
+    worker.drain()
+    assert [e.status for e in inbox.events()] == ["done"]
+    assert engaged_state(box, incident["id"])[0] == [ids["support"]["escalation_policy"]]
+    inbox.close()
 
 
 def test_unknown_incident_is_dead_then_replayable(

@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pdorgsync.errors import InboxError
+from pdorgsync.errors import InboxBusyError, InboxError
 from pdorgsync.models.events import WebhookEnvelope
 
 __all__ = [
@@ -265,7 +265,7 @@ class Inbox:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction (takes the write lock up front, waits busy_timeout)."""
         if not self._write_lock.acquire(timeout=self.busy_timeout):
-            raise InboxError(
+            raise InboxBusyError(
                 f"inbox {self.path}: busy (another write took over {self.busy_timeout:g} s)"
             )
         try:
@@ -273,13 +273,13 @@ class Inbox:
                 conn = self._conn()
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise InboxError(f"inbox {self.path}: {exc}") from None
+                raise self._error(exc) from None
             try:
                 yield conn
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 _rollback(conn)
-                raise InboxError(f"inbox {self.path}: {exc}") from None
+                raise self._error(exc) from None
             except BaseException:
                 _rollback(conn)
                 raise
@@ -290,7 +290,15 @@ class Inbox:
         try:
             return list(self._conn().execute(sql, params).fetchall())
         except sqlite3.Error as exc:
-            raise InboxError(f"inbox {self.path}: {exc}") from None
+            raise self._error(exc) from None
+
+    def _error(self, exc: sqlite3.Error) -> InboxError:
+        """SQLITE_BUSY / SQLITE_LOCKED (another process kept the lock past busy_timeout)
+        is contention, worth retrying; anything else is a real fault."""
+        code = getattr(exc, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            return InboxBusyError(f"inbox {self.path}: busy ({exc})")
+        return InboxError(f"inbox {self.path}: {exc}")
 
     def close(self) -> None:
         """Close every connection this inbox opened (in any thread)."""

@@ -9,7 +9,8 @@ exactly once (ledger + a read of the incident before writing). Outcomes:
   (``agent`` is the bot user, e.g. ``incident.responder.added`` after our request);
 - temporary failure (429, 5xx, network, outcome unknown): back to ``pending`` with
   exponential backoff, at least the server's ``Retry-After``; ``dead`` after
-  ``max_attempts``;
+  ``max_attempts``; lock contention in the state store is retried the same way
+  but never dead-letters;
 - permanent failure (404, 400, a failed subscription item, bad data): ``dead``,
   visible in ``pdorgsync inbox list``, re-playable with ``pdorgsync inbox retry``.
 
@@ -41,7 +42,13 @@ from pdorgsync.core.policies import (
     evaluate,
 )
 from pdorgsync.engagements import ApiClient, EngagementOutcome, Engager
-from pdorgsync.errors import InboxError, PagerDutyError, PdOrgSyncError, is_temporary
+from pdorgsync.errors import (
+    InboxBusyError,
+    InboxError,
+    PagerDutyError,
+    PdOrgSyncError,
+    is_temporary,
+)
 from pdorgsync.inbox import Inbox, StoredEvent, utcnow
 from pdorgsync.logs import get_logger
 from pdorgsync.models.events import EnvelopeError, WebhookEnvelope, parse_envelope
@@ -269,7 +276,10 @@ class Worker:
 
     def _failed(self, event: StoredEvent, exc: Exception) -> str:
         message = str(exc) if isinstance(exc, PdOrgSyncError) else f"{type(exc).__name__}: {exc}"
-        if is_temporary(exc) and event.attempts < self.max_attempts:
+        # Lock contention in the state store says nothing about the event: it is
+        # retried however many attempts it took, never dead-lettered.
+        contended = isinstance(exc, InboxBusyError)
+        if is_temporary(exc) and (contended or event.attempts < self.max_attempts):
             delay = min(self.backoff_cap, self.backoff_base * 2 ** max(0, event.attempts - 1))
             retry_after = getattr(exc, "retry_after", None)
             if isinstance(retry_after, int | float) and retry_after > delay:
