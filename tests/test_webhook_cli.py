@@ -57,6 +57,40 @@ def test_ensure_scoped_to_a_service(sandbox: Sandbox, env: dict[str, str]) -> No
     assert sub["filter"]["id"] == service["id"]
 
 
+def test_another_filter_updates_the_same_subscription(
+    sandbox: Sandbox, env: dict[str, str]
+) -> None:
+    """Re-scoping (account → team:support → service) keeps one subscription and its secret."""
+    runner = CliRunner()
+    first = runner.invoke(main, ["webhook", "ensure", "--url", URL], env=env)
+    assert first.exit_code == 0, first.output
+    [sub] = sandbox.state.webhook_subscriptions.values()
+    secret = sub["secret"]
+
+    scoped = runner.invoke(
+        main, ["webhook", "ensure", "--url", URL, "--filter", "team:support"], env=env
+    )
+    assert scoped.exit_code == 0, scoped.output
+    assert "updated" in scoped.output
+    assert "PDORGSYNC_WEBHOOK_SECRETS=" not in scoped.output
+    [sub] = sandbox.state.webhook_subscriptions.values()
+    [team] = [t for t in sandbox.state.teams.values() if t["name"] == "Customer Support"]
+    assert sub["filter"] == {"type": "team_reference", "id": team["id"]}
+    assert sub["secret"] == secret
+
+    sub["events"] = ["incident.triggered"]  # someone narrowed it in the PagerDuty UI
+    again = runner.invoke(
+        main, ["webhook", "ensure", "--url", URL, "--filter", "service:Checkout API"], env=env
+    )
+    assert again.exit_code == 0, again.output
+    [sub] = sandbox.state.webhook_subscriptions.values()
+    assert sub["filter"]["type"] == "service_reference"
+    assert {"incident.triggered", "incident.priority_updated", "incident.resolved"} <= set(
+        sub["events"]
+    )
+    assert sub["secret"] == secret
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
