@@ -495,18 +495,89 @@ def test_poll_picks_up_incidents_whose_webhook_never_came(
     ids: dict[str, dict[str, str]],
     clock: FakeClock,
 ) -> None:
-    """The polling safety net engages an incident no webhook told us about, once; a change is seen again."""
-    incident = create_incident(pd, "Checkout slow", priority="P3")
+    """The catch-up poll engages an incident no webhook told us about, once; a change is seen again."""
     clock.now = box.state.now()
+    assert worker.poll_incidents() == 0  # first poll: the baseline
+    incident = create_incident(pd, "Checkout slow", priority="P3")
+    clock.advance(300)
     assert worker.poll_incidents() == 1
     worker.drain()
     assert engaged_state(box, incident["id"])[1] == [ids["finance"]["team"]]
     assert worker.poll_incidents() == 0  # unchanged: nothing queued
     set_priority(pd, incident["id"], "P1")
     assert worker.poll_incidents() == 1
+    assert [e.event_type for e in inbox.events(statuses=["pending"])] == [
+        "incident.priority_updated"
+    ]
     worker.drain()
     assert engaged_state(box, incident["id"])[0] == [ids["support"]["escalation_policy"]]
+    assert worker.poll_incidents() == 0
     assert inbox.get_state("poll_cursor") is not None
+
+
+def test_first_poll_records_open_incidents_and_engages_none(
+    inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock
+) -> None:
+    """First start: yesterday's open incidents are the baseline, not a burst of engagements."""
+    org, policies = org_and_policies()
+    polls: list[tuple[str, dict[str, int]]] = []
+    worker = Worker(
+        inbox, pd, org, policies, from_email=BOT_EMAIL, clock=clock,
+        hooks=WorkerHooks(on_poll=lambda result, queued: polls.append((result, dict(queued)))),
+    )  # fmt: skip
+    old = [create_incident(pd, f"Checkout down {n}") for n in range(3)]
+    clock.now = box.state.now()
+    assert worker.poll_incidents() == 0
+    worker.drain()
+    assert all(engaged_state(box, i["id"]) == ([], [], 0) for i in old)
+    assert polls == [("baseline", {})]
+
+    clock.advance(300)
+    new = create_incident(pd, "Checkout down again")
+    assert worker.poll_incidents() == 1
+    worker.drain()
+    assert engaged_state(box, new["id"])[0]  # what came after the first start is caught up
+    assert all(engaged_state(box, i["id"]) == ([], [], 0) for i in old)
+    assert polls[-1] == ("ok", {"incident.triggered": 1})
+
+
+def test_polled_priority_change_fires_only_policies_on_priority_updated(
+    inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock, ids: dict[str, Any]
+) -> None:
+    """A policy `on: [incident.triggered]` ignores a priority raise the poll caught (SPEC §2)."""
+    org, policies = org_and_policies()
+    triggered_only = [
+        p.model_copy(update={"on": ["incident.triggered"]}) if p.name == "support-customer-liaison" else p
+        for p in policies
+    ]  # fmt: skip
+    worker = Worker(inbox, pd, org, triggered_only, from_email=BOT_EMAIL, clock=clock)
+    clock.now = box.state.now()
+    worker.poll_incidents()  # baseline
+    incident = create_incident(pd, "Checkout slow", priority="P3")
+    clock.advance(300)
+    assert worker.poll_incidents() == 1
+    worker.drain()
+    set_priority(pd, incident["id"], "P1")
+    clock.advance(300)
+    assert worker.poll_incidents() == 1
+    worker.drain()
+    eps, teams, _notes = engaged_state(box, incident["id"])
+    assert eps == []  # support's policy fires on incident.triggered only
+    assert ids["executive"]["team"] in teams  # executive's (default `on`) fires on the raise
+
+
+def test_poll_leaves_incidents_with_a_waiting_event_to_it(
+    worker: Worker, inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock
+) -> None:
+    """An incident whose webhook is still in the inbox is not queued again by the poll."""
+    clock.now = box.state.now()
+    worker.poll_incidents()  # baseline
+    incident = create_incident(pd, "Checkout down")
+    _enqueue(inbox, _triggered(incident, clock))
+    assert worker.poll_incidents() == 0
+    worker.drain()
+    assert worker.poll_incidents() == 0  # handled by the webhook: nothing was missed
+    assert [e.source for e in inbox.events()] == ["webhook"]
 
 
 def test_poll_is_due_by_interval(inbox: Inbox, pd: PagerDutyClient, clock: FakeClock) -> None:

@@ -14,9 +14,19 @@ exactly once (ledger + a read of the incident before writing). Outcomes:
 - permanent failure (404, 400, a failed subscription item, bad data): ``dead``,
   visible in ``pdorgsync inbox list``, re-playable with ``pdorgsync inbox retry``.
 
-It also polls ``GET /incidents`` (every ``poll_interval``, default 5 minutes) for
-open incidents and feeds them into the inbox as synthetic events, so nothing is
-missed when PagerDuty drops or stops deliveries; the ledger makes that harmless.
+The catch-up poll (SPEC §5; ``POLL_INTERVAL``, default 5 minutes, ``0`` off) lists
+the open incidents created within ``POLL_WINDOW`` and queues, for each one whose
+state differs from what the worker last handled, the events it missed, under the
+type each stands for (``core.catchup``). So nothing is lost when PagerDuty drops
+or stops deliveries, and a policy never fires on a type outside its ``on``.
+
+On the very first poll of a state store there is nothing it could have missed:
+it records the open incidents as they are (the baseline, logged as
+``worker.poll_baseline``) and engages none of them; incidents and changes after
+that are caught up. ``pdorgsync engage --replay`` engages older incidents on
+purpose.
+
+It also applies retention (``INBOX_RETENTION``) once an hour: ``Inbox.purge_expired``.
 
 Time is injected (``clock``); the loop waits on a ``threading.Event`` (woken by
 the receiver through ``ReceiverHooks.on_stored``), never on a bare sleep.
@@ -29,11 +39,12 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from pdorgsync.core.catchup import missed_event_types
 from pdorgsync.core.policies import (
     Evaluation,
     IncidentFacts,
@@ -49,7 +60,7 @@ from pdorgsync.errors import (
     PdOrgSyncError,
     is_temporary,
 )
-from pdorgsync.inbox import Inbox, StoredEvent, utcnow
+from pdorgsync.inbox import HandledIncident, Inbox, PurgeResult, StoredEvent, utcnow
 from pdorgsync.logs import get_logger
 from pdorgsync.models.events import EnvelopeError, WebhookEnvelope, parse_envelope
 from pdorgsync.models.org import Org
@@ -65,6 +76,9 @@ __all__ = [
 log = get_logger("pdorgsync.worker")
 
 POLL_CURSOR = "poll_cursor"
+POLL_BASELINE = "poll_baseline_at"
+PURGE_CURSOR = "purge_cursor"
+PURGE_EVERY = timedelta(hours=1)
 RECENT_WINDOW = timedelta(minutes=60)
 
 
@@ -76,6 +90,14 @@ def _noop_event(_event_type: str, _status: str, _seconds: float) -> None:
     return None
 
 
+def _noop_poll(_result: str, _queued: Mapping[str, int]) -> None:
+    return None
+
+
+def _noop_purge(_result: PurgeResult) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class WorkerHooks:
     """Metric hook points for the daemon.
@@ -83,11 +105,16 @@ class WorkerHooks:
     ``on_engagement(department, as, outcome)`` with outcome ``engaged``,
     ``already_engaged``, ``skipped`` or ``failed`` (the labels of
     ``pdorgsync_engagements_total``); ``on_event(event_type, status, seconds)``
-    once per processed event, status ``done``, ``ignored``, ``retry`` or ``dead``.
+    once per processed event, status ``done``, ``ignored``, ``retry`` or ``dead``;
+    ``on_poll(result, queued)`` once per catch-up poll, result ``ok``, ``baseline``
+    or ``failed``, ``queued`` the events queued by type; ``on_purge(result)`` after
+    each retention purge.
     """
 
     on_engagement: Callable[[str, str, str], None] = field(default=_noop_engagement)
     on_event: Callable[[str, str, float], None] = field(default=_noop_event)
+    on_poll: Callable[[str, Mapping[str, int]], None] = field(default=_noop_poll)
+    on_purge: Callable[[PurgeResult], None] = field(default=_noop_purge)
 
 
 @dataclass(frozen=True)
@@ -126,6 +153,7 @@ class Worker:
         lease: float = 300.0,
         poll_interval: float | None = 300.0,
         poll_window: timedelta = timedelta(hours=24),
+        retention: timedelta | None = None,
         idle_wait: float = 1.0,
     ) -> None:
         self.inbox = inbox
@@ -138,9 +166,13 @@ class Worker:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.lease = lease
-        self.poll_interval = poll_interval
+        self.poll_interval = poll_interval or None  # 0 turns polling off
         self.poll_window = poll_window
+        self.retention = retention
         self.idle_wait = idle_wait
+        # Bumped at every turn of the loop and after every event: the daemon's
+        # watchdog stops pinging systemd when it stands still (a hung call).
+        self.progress = 0
         self.engager = Engager(
             inbox=inbox,
             client=client,
@@ -171,6 +203,9 @@ class Worker:
         policies = load_policies(settings.policy_dir, org).policies
         if client is None:
             client = PagerDutyClient.from_settings(settings, max_attempts=2, priority="engagement")
+        kwargs.setdefault("poll_interval", settings.poll_interval)
+        kwargs.setdefault("poll_window", settings.poll_window)
+        kwargs.setdefault("retention", settings.inbox_retention)
         return cls(
             inbox,
             client,
@@ -207,17 +242,33 @@ class Worker:
         if released:
             log.info("worker.claims_released", count=released)
         log.info("worker.started")
+        if self.poll_interval is None:
+            log.info("worker.poll_configured", enabled=False)
+        else:
+            log.info(
+                "worker.poll_configured",
+                enabled=True,
+                interval_seconds=self.poll_interval,
+                window_seconds=self.poll_window.total_seconds(),
+            )
 
         def stopping() -> bool:
             return self._stop.is_set() or (stop_event is not None and stop_event.is_set())
 
         while not stopping():
+            self.progress += 1
             try:
                 if self.poll_due():
                     self.poll_incidents()
             except (PdOrgSyncError, InboxError) as exc:
                 log.warning("worker.poll_failed", error=str(exc))
+                self.hooks.on_poll("failed", {})
                 self._note_poll_attempt()
+            try:
+                if self.purge_due():
+                    self.purge()
+            except InboxError as exc:
+                log.warning("inbox.purge_failed", error=str(exc))
             try:
                 processed = self.run_once(should_stop=stopping)
             except InboxError as exc:
@@ -236,6 +287,7 @@ class Worker:
             if event is None:
                 break
             self.process(event)
+            self.progress += 1
             count += 1
         return count
 
@@ -375,6 +427,15 @@ class Worker:
                 raise
             self.hooks.on_engagement(result.department, result.as_, result.outcome)
             outcomes.append(result)
+        # What the catch-up poll compares with: this state of the incident is handled.
+        self.inbox.record_handled(
+            facts.id,
+            status=facts.status,
+            priority=facts.priority,
+            urgency=facts.urgency,
+            service_id=facts.service_id,
+            observed_at=when,
+        )
         matched = ", ".join(evaluation.matched) or "no policy matched"
         return EventResult("done", matched, facts.id, evaluation, outcomes)
 
@@ -418,62 +479,141 @@ class Worker:
             self.inbox.set_state(POLL_CURSOR, self.clock().isoformat())
 
     def poll_incidents(self) -> int:
-        """Queue every open incident created within ``poll_window`` whose state is new.
+        """Queue what was missed for the open incidents created within ``poll_window``.
 
-        Each becomes a synthetic ``incident.triggered`` event (source ``poll``) whose
-        id fingerprints what policies look at, so an unchanged incident is queued once
-        and a changed one (say, priority raised while deliveries were failing) again.
-        Returns how many events were queued.
+        Each missed event (``core.catchup``) becomes a synthetic event (source
+        ``poll``) whose id fingerprints the incident's state and what was last
+        handled, so a missed change is queued once however often the poll runs.
+        Incidents with an event still waiting in the inbox are left to it. The
+        first poll of a state store only records the baseline. Returns how many
+        events were queued.
         """
         now = self.clock()
-        incidents = self.client.list_all(
-            "/incidents",
-            {
-                "statuses[]": ["triggered", "acknowledged"],
-                # No `until`: it defaults to the server's now, immune to clock skew.
-                "since": (now - self.poll_window).isoformat(),
-            },
-        )
-        queued = 0
+        baseline_text = self.inbox.get_state(POLL_BASELINE)
+        incidents = [
+            incident
+            for incident in self.client.list_all(
+                "/incidents",
+                {
+                    "statuses[]": ["triggered", "acknowledged"],
+                    # No `until`: it defaults to the server's now, immune to clock skew.
+                    "since": (now - self.poll_window).isoformat(),
+                },
+            )
+            if isinstance(incident.get("id"), str) and incident["id"]
+        ]
+        if baseline_text is None:
+            return self._record_baseline(incidents, now)
+        try:
+            baseline_at = datetime.fromisoformat(baseline_text)
+        except ValueError:
+            return self._record_baseline(incidents, now)
+        ids = [str(incident["id"]) for incident in incidents]
+        handled = self.inbox.handled_incidents(ids)
+        waiting = self.inbox.pending_incidents(ids)
+        queued: dict[str, int] = {}
         for incident in incidents:
-            body = _poll_envelope(incident, now)
-            if body is None:
+            if incident["id"] in waiting:
+                continue  # the worker handles that event first; the next poll compares
+            try:
+                facts = IncidentFacts.from_api_incident(incident)
+            except PdOrgSyncError as exc:
+                log.warning("worker.poll_skipped", incident_id=incident["id"], error=str(exc))
                 continue
-            text = json.dumps(body, sort_keys=True)
-            result = self.inbox.store(parse_envelope(body), text, source="poll")
-            queued += int(result.stored)
+            before = handled.get(facts.id)
+            for event_type in missed_event_types(facts, before, baseline_at=baseline_at):
+                body = _poll_envelope(incident, event_type, now, before)
+                text = json.dumps(body, sort_keys=True)
+                if self.inbox.store(parse_envelope(body), text, source="poll").stored:
+                    queued[event_type] = queued.get(event_type, 0) + 1
         self.inbox.set_state(POLL_CURSOR, now.isoformat())
-        log.info("worker.polled", incidents=len(incidents), queued=queued)
-        if queued:
+        total = sum(queued.values())
+        log.info("worker.polled", incidents=len(incidents), queued=total, types=queued)
+        self.hooks.on_poll("ok", queued)
+        if total:
             self._wake.set()
-        return queued
+        return total
+
+    def _record_baseline(self, incidents: list[dict[str, Any]], now: datetime) -> int:
+        for incident in incidents:
+            try:
+                facts = IncidentFacts.from_api_incident(incident)
+            except PdOrgSyncError:
+                continue  # nothing to remember; the next polls skip it with a warning
+            self.inbox.record_handled(
+                facts.id,
+                status=facts.status,
+                priority=facts.priority,
+                urgency=facts.urgency,
+                service_id=facts.service_id,
+                observed_at=now,
+            )
+        self.inbox.set_state(POLL_BASELINE, now.isoformat())
+        self.inbox.set_state(POLL_CURSOR, now.isoformat())
+        log.info(
+            "worker.poll_baseline",
+            open_incidents=len(incidents),
+            note="open incidents from before the first start are recorded, not engaged;"
+            " `pdorgsync engage --replay` engages them on purpose",
+        )
+        self.hooks.on_poll("baseline", {})
+        return 0
+
+    # -- retention -------------------------------------------------------------------------
+
+    def purge_due(self) -> bool:
+        if self.retention is None:
+            return False
+        last = self.inbox.get_state(PURGE_CURSOR)
+        try:
+            previous = datetime.fromisoformat(last) if last else None
+        except ValueError:
+            previous = None
+        return previous is None or self.clock() - previous >= PURGE_EVERY
+
+    def purge(self) -> PurgeResult:
+        """Apply ``retention`` now (what ``pdorgsync inbox purge`` does by hand)."""
+        assert self.retention is not None
+        now = self.clock()
+        result = self.inbox.purge_expired(now - self.retention)
+        self.inbox.set_state(PURGE_CURSOR, now.isoformat())
+        log.info(
+            "inbox.purged",
+            events=result.events,
+            ledger=result.ledger,
+            incidents=result.incidents,
+            retention_seconds=self.retention.total_seconds(),
+        )
+        self.hooks.on_purge(result)
+        return result
 
 
-def _poll_envelope(incident: dict[str, Any], now: datetime) -> dict[str, Any] | None:
-    incident_id = incident.get("id")
-    if not isinstance(incident_id, str) or not incident_id:
-        return None
+def _poll_envelope(
+    incident: dict[str, Any], event_type: str, now: datetime, handled: HandledIncident | None
+) -> dict[str, Any]:
+    incident_id = str(incident["id"])
     priority = incident.get("priority") if isinstance(incident.get("priority"), dict) else {}
     service = incident.get("service") if isinstance(incident.get("service"), dict) else {}
     fingerprint = json.dumps(
         [
+            event_type,
             incident.get("status"),
             incident.get("urgency"),
-            incident.get("title"),
             (priority or {}).get("id"),
             (service or {}).get("id"),
+            handled.observed_at.isoformat() if handled is not None else None,
         ],
         sort_keys=True,
     )
     digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
     return {
         "event": {
-            "id": f"poll:{incident_id}:{digest}",
-            "event_type": "incident.triggered",
+            "id": f"poll:{incident_id}:{event_type}:{digest}",
+            "event_type": event_type,
             "resource_type": "incident",
             "occurred_at": now.isoformat(),
             "agent": None,
-            "client": {"name": "pdorgsync poll"},
+            "client": {"name": "pdorgsync catch-up poll"},
             "data": {**incident, "type": "incident"},
         }
     }
