@@ -647,3 +647,29 @@ def test_perform_engagements_for_the_engage_cli(
     )
     assert {o.outcome for o in first} == {"engaged"}
     assert {o.outcome for o in second} == {"already_engaged"}
+
+
+def test_retention_runs_hourly_and_keeps_what_still_matters(
+    inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock
+) -> None:
+    """The daemon's worker purges handled events past INBOX_RETENTION, once an hour."""
+    org, policies = org_and_policies()
+    purges: list[int] = []
+    worker = Worker(
+        inbox, pd, org, policies, from_email=BOT_EMAIL, clock=clock, poll_interval=None,
+        retention=timedelta(days=30), hooks=WorkerHooks(on_purge=lambda r: purges.append(r.events)),
+    )  # fmt: skip
+    incident = create_incident(pd, "Checkout down")
+    _enqueue(inbox, _triggered(incident, clock))
+    worker.drain()
+    engaged = len(inbox.engagements())
+    assert worker.purge_due()
+    assert worker.purge().events == 0
+    clock.advance(59 * 60)
+    assert not worker.purge_due()
+    clock.advance(31 * 86400)
+    assert worker.purge_due()
+    assert worker.purge().events == 1
+    assert inbox.events() == []
+    assert len(inbox.engagements()) == engaged  # the incident is still open: ledger kept
+    assert purges == [0, 1]
