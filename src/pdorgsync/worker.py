@@ -14,19 +14,9 @@ exactly once (ledger + a read of the incident before writing). Outcomes:
 - permanent failure (404, 400, a failed subscription item, bad data): ``dead``,
   visible in ``pdorgsync inbox list``, re-playable with ``pdorgsync inbox retry``.
 
-The catch-up poll (SPEC §5; ``POLL_INTERVAL``, default 5 minutes, ``0`` off) lists
-the open incidents created within ``POLL_WINDOW`` and queues, for each one whose
-state differs from what the worker last handled, the events it missed, under the
-type each stands for (``core.catchup``). So nothing is lost when PagerDuty drops
-or stops deliveries, and a policy never fires on a type outside its ``on``.
-
-On the very first poll of a state store there is nothing it could have missed:
-it records the open incidents as they are (the baseline, logged as
-``worker.poll_baseline``) and engages none of them; incidents and changes after
-that are caught up. ``pdorgsync engage --replay`` engages older incidents on
-purpose.
-
-It also applies retention (``INBOX_RETENTION``) once an hour: ``Inbox.purge_expired``.
+Between events it runs the periodic chores of ``upkeep.py``: the catch-up poll
+(SPEC §5), which queues what PagerDuty failed to deliver under the event type it
+stands for, and retention.
 
 Time is injected (``clock``); the loop waits on a ``threading.Event`` (woken by
 the receiver through ``ReceiverHooks.on_stored``), never on a bare sleep.
@@ -34,9 +24,6 @@ the receiver through ``ReceiverHooks.on_stored``), never on a bare sleep.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -44,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from pdorgsync.core.catchup import missed_event_types
+from pdorgsync import upkeep
 from pdorgsync.core.policies import (
     Evaluation,
     IncidentFacts,
@@ -60,7 +47,7 @@ from pdorgsync.errors import (
     PdOrgSyncError,
     is_temporary,
 )
-from pdorgsync.inbox import HandledIncident, Inbox, PurgeResult, StoredEvent, utcnow
+from pdorgsync.inbox import Inbox, PurgeResult, StoredEvent, utcnow
 from pdorgsync.logs import get_logger
 from pdorgsync.models.events import EnvelopeError, WebhookEnvelope, parse_envelope
 from pdorgsync.models.org import Org
@@ -75,10 +62,6 @@ __all__ = [
 
 log = get_logger("pdorgsync.worker")
 
-POLL_CURSOR = "poll_cursor"
-POLL_BASELINE = "poll_baseline_at"
-PURGE_CURSOR = "purge_cursor"
-PURGE_EVERY = timedelta(hours=1)
 RECENT_WINDOW = timedelta(minutes=60)
 
 
@@ -460,163 +443,30 @@ class Worker:
                 )
         return recent
 
-    # -- polling safety net ------------------------------------------------------------------
+    # -- periodic chores (upkeep.py) ---------------------------------------------------------
 
     def poll_due(self) -> bool:
-        if self.poll_interval is None:
-            return False
-        last = self.inbox.get_state(POLL_CURSOR)
-        if last is None:
-            return True
-        try:
-            previous = datetime.fromisoformat(last)
-        except ValueError:
-            return True
-        return (self.clock() - previous).total_seconds() >= self.poll_interval
+        return upkeep.poll_due(self.inbox, self.clock(), self.poll_interval)
 
     def _note_poll_attempt(self) -> None:
-        with contextlib.suppress(InboxError):  # the next poll will try again anyway
-            self.inbox.set_state(POLL_CURSOR, self.clock().isoformat())
+        upkeep.note_poll_attempt(self.inbox, self.clock())
 
     def poll_incidents(self) -> int:
-        """Queue what was missed for the open incidents created within ``poll_window``.
-
-        Each missed event (``core.catchup``) becomes a synthetic event (source
-        ``poll``) whose id fingerprints the incident's state and what was last
-        handled, so a missed change is queued once however often the poll runs.
-        Incidents with an event still waiting in the inbox are left to it. The
-        first poll of a state store only records the baseline. Returns how many
-        events were queued.
-        """
-        now = self.clock()
-        baseline_text = self.inbox.get_state(POLL_BASELINE)
-        incidents = [
-            incident
-            for incident in self.client.list_all(
-                "/incidents",
-                {
-                    "statuses[]": ["triggered", "acknowledged"],
-                    # No `until`: it defaults to the server's now, immune to clock skew.
-                    "since": (now - self.poll_window).isoformat(),
-                },
-            )
-            if isinstance(incident.get("id"), str) and incident["id"]
-        ]
-        if baseline_text is None:
-            return self._record_baseline(incidents, now)
-        try:
-            baseline_at = datetime.fromisoformat(baseline_text)
-        except ValueError:
-            return self._record_baseline(incidents, now)
-        ids = [str(incident["id"]) for incident in incidents]
-        handled = self.inbox.handled_incidents(ids)
-        waiting = self.inbox.pending_incidents(ids)
-        queued: dict[str, int] = {}
-        for incident in incidents:
-            if incident["id"] in waiting:
-                continue  # the worker handles that event first; the next poll compares
-            try:
-                facts = IncidentFacts.from_api_incident(incident)
-            except PdOrgSyncError as exc:
-                log.warning("worker.poll_skipped", incident_id=incident["id"], error=str(exc))
-                continue
-            before = handled.get(facts.id)
-            for event_type in missed_event_types(facts, before, baseline_at=baseline_at):
-                body = _poll_envelope(incident, event_type, now, before)
-                text = json.dumps(body, sort_keys=True)
-                if self.inbox.store(parse_envelope(body), text, source="poll").stored:
-                    queued[event_type] = queued.get(event_type, 0) + 1
-        self.inbox.set_state(POLL_CURSOR, now.isoformat())
-        total = sum(queued.values())
-        log.info("worker.polled", incidents=len(incidents), queued=total, types=queued)
-        self.hooks.on_poll("ok", queued)
-        if total:
-            self._wake.set()
-        return total
-
-    def _record_baseline(self, incidents: list[dict[str, Any]], now: datetime) -> int:
-        for incident in incidents:
-            try:
-                facts = IncidentFacts.from_api_incident(incident)
-            except PdOrgSyncError:
-                continue  # nothing to remember; the next polls skip it with a warning
-            self.inbox.record_handled(
-                facts.id,
-                status=facts.status,
-                priority=facts.priority,
-                urgency=facts.urgency,
-                service_id=facts.service_id,
-                observed_at=now,
-            )
-        self.inbox.set_state(POLL_BASELINE, now.isoformat())
-        self.inbox.set_state(POLL_CURSOR, now.isoformat())
-        log.info(
-            "worker.poll_baseline",
-            open_incidents=len(incidents),
-            note="open incidents from before the first start are recorded, not engaged;"
-            " `pdorgsync engage --replay` engages them on purpose",
+        """The catch-up poll, now; returns how many missed events were queued."""
+        queued = upkeep.poll_incidents(
+            self.inbox, self.client, self.clock(), self.poll_window, self.hooks.on_poll
         )
-        self.hooks.on_poll("baseline", {})
-        return 0
-
-    # -- retention -------------------------------------------------------------------------
+        if queued:
+            self._wake.set()
+        return queued
 
     def purge_due(self) -> bool:
-        if self.retention is None:
-            return False
-        last = self.inbox.get_state(PURGE_CURSOR)
-        try:
-            previous = datetime.fromisoformat(last) if last else None
-        except ValueError:
-            previous = None
-        return previous is None or self.clock() - previous >= PURGE_EVERY
+        return upkeep.purge_due(self.inbox, self.clock(), self.retention)
 
     def purge(self) -> PurgeResult:
         """Apply ``retention`` now (what ``pdorgsync inbox purge`` does by hand)."""
         assert self.retention is not None
-        now = self.clock()
-        result = self.inbox.purge_expired(now - self.retention)
-        self.inbox.set_state(PURGE_CURSOR, now.isoformat())
-        log.info(
-            "inbox.purged",
-            events=result.events,
-            ledger=result.ledger,
-            incidents=result.incidents,
-            retention_seconds=self.retention.total_seconds(),
-        )
-        self.hooks.on_purge(result)
-        return result
-
-
-def _poll_envelope(
-    incident: dict[str, Any], event_type: str, now: datetime, handled: HandledIncident | None
-) -> dict[str, Any]:
-    incident_id = str(incident["id"])
-    priority = incident.get("priority") if isinstance(incident.get("priority"), dict) else {}
-    service = incident.get("service") if isinstance(incident.get("service"), dict) else {}
-    fingerprint = json.dumps(
-        [
-            event_type,
-            incident.get("status"),
-            incident.get("urgency"),
-            (priority or {}).get("id"),
-            (service or {}).get("id"),
-            handled.observed_at.isoformat() if handled is not None else None,
-        ],
-        sort_keys=True,
-    )
-    digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
-    return {
-        "event": {
-            "id": f"poll:{incident_id}:{event_type}:{digest}",
-            "event_type": event_type,
-            "resource_type": "incident",
-            "occurred_at": now.isoformat(),
-            "agent": None,
-            "client": {"name": "pdorgsync catch-up poll"},
-            "data": {**incident, "type": "incident"},
-        }
-    }
+        return upkeep.purge(self.inbox, self.clock(), self.retention, self.hooks.on_purge)
 
 
 def perform_engagements(
