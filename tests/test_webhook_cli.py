@@ -108,3 +108,29 @@ def test_ensure_refuses_bad_input_clearly(
     assert result.exit_code == 1
     assert message in result.output
     assert sandbox.state.webhook_subscriptions == {}
+
+
+def test_a_second_subscription_for_the_url_is_reported(
+    sandbox: Sandbox, env: dict[str, str]
+) -> None:
+    """Two subscriptions delivering to one URL (every event twice) are named, one is kept."""
+    from pdorgsync.pagerduty import PagerDutyClient
+
+    runner = CliRunner()
+    assert runner.invoke(main, ["webhook", "ensure", "--url", URL], env=env).exit_code == 0
+    pd = PagerDutyClient(sandbox.token, str(sandbox.base_url), "pdorgsync-bot@acme.test")
+    extra = pd.post(
+        "/webhook_subscriptions",
+        {
+            "webhook_subscription": {
+                "type": "webhook_subscription",
+                "events": ["incident.triggered"],
+                "filter": {"type": "account_reference"},
+                "delivery_method": {"type": "http_delivery_method", "url": URL},
+            }
+        },
+    )["webhook_subscription"]
+    result = runner.invoke(main, ["webhook", "ensure", "--url", URL], env=env)
+    assert result.exit_code == 0, result.output
+    assert f"warning: subscription(s) {extra['id']} also deliver to {URL}" in result.stderr
+    assert len(sandbox.state.webhook_subscriptions) == 2  # deleting is left to a human
