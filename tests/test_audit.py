@@ -330,8 +330,16 @@ def test_complete_org_applied_exits_0_under_fail_on_critical(
     monkeypatch.delenv("PDORGSYNC_API_TOKEN", raising=False)
     result = CliRunner().invoke(
         main,
-        ["audit", "--org", str(org_file), "--policies", str(EXAMPLES.parent / "policies")],
-        env={"PDORGSYNC_API_URL": sandbox_url, "PDORGSYNC_AUDIT_NOW": EXAMPLE_NOW.isoformat()},
+        [
+            "audit",
+            "--org",
+            str(org_file),
+            "--policies",
+            str(EXAMPLES.parent / "policies"),
+            "--at",
+            EXAMPLE_NOW.isoformat(),
+        ],
+        env={"PDORGSYNC_API_URL": sandbox_url},
     )
     assert result.exit_code == 0, result.output
     assert "CRITICAL" not in result.stdout

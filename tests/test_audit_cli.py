@@ -54,15 +54,15 @@ def workdir(
     box.reset(copy.deepcopy(SMALL_SEED))
     assert box.base_url is not None
     monkeypatch.setenv("PDORGSYNC_API_URL", box.base_url)
-    monkeypatch.setenv("PDORGSYNC_AUDIT_NOW", NOW)
     yield tmp_path
     errors = list(box.validation_errors)
     box.reset(None)
     assert errors == []
 
 
-def audit(*args: str) -> Result:
-    return CliRunner().invoke(main, ["audit", *args])
+def audit(*args: str, at: str | None = NOW) -> Result:
+    """`pdorgsync audit` as of NOW (the seed's schedules start then), or really now."""
+    return CliRunner().invoke(main, ["audit", *(["--at", at] if at else []), *args])
 
 
 def test_text_report_names_the_gap_and_exits_3(workdir: Path) -> None:
@@ -150,14 +150,17 @@ def test_policies_feed_cov008(workdir: Path) -> None:
 
 
 def test_errors_are_one_line_and_exit_1(workdir: Path) -> None:
-    """A broken org file or a bad --now is one clear line, exit 1."""
+    """A broken org file or a bad --at is one clear line, exit 1."""
     (workdir / "bad.yaml").write_text("version: 1\norg: acme\ndepartments: 3\n", encoding="utf-8")
     result = audit("--org", "bad.yaml")
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1].startswith("bad.yaml:3:")
-    result = audit("--now", "tomorrow")
+    result = audit(at="tomorrow")
     assert result.exit_code == 1
-    assert "--now" in result.stderr
+    assert result.stderr.startswith("error: --at: expected an ISO-8601 time")
+    result = audit(at="2026-12-24T00:00:00")
+    assert result.exit_code == 1
+    assert "--at: add an offset" in result.stderr
     assert "Traceback" not in result.output
 
 
@@ -174,3 +177,18 @@ def test_help_teaches_rules_and_exit_codes(workdir: Path) -> None:
     for rule in ("COV001", "COV002", "COV003", "COV004", "COV005", "COV006", "COV007", "COV008"):
         assert rule in result.stdout
     assert "3 findings at or above" in result.stdout
+
+
+def test_at_audits_as_of_another_moment_and_is_documented(workdir: Path) -> None:
+    """--at moves the horizon (e.g. to the holidays) and --help says so; no hidden env hook."""
+    holiday = "2026-12-24T00:00:00+01:00"
+    report = json.loads(audit("--format", "json", "--fail-on", "never", at=holiday).stdout)
+    assert report["horizon"]["since"] == holiday
+    assert report["horizon"]["until"] == "2027-01-21T00:00:00+01:00"  # 28 days on
+    assert "--at TIME" in audit("--help", at=None).stdout
+    hooked = CliRunner().invoke(
+        main,
+        ["audit", "--format", "json", "--fail-on", "never"],
+        env={"PDORGSYNC_AUDIT_NOW": holiday},
+    )
+    assert json.loads(hooked.stdout)["horizon"]["since"] != report["horizon"]["since"]

@@ -1,10 +1,15 @@
-"""SIGKILL after 202, restart: every stored event is processed, every engagement made once."""
+"""SIGKILL after 202, restart: every stored event is processed, every engagement made once.
+
+The process killed is the real daemon, ``pdorgsync serve``, started as systemd
+would start it: a wiring regression in ``service.py`` or ``daemon.py`` fails here.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +22,9 @@ from pdorgsync.inbox import Inbox
 from pdorgsync.sandbox import Sandbox
 from pdorgsync.webhooks import WEBHOOK_PATH, sign
 from tests.engagement_support import (
+    BOT_EMAIL,
+    ORG_FILE,
+    POLICY_DIR,
     applied_seed,
     client_for,
     create_incident,
@@ -28,7 +36,6 @@ from tests.engagement_support import (
 from tests.serving import wait_for
 from tests.webhook_fixtures import SECRET, envelope
 
-RUNNER = Path(__file__).resolve().parent / "crash_runner.py"
 INCIDENTS = 4
 
 pytestmark = pytest.mark.slow
@@ -44,21 +51,56 @@ def sandbox() -> Iterator[Sandbox]:
     assert box.validation_errors == []
 
 
-def _start(state: Path, api_url: str, tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port_file = tmp_path / "port"
-    port_file.unlink(missing_ok=True)
-    proc = subprocess.Popen(
-        [sys.executable, str(RUNNER), str(state), api_url, str(port_file), SECRET],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _healthy(url: str) -> bool:
     try:
-        wait_for(port_file.exists, timeout=20, what="the runner to listen")
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _start(state: Path, api_url: str, tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``pdorgsync serve`` on a free port against ``api_url``; returns it once it answers."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PDORGSYNC_API_URL": api_url,
+        "PDORGSYNC_FROM_EMAIL": BOT_EMAIL,
+        "PDORGSYNC_ORG_FILE": str(ORG_FILE),
+        "PDORGSYNC_POLICY_DIR": str(POLICY_DIR),
+        "PDORGSYNC_STATE_PATH": str(state),
+        "PDORGSYNC_WEBHOOK_SECRETS": SECRET,
+        "PDORGSYNC_LISTEN": f"127.0.0.1:{port}",
+        "PDORGSYNC_RECONCILE_INTERVAL": "3600",
+        "PDORGSYNC_LOG_FORMAT": "json",
+    }
+    env.pop("NOTIFY_SOCKET", None)
+    log_path = tmp_path / f"serve-{port}.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pdorgsync", "serve"],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(
+            lambda: proc.poll() is not None or _healthy(url), timeout=30, what="serve to listen"
+        )
+        if proc.poll() is not None:
+            raise AssertionError(log_path.read_text()[-3000:])
     except AssertionError:
         proc.kill()
         proc.wait()
         raise
-    return proc, f"http://127.0.0.1:{port_file.read_text()}"
+    return proc, url
 
 
 def test_sigkill_after_202_loses_nothing_and_engages_nobody_twice(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -224,6 +226,8 @@ def test_serve_end_to_end(
             'pdorgsync_engagements_total{as="responder",department="support",outcome="engaged"} 1.0'
             in metrics
         )
+        # The catch-up poll ran at start: the incident already open is its baseline.
+        assert 'pdorgsync_polls_total{result="baseline"} 1.0' in metrics
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
@@ -235,6 +239,10 @@ def test_serve_end_to_end(
     output = log_path.read_text()
     assert "Traceback" not in output
     assert SECRET not in output
+    [configured] = [
+        json.loads(line) for line in output.splitlines() if "worker.poll_configured" in line
+    ]
+    assert (configured["interval_seconds"], configured["window_seconds"]) == (300.0, 86400.0)
 
 
 def test_serve_refuses_to_start_with_a_broken_org_file(tmp_path: Path) -> None:
@@ -317,3 +325,175 @@ def test_sighup_reload_takes_a_good_file_and_refuses_a_broken_one(tmp_path: Path
         assert worker.updates == [8]
     finally:
         daemon.inbox.close()
+
+
+# -- the watchdog follows progress, and the health endpoints never block deliveries -----
+
+
+class _IdleWorker:
+    """A worker that makes progress only when the test says so."""
+
+    lease = 60.0
+
+    def __init__(self) -> None:
+        self.progress = 0
+
+    def run(self, stop: Any) -> None:
+        stop.wait()
+
+
+def _daemon(
+    tmp_path: Path, cycle: Any, worker: Any, clock: _Clock, sock_path: str, **settings: Any
+) -> Any:
+    from pdorgsync.daemon import Daemon
+    from pdorgsync.notify import Notifier
+    from pdorgsync.settings import load_settings
+
+    values: dict[str, Any] = {
+        "api_url": "http://127.0.0.1:9",
+        "from_email": BOT_EMAIL,
+        "org_file": ORG_FILE,
+        "policy_dir": POLICY_DIR,
+        "state_path": tmp_path / "state.db",
+        "webhook_secrets": SECRET,
+        "listen": "127.0.0.1:0",
+        "reconcile_interval": 60,
+        **settings,
+    }
+    return Daemon(
+        load_settings(**values),
+        make_worker=lambda _d: worker,
+        make_cycle=lambda _d: cycle,
+        notifier=Notifier({"NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "2000000"}),
+        clock=clock,
+    )
+
+
+def _pings(sock: socket.socket) -> int:
+    sock.setblocking(False)
+    count = 0
+    try:
+        while True:
+            count += sock.recv(4096).count(b"WATCHDOG=1")
+    except BlockingIOError:
+        return count
+
+
+def test_watchdog_stops_when_a_reconcile_cycle_hangs(
+    tmp_path: Path, notify_socket: tuple[socket.socket, str]
+) -> None:
+    """A cycle stuck in a read stops WATCHDOG=1 (systemd restarts us) and shows on /readyz."""
+    release = threading.Event()
+    entered = threading.Event()
+
+    def hung(_files: Files) -> None:
+        entered.set()
+        release.wait(30)
+
+    sock, path = notify_socket
+    clock, worker = _Clock(), _IdleWorker()
+    daemon = _daemon(tmp_path, hung, worker, clock, path)
+    daemon.start()
+    try:
+        assert entered.wait(10)
+        _pings(sock)  # READY=1
+        assert daemon.watchdog_tick() is True
+        bound = daemon.reconcile.stall_bound
+        assert bound == 900.0  # max(3 x RECONCILE_INTERVAL, 15 min)
+        for _ in range(3):  # while within the bound, pings go on
+            clock.now += bound / 3 - 1
+            worker.progress += 1
+            assert daemon.watchdog_tick() is True
+        clock.now += 10
+        worker.progress += 1
+        assert daemon.watchdog_tick() is False
+        assert _pings(sock) == 4
+        host, port = daemon.bound_address
+        answer = httpx.get(f"http://{host}:{port}/readyz", timeout=5)
+        assert answer.status_code == 503
+        assert any("reconcile loop" in p for p in answer.json()["problems"])
+
+        release.set()  # the read returns: progress again, pings again
+        deadline = time.monotonic() + 10
+        while daemon.reconcile.progress == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        clock.now += 1
+        assert daemon.watchdog_tick() is True
+        assert httpx.get(f"http://{host}:{port}/readyz", timeout=5).status_code == 200
+    finally:
+        release.set()
+        daemon.shutdown()
+
+
+def test_watchdog_stops_when_the_worker_stands_still(
+    tmp_path: Path, notify_socket: tuple[socket.socket, str]
+) -> None:
+    """A worker without progress for longer than its claim lease stops the pings."""
+    _sock, path = notify_socket
+    clock, worker = _Clock(), _IdleWorker()
+    daemon = _daemon(tmp_path, lambda _f: None, worker, clock, path)
+    daemon.start()
+    try:
+        assert daemon.watchdog_tick() is True
+        clock.now += 59
+        assert daemon.watchdog_tick() is True
+        clock.now += 2
+        assert daemon.watchdog_tick() is False
+        worker.progress += 1
+        clock.now += 1
+        assert daemon.watchdog_tick() is True
+    finally:
+        daemon.shutdown()
+
+
+def test_readyz_and_metrics_never_wait_for_the_store(tmp_path: Path) -> None:
+    """With the store's write lock held elsewhere, /readyz and /metrics still answer at once."""
+    import sqlite3
+
+    from pdorgsync.daemon import Daemon
+    from pdorgsync.settings import load_settings
+
+    settings = load_settings(
+        api_url="http://127.0.0.1:9",
+        from_email=BOT_EMAIL,
+        org_file=ORG_FILE,
+        policy_dir=POLICY_DIR,
+        state_path=tmp_path / "state.db",
+        webhook_secrets=SECRET,
+        listen="127.0.0.1:0",
+    )
+    daemon = Daemon(
+        settings, make_worker=lambda _d: _IdleWorker(), make_cycle=lambda _d: lambda _f: None
+    )
+    daemon.inbox.busy_timeout = 30.0  # a write would wait that long for the lock
+    daemon.start()
+    blocker = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # a long write by another process
+    try:
+        host, port = daemon.bound_address
+        base = f"http://{host}:{port}"
+        with httpx.Client(timeout=3) as http:
+            for _ in range(50):
+                assert http.get(f"{base}/readyz").status_code == 200
+                metrics = http.get(f"{base}/metrics")
+                assert metrics.status_code == 200
+                assert http.get(f"{base}/healthz").status_code == 200
+        assert "pdorgsync_state_store_bytes" in metrics.text
+        assert "pdorgsync_inbox_events" in metrics.text
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        daemon.shutdown()
+
+
+def test_serve_help_documents_polling_and_retention() -> None:
+    """`serve --help` names the catch-up poll and retention settings and their defaults."""
+    from click.testing import CliRunner
+
+    from pdorgsync.cli import main
+
+    text = CliRunner().invoke(main, ["serve", "--help"]).output
+    for name in ("PDORGSYNC_POLL_INTERVAL", "PDORGSYNC_POLL_WINDOW", "PDORGSYNC_INBOX_RETENTION"):
+        assert name in text
+    assert "0 turns polling off" in text
+    assert "default 30d" in text

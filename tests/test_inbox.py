@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pdorgsync.cli import main
-from pdorgsync.errors import InboxError
+from pdorgsync.errors import InboxBusyError, InboxError, is_temporary
 from pdorgsync.inbox import Inbox
 from pdorgsync.models.events import parse_envelope
 from tests.webhook_fixtures import FakeClock, envelope, example, example_bytes
@@ -200,8 +200,9 @@ def test_locked_database_raises_inbox_error_quickly(tmp_path: Path) -> None:
     blocker = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
-        with pytest.raises(InboxError, match="locked"):
+        with pytest.raises(InboxBusyError, match="locked") as raised:
             _store(box, envelope(event_id="a"))
+        assert is_temporary(raised.value)  # contention: retried, never a dead letter
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
@@ -320,3 +321,89 @@ def test_cli_missing_inbox_is_clear(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "no inbox" in result.output
     assert not (tmp_path / "none.db").exists()
+
+
+def _handled(inbox: Inbox, clock: FakeClock, incident_id: str, status: str) -> None:
+    inbox.record_handled(
+        incident_id, status=status, priority="P1", urgency="high", service_id="S1",
+        observed_at=clock(),
+    )  # fmt: skip
+
+
+def _incident(incident_id: str) -> dict[str, object]:
+    return {**envelope()["event"]["data"], "id": incident_id}
+
+
+def test_retention_purges_old_events_and_the_ledger_of_long_resolved_incidents(
+    inbox: Inbox, clock: FakeClock
+) -> None:
+    """Old handled events go; the ledger stays while its incident is open or recently resolved."""
+    for incident_id in ("QOPEN", "QOLD", "QRECENT"):
+        _store(inbox, envelope(event_id=f"e-{incident_id}", incident=_incident(incident_id)))
+        event = inbox.claim()
+        assert event is not None
+        inbox.complete(event.seq)
+        inbox.record_engagement(incident_id, "support", "responder", policy="p", event_id=None)
+    _store(inbox, envelope(event_id="dead", incident=_incident("QDEAD")))
+    dead = inbox.claim()
+    assert dead is not None
+    inbox.fail(dead.seq, "HTTP 404", retry_at=None)
+    _handled(inbox, clock, "QOPEN", "triggered")
+    _handled(inbox, clock, "QOLD", "resolved")  # resolved 40 days ago
+    clock.advance(20 * 86400)
+    _handled(inbox, clock, "QRECENT", "resolved")  # resolved 20 days ago
+    clock.advance(20 * 86400)
+    _store(inbox, envelope(event_id="fresh", incident=_incident("QNEW")))
+
+    result = inbox.purge_expired(clock() - timedelta(days=30))
+
+    assert (result.events, result.ledger, result.incidents) == (3, 1, 1)
+    assert sorted(e.event_id for e in inbox.events()) == ["dead", "fresh"]  # dead: for a human
+    assert sorted(r.incident_id for r in inbox.engagements()) == ["QOPEN", "QRECENT"]
+    assert sorted(inbox.handled_incidents(["QOPEN", "QOLD", "QRECENT"])) == ["QOPEN", "QRECENT"]
+    assert inbox.stats().events == 2
+
+
+def test_stats_show_the_store_size(inbox: Inbox) -> None:
+    """Metrics can show how big the store is: rows and bytes on disk."""
+    empty = inbox.stats()
+    for n in range(20):
+        _store(inbox, envelope(event_id=f"size-{n}"))
+    grown = inbox.stats()
+    assert (empty.events, grown.events) == (0, 20)
+    assert grown.size_bytes > empty.size_bytes > 0
+
+
+def test_connections_of_ended_threads_are_closed(inbox: Inbox, tmp_path: Path) -> None:
+    """Bursts from short-lived threads (anyio's pool) never pile up connections or open files."""
+
+    def burst(n: int) -> None:
+        threads = [
+            threading.Thread(target=_store, args=(inbox, envelope(event_id=f"b{n}-{i}")))
+            for i in range(6)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def open_files() -> int:
+        fds = Path("/proc/self/fd")
+        return sum(1 for fd in fds.iterdir() if "state.db" in str(_readlink(fd)))
+
+    burst(0)
+    after_first = open_files()
+    for n in range(1, 25):
+        burst(n)
+    assert inbox.open_connections <= 7  # the six of the last burst (ended) + this thread's
+    # Each connection holds the database, its WAL and shared-memory files: bounded by one
+    # burst's worth, where 24 more bursts used to add 144 connections.
+    assert open_files() <= after_first + 3
+    assert len(inbox.events()) == 25 * 6
+
+
+def _readlink(fd: Path) -> str:
+    try:
+        return str(fd.readlink())
+    except OSError:  # closed between listing and reading
+        return ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,63 @@ def test_require_from_email_names_variable() -> None:
     """Commands needing a requester say PDORGSYNC_FROM_EMAIL is missing."""
     with pytest.raises(ConfigError, match="PDORGSYNC_FROM_EMAIL"):
         load_settings().require_from_email()
+
+
+def test_poll_and_retention_defaults() -> None:
+    """SPEC §4: poll every 300 s over 24 h; events kept 30 days."""
+    settings = load_settings()
+    assert settings.poll_interval == 300
+    assert settings.poll_window == timedelta(hours=24)
+    assert settings.inbox_retention == timedelta(days=30)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("PDORGSYNC_POLL_WINDOW", "30m", timedelta(minutes=30)),
+        ("PDORGSYNC_POLL_WINDOW", "7d", timedelta(days=7)),
+        ("PDORGSYNC_INBOX_RETENTION", "2w", timedelta(weeks=2)),
+        ("PDORGSYNC_INBOX_RETENTION", "3600", timedelta(hours=1)),
+    ],
+)
+def test_durations_are_read(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: timedelta
+) -> None:
+    """Durations are written 30m, 24h, 7d, 2w (a bare number is seconds)."""
+    monkeypatch.setenv(variable, value)
+    name = variable.removeprefix("PDORGSYNC_").lower()
+    assert getattr(load_settings(), name) == expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PDORGSYNC_POLL_WINDOW", "a day"),
+        ("PDORGSYNC_POLL_WINDOW", "0h"),
+        ("PDORGSYNC_INBOX_RETENTION", "30 days"),
+        ("PDORGSYNC_POLL_INTERVAL", "-5"),
+    ],
+)
+def test_bad_durations_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """A bad duration is one clear error naming the variable."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=variable):
+        load_settings()
+
+
+def test_poll_interval_zero_turns_polling_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """POLL_INTERVAL=0: the worker never polls."""
+    from pdorgsync.inbox import Inbox
+    from pdorgsync.worker import Worker
+    from tests.engagement_support import BOT_EMAIL, org_and_policies
+
+    monkeypatch.setenv("PDORGSYNC_POLL_INTERVAL", "0")
+    org, policies = org_and_policies()
+    with Inbox("state.db") as inbox:
+        worker = Worker(
+            inbox, object(), org, policies, from_email=BOT_EMAIL,  # type: ignore[arg-type]  # never called
+            poll_interval=load_settings().poll_interval,
+        )  # fmt: skip
+        assert worker.poll_due() is False

@@ -57,6 +57,40 @@ def test_ensure_scoped_to_a_service(sandbox: Sandbox, env: dict[str, str]) -> No
     assert sub["filter"]["id"] == service["id"]
 
 
+def test_another_filter_updates_the_same_subscription(
+    sandbox: Sandbox, env: dict[str, str]
+) -> None:
+    """Re-scoping (account → team:support → service) keeps one subscription and its secret."""
+    runner = CliRunner()
+    first = runner.invoke(main, ["webhook", "ensure", "--url", URL], env=env)
+    assert first.exit_code == 0, first.output
+    [sub] = sandbox.state.webhook_subscriptions.values()
+    secret = sub["secret"]
+
+    scoped = runner.invoke(
+        main, ["webhook", "ensure", "--url", URL, "--filter", "team:support"], env=env
+    )
+    assert scoped.exit_code == 0, scoped.output
+    assert "updated" in scoped.output
+    assert "PDORGSYNC_WEBHOOK_SECRETS=" not in scoped.output
+    [sub] = sandbox.state.webhook_subscriptions.values()
+    [team] = [t for t in sandbox.state.teams.values() if t["name"] == "Customer Support"]
+    assert sub["filter"] == {"type": "team_reference", "id": team["id"]}
+    assert sub["secret"] == secret
+
+    sub["events"] = ["incident.triggered"]  # someone narrowed it in the PagerDuty UI
+    again = runner.invoke(
+        main, ["webhook", "ensure", "--url", URL, "--filter", "service:Checkout API"], env=env
+    )
+    assert again.exit_code == 0, again.output
+    [sub] = sandbox.state.webhook_subscriptions.values()
+    assert sub["filter"]["type"] == "service_reference"
+    assert {"incident.triggered", "incident.priority_updated", "incident.resolved"} <= set(
+        sub["events"]
+    )
+    assert sub["secret"] == secret
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -74,3 +108,29 @@ def test_ensure_refuses_bad_input_clearly(
     assert result.exit_code == 1
     assert message in result.output
     assert sandbox.state.webhook_subscriptions == {}
+
+
+def test_a_second_subscription_for_the_url_is_reported(
+    sandbox: Sandbox, env: dict[str, str]
+) -> None:
+    """Two subscriptions delivering to one URL (every event twice) are named, one is kept."""
+    from pdorgsync.pagerduty import PagerDutyClient
+
+    runner = CliRunner()
+    assert runner.invoke(main, ["webhook", "ensure", "--url", URL], env=env).exit_code == 0
+    pd = PagerDutyClient(sandbox.token, str(sandbox.base_url), "pdorgsync-bot@acme.test")
+    extra = pd.post(
+        "/webhook_subscriptions",
+        {
+            "webhook_subscription": {
+                "type": "webhook_subscription",
+                "events": ["incident.triggered"],
+                "filter": {"type": "account_reference"},
+                "delivery_method": {"type": "http_delivery_method", "url": URL},
+            }
+        },
+    )["webhook_subscription"]
+    result = runner.invoke(main, ["webhook", "ensure", "--url", URL], env=env)
+    assert result.exit_code == 0, result.output
+    assert f"warning: subscription(s) {extra['id']} also deliver to {URL}" in result.stderr
+    assert len(sandbox.state.webhook_subscriptions) == 2  # deleting is left to a human

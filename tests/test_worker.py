@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -305,6 +306,47 @@ def test_temporary_failures_end_in_dead_letter_after_max_attempts(
     assert "gave up after 3 attempts" in (event.last_error or "")
 
 
+class _ContendedLedger(Inbox):
+    """An inbox whose first ledger write meets a lock another process holds (really)."""
+
+    contended = 0
+
+    def record_engagement(self, *args: Any, **kwargs: Any) -> bool:
+        if self.contended:
+            return super().record_engagement(*args, **kwargs)
+        self.contended += 1
+        other = sqlite3.connect(self.path, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        try:
+            return super().record_engagement(*args, **kwargs)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+
+
+def test_lock_contention_retries_and_never_dead_letters(
+    tmp_path: Path, box: Sandbox, pd: PagerDutyClient, clock: FakeClock, ids: dict[str, Any]
+) -> None:
+    """A ledger write that waited past the busy timeout is retried, even at the last attempt."""
+    org, policies = org_and_policies()
+    inbox = _ContendedLedger(tmp_path / "contended.db", busy_timeout=0.05, clock=clock)
+    worker = Worker(
+        inbox, pd, org, policies, from_email=BOT_EMAIL, clock=clock, max_attempts=1,
+        poll_interval=None,
+    )  # fmt: skip
+    incident = create_incident(pd, "Checkout down")
+    _enqueue(inbox, _triggered(incident, clock))
+    worker.drain()
+    [event] = inbox.events()
+    assert (event.status, event.attempts) == ("pending", 1)
+    assert "busy" in (event.last_error or "")
+    clock.advance(3600)
+    worker.drain()
+    assert [e.status for e in inbox.events()] == ["done"]
+    assert engaged_state(box, incident["id"])[0] == [ids["support"]["escalation_policy"]]
+    inbox.close()
+
+
 def test_unknown_incident_is_dead_then_replayable(
     worker: Worker, inbox: Inbox, pd: PagerDutyClient, clock: FakeClock
 ) -> None:
@@ -453,18 +495,89 @@ def test_poll_picks_up_incidents_whose_webhook_never_came(
     ids: dict[str, dict[str, str]],
     clock: FakeClock,
 ) -> None:
-    """The polling safety net engages an incident no webhook told us about, once; a change is seen again."""
-    incident = create_incident(pd, "Checkout slow", priority="P3")
+    """The catch-up poll engages an incident no webhook told us about, once; a change is seen again."""
     clock.now = box.state.now()
+    assert worker.poll_incidents() == 0  # first poll: the baseline
+    incident = create_incident(pd, "Checkout slow", priority="P3")
+    clock.advance(300)
     assert worker.poll_incidents() == 1
     worker.drain()
     assert engaged_state(box, incident["id"])[1] == [ids["finance"]["team"]]
     assert worker.poll_incidents() == 0  # unchanged: nothing queued
     set_priority(pd, incident["id"], "P1")
     assert worker.poll_incidents() == 1
+    assert [e.event_type for e in inbox.events(statuses=["pending"])] == [
+        "incident.priority_updated"
+    ]
     worker.drain()
     assert engaged_state(box, incident["id"])[0] == [ids["support"]["escalation_policy"]]
+    assert worker.poll_incidents() == 0
     assert inbox.get_state("poll_cursor") is not None
+
+
+def test_first_poll_records_open_incidents_and_engages_none(
+    inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock
+) -> None:
+    """First start: yesterday's open incidents are the baseline, not a burst of engagements."""
+    org, policies = org_and_policies()
+    polls: list[tuple[str, dict[str, int]]] = []
+    worker = Worker(
+        inbox, pd, org, policies, from_email=BOT_EMAIL, clock=clock,
+        hooks=WorkerHooks(on_poll=lambda result, queued: polls.append((result, dict(queued)))),
+    )  # fmt: skip
+    old = [create_incident(pd, f"Checkout down {n}") for n in range(3)]
+    clock.now = box.state.now()
+    assert worker.poll_incidents() == 0
+    worker.drain()
+    assert all(engaged_state(box, i["id"]) == ([], [], 0) for i in old)
+    assert polls == [("baseline", {})]
+
+    clock.advance(300)
+    new = create_incident(pd, "Checkout down again")
+    assert worker.poll_incidents() == 1
+    worker.drain()
+    assert engaged_state(box, new["id"])[0]  # what came after the first start is caught up
+    assert all(engaged_state(box, i["id"]) == ([], [], 0) for i in old)
+    assert polls[-1] == ("ok", {"incident.triggered": 1})
+
+
+def test_polled_priority_change_fires_only_policies_on_priority_updated(
+    inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock, ids: dict[str, Any]
+) -> None:
+    """A policy `on: [incident.triggered]` ignores a priority raise the poll caught (SPEC §2)."""
+    org, policies = org_and_policies()
+    triggered_only = [
+        p.model_copy(update={"on": ["incident.triggered"]}) if p.name == "support-customer-liaison" else p
+        for p in policies
+    ]  # fmt: skip
+    worker = Worker(inbox, pd, org, triggered_only, from_email=BOT_EMAIL, clock=clock)
+    clock.now = box.state.now()
+    worker.poll_incidents()  # baseline
+    incident = create_incident(pd, "Checkout slow", priority="P3")
+    clock.advance(300)
+    assert worker.poll_incidents() == 1
+    worker.drain()
+    set_priority(pd, incident["id"], "P1")
+    clock.advance(300)
+    assert worker.poll_incidents() == 1
+    worker.drain()
+    eps, teams, _notes = engaged_state(box, incident["id"])
+    assert eps == []  # support's policy fires on incident.triggered only
+    assert ids["executive"]["team"] in teams  # executive's (default `on`) fires on the raise
+
+
+def test_poll_leaves_incidents_with_a_waiting_event_to_it(
+    worker: Worker, inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock
+) -> None:
+    """An incident whose webhook is still in the inbox is not queued again by the poll."""
+    clock.now = box.state.now()
+    worker.poll_incidents()  # baseline
+    incident = create_incident(pd, "Checkout down")
+    _enqueue(inbox, _triggered(incident, clock))
+    assert worker.poll_incidents() == 0
+    worker.drain()
+    assert worker.poll_incidents() == 0  # handled by the webhook: nothing was missed
+    assert [e.source for e in inbox.events()] == ["webhook"]
 
 
 def test_poll_is_due_by_interval(inbox: Inbox, pd: PagerDutyClient, clock: FakeClock) -> None:
@@ -534,3 +647,29 @@ def test_perform_engagements_for_the_engage_cli(
     )
     assert {o.outcome for o in first} == {"engaged"}
     assert {o.outcome for o in second} == {"already_engaged"}
+
+
+def test_retention_runs_hourly_and_keeps_what_still_matters(
+    inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock
+) -> None:
+    """The daemon's worker purges handled events past INBOX_RETENTION, once an hour."""
+    org, policies = org_and_policies()
+    purges: list[int] = []
+    worker = Worker(
+        inbox, pd, org, policies, from_email=BOT_EMAIL, clock=clock, poll_interval=None,
+        retention=timedelta(days=30), hooks=WorkerHooks(on_purge=lambda r: purges.append(r.events)),
+    )  # fmt: skip
+    incident = create_incident(pd, "Checkout down")
+    _enqueue(inbox, _triggered(incident, clock))
+    worker.drain()
+    engaged = len(inbox.engagements())
+    assert worker.purge_due()
+    assert worker.purge().events == 0
+    clock.advance(59 * 60)
+    assert not worker.purge_due()
+    clock.advance(31 * 86400)
+    assert worker.purge_due()
+    assert worker.purge().events == 1
+    assert inbox.events() == []
+    assert len(inbox.engagements()) == engaged  # the incident is still open: ledger kept
+    assert purges == [0, 1]

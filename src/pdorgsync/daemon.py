@@ -3,9 +3,14 @@ the reconcile loop, under systemd or in a terminal.
 
 Threads: uvicorn serves the ASGI app in one thread, the worker drains the inbox
 in another, the reconcile loop runs plan + audit (and apply in ``apply`` mode) in
-a third; the main thread only handles signals and systemd's watchdog. The
-watchdog is fed from the main loop *only while* the worker and reconcile
-threads are alive, so a wedged process gets restarted by systemd.
+a third, and a health thread probes the state store and refreshes the store
+gauges every few seconds, so that ``/readyz`` and ``/metrics`` only read memory
+and never block deliveries on the event loop; the main thread only handles
+signals and systemd's watchdog. The watchdog is fed from the main loop *only
+while* every thread is alive *and* the worker and the reconcile loop have made
+progress within their bound (a call hung in a read stops the pings, and systemd
+restarts the process): the worker within its claim lease, the reconcile loop
+within ``max(3 × RECONCILE_INTERVAL, 15 min)``.
 
 What it must never do: die because a reconcile cycle failed (that is reported,
 backed off and retried), or exit on SIGTERM with an event answered 202 and not
@@ -41,6 +46,8 @@ from pdorgsync.webhooks import ReceiverHooks, create_app
 log = get_logger("pdorgsync.daemon")
 
 STOP_BUDGET_SECONDS = 10.0
+HEALTH_EVERY_SECONDS = 5.0  # how often the health thread probes the store
+RECONCILE_STALL_FLOOR = 900.0  # a reconcile cycle may take this long, whatever the interval
 
 
 @dataclass(frozen=True)
@@ -60,13 +67,39 @@ def load_files(settings: Settings) -> Files:
 
 @dataclass
 class Health:
-    """What /readyz reports; written by the loops, read by HTTP handlers."""
+    """What /readyz reports; written by the loops and the health thread, read by HTTP
+    handlers (which therefore never touch the store on the event loop)."""
 
     policies_loaded: bool = False
     last_reconcile_ok: bool | None = None  # None: no cycle finished yet
     last_reconcile_error: str | None = None
     last_reconcile_at: float | None = None
+    store_problems: list[str] = field(default_factory=list)
+    store_checked: bool = False
+    stalled: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def problems(self) -> list[str]:
+        with self.lock:
+            problems = list(self.store_problems)
+            if not self.store_checked:
+                problems.append("state store not checked yet")
+            if not self.policies_loaded:
+                problems.append("policies not loaded")
+            if self.last_reconcile_ok is False:
+                problems.append(f"last reconcile failed: {self.last_reconcile_error}")
+            problems.extend(f"{loop} made no progress" for loop in self.stalled)
+        return problems
+
+
+def store_problems(inbox: Inbox) -> list[str]:
+    """Whether the state store takes a write (run off the event loop: it may wait for
+    the write lock held by a webhook store)."""
+    try:
+        inbox.set_state("readyz.probe", str(time.time()))
+    except PdOrgSyncError as exc:
+        return [f"state store not writable: {exc}"]
+    return []
 
 
 CycleFn = Callable[[Files], None]
@@ -98,7 +131,10 @@ class ReconcileLoop:
         self.rng = rng or random.Random()
         self.clock = clock
         self.failures = 0
-        self.heartbeat = clock()
+        # Bumped after every cycle and every second while idle: the daemon's watchdog
+        # stops pinging when it stands still longer than stall_bound (a hung cycle).
+        self.progress = 0
+        self.stall_bound = max(3.0 * interval, RECONCILE_STALL_FLOOR)
 
     def next_delay(self, ok: bool) -> float:
         if ok:
@@ -124,7 +160,7 @@ class ReconcileLoop:
             return False
         finally:
             self.metrics.reconcile_duration.observe(self.clock() - started)
-            self.heartbeat = self.clock()
+            self.progress += 1
         self.failures = 0
         self.metrics.reconcile_runs.labels(result="ok").inc()
         self.metrics.reconcile_last_success.set(time.time())
@@ -139,37 +175,29 @@ class ReconcileLoop:
         while not stop.is_set():
             ok = self.run_once()
             delay = self.next_delay(ok)
-            # Wake every second so the watchdog heartbeat stays fresh while idle.
+            # Wake every second so the watchdog sees progress while idle.
             deadline = self.clock() + delay
             while not stop.is_set() and self.clock() < deadline:
-                self.heartbeat = self.clock()
+                self.progress += 1
                 stop.wait(min(1.0, max(0.0, deadline - self.clock())))
 
 
-def health_routes(
-    health: Health, metrics: Metrics, inbox: Inbox, refresh: Callable[[], None]
-) -> list[Route]:
-    """``/healthz``, ``/readyz`` and ``/metrics`` (SPEC §5)."""
+def health_routes(health: Health, metrics: Metrics) -> list[Route]:
+    """``/healthz``, ``/readyz`` and ``/metrics`` (SPEC §5).
+
+    They read what the loops and the health thread recorded, never the store: a
+    scrape in a tight loop costs deliveries nothing.
+    """
 
     async def healthz(_request: Request) -> Response:
         return PlainTextResponse("ok\n")
 
     async def readyz(_request: Request) -> Response:
-        problems: list[str] = []
-        try:
-            inbox.set_state("readyz.probe", str(time.time()))
-        except PdOrgSyncError as exc:
-            problems.append(f"state store not writable: {exc}")
-        with health.lock:
-            if not health.policies_loaded:
-                problems.append("policies not loaded")
-            if health.last_reconcile_ok is False:
-                problems.append(f"last reconcile failed: {health.last_reconcile_error}")
+        problems = health.problems()
         status = 503 if problems else 200
         return JSONResponse({"ready": not problems, "problems": problems}, status_code=status)
 
     async def metrics_endpoint(_request: Request) -> Response:
-        refresh()
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     return [
@@ -177,6 +205,17 @@ def health_routes(
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
+
+
+@dataclass
+class _Watch:
+    """The watchdog's view of one loop: its progress counter and when it last moved."""
+
+    name: str
+    progress: Callable[[], int]
+    bound: float
+    seen: int | None = None
+    since: float = 0.0
 
 
 class Daemon:
@@ -189,8 +228,10 @@ class Daemon:
         make_worker: Callable[[Daemon], Any],
         make_cycle: Callable[[Daemon], CycleFn],
         notifier: Notifier | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
+        self.clock = clock
         self.metrics = Metrics()
         self.health = Health()
         self.notifier = notifier or Notifier()
@@ -213,7 +254,7 @@ class Daemon:
             on_stored=getattr(self.worker, "wake", lambda: None),
         )
         self.app: Starlette = create_app(settings, self.inbox, hooks)
-        for route in health_routes(self.health, self.metrics, self.inbox, self.refresh_gauges):
+        for route in health_routes(self.health, self.metrics):
             self.app.router.routes.append(route)
         config = uvicorn.Config(
             self.app,
@@ -226,6 +267,8 @@ class Daemon:
         )
         self.server = uvicorn.Server(config)
         self._threads: list[threading.Thread] = []
+        self._watches: list[_Watch] = []
+        self._last_ping: float | None = None
 
     # -- files -------------------------------------------------------------------------
 
@@ -254,7 +297,24 @@ class Daemon:
 
     def refresh_gauges(self) -> None:
         stats = self.inbox.stats()
-        self.metrics.set_inbox(stats.pending, stats.oldest_pending_age, stats.dead)
+        self.metrics.set_inbox(
+            stats.pending, stats.oldest_pending_age, stats.dead, stats.events, stats.size_bytes
+        )
+
+    def check_health(self) -> None:
+        """Probe the store and refresh the store gauges (the health thread, and at start)."""
+        problems = store_problems(self.inbox)
+        with self.health.lock:
+            self.health.store_problems = problems
+            self.health.store_checked = True
+        try:
+            self.refresh_gauges()
+        except PdOrgSyncError as exc:
+            log.warning("metrics.refresh_failed", error=str(exc))
+
+    def _health_loop(self) -> None:
+        while not self.stop_event.wait(HEALTH_EVERY_SECONDS):
+            self.check_health()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -269,6 +329,7 @@ class Daemon:
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the HTTP server and the loops; returns once listening (then READY=1)."""
+        self.check_health()
         http = threading.Thread(target=self.server.run, name="http", daemon=True)
         http.start()
         deadline = time.monotonic() + timeout
@@ -286,9 +347,19 @@ class Daemon:
         reconcile = threading.Thread(
             target=self.reconcile.run, args=(self.stop_event,), name="reconcile", daemon=True
         )
+        health = threading.Thread(target=self._health_loop, name="health", daemon=True)
         worker.start()
         reconcile.start()
-        self._threads = [http, worker, reconcile]
+        health.start()
+        self._threads = [http, worker, reconcile, health]
+        self._watches = [
+            _Watch(
+                "worker",
+                lambda: int(getattr(self.worker, "progress", 0)),
+                float(getattr(self.worker, "lease", 300.0)),
+            ),
+            _Watch("reconcile loop", lambda: self.reconcile.progress, self.reconcile.stall_bound),
+        ]
         address = self.bound_address
         where = f"{address[0]}:{address[1]}" if address else self.settings.listen
         log.info("serve.listening", listen=where, mode=self.settings.reconcile_mode)
@@ -309,11 +380,49 @@ class Daemon:
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGHUP, on_hup)
 
+    def stalled(self) -> list[str]:
+        """The loops whose progress counter stood still for longer than their bound."""
+        now = self.clock()
+        stalled = []
+        for watch in self._watches:
+            value = watch.progress()
+            if value != watch.seen:
+                watch.seen, watch.since = value, now
+            elif now - watch.since > watch.bound:
+                stalled.append(f"{watch.name} (for {now - watch.since:.0f} s)")
+        return stalled
+
+    def watchdog_tick(self) -> bool:
+        """Ping systemd's watchdog if it is due and the process is healthy; True if pinged.
+
+        Healthy: every thread alive and the worker and reconcile loop moving. A
+        stalled loop is logged once, shown by /readyz, and left to systemd, which
+        restarts the process when the pings stop.
+        """
+        stalled = self.stalled()
+        with self.health.lock:
+            was_stalled = bool(self.health.stalled)
+            self.health.stalled = stalled
+        if stalled and not was_stalled:
+            log.error(
+                "serve.stalled", loops=stalled, watchdog=bool(self.notifier.watchdog_interval)
+            )
+        elif was_stalled and not stalled:
+            log.info("serve.progressing")
+        interval = self.notifier.watchdog_interval
+        if not interval or stalled or not self.alive():
+            return False
+        now = self.clock()
+        if self._last_ping is not None and now - self._last_ping < interval:
+            return False
+        self.notifier.watchdog()
+        self._last_ping = now
+        return True
+
     def wait(self) -> None:
         """Main loop: watchdog pings, reloads, until a stop is asked."""
         interval = self.notifier.watchdog_interval
         tick = min(interval, 1.0) if interval else 1.0
-        last_ping = 0.0
         while not self.stop_event.is_set():
             self.stop_event.wait(tick)
             if self.reload_event.is_set():
@@ -321,9 +430,7 @@ class Daemon:
                 self.notifier.reloading()
                 self.reload()
                 self.notifier.ready()
-            if interval and time.monotonic() - last_ping >= interval and self.alive():
-                self.notifier.watchdog()
-                last_ping = time.monotonic()
+            self.watchdog_tick()
             if not self.alive() and not self.stop_event.is_set():
                 log.error(
                     "serve.thread_died", threads=[t.name for t in self._threads if not t.is_alive()]

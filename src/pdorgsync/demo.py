@@ -13,13 +13,13 @@ import json
 import secrets
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from pdorgsync.audit import run_audit
 from pdorgsync.core.coverage import engagements_from_policies
@@ -79,6 +79,19 @@ def _envelope(incident: dict[str, Any]) -> bytes:
         }
     }
     return json.dumps(event).encode("utf-8")
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    """POST as PagerDuty would and return the HTTP status (the standard library's
+    client: the demo must run after a plain ``pip install pdorgsync``, no extras)."""
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError as exc:
+        raise PdOrgSyncError(f"demo: cannot deliver the webhook to {url}: {exc}") from None
 
 
 class Demo:
@@ -205,19 +218,18 @@ class Demo:
                 for demo in INCIDENTS:
                     incident = self._trigger(client, demo)
                     body = _envelope(incident)
-                    answer = httpx.post(
+                    status = _post(
                         endpoint,
-                        content=body,
-                        headers={
+                        body,
+                        {
                             "Content-Type": "application/json",
                             "X-PagerDuty-Signature": sign(body, secret),
                             "X-Webhook-Id": secrets.token_hex(8),
                         },
-                        timeout=5,
                     )
                     self.echo(
                         f"  webhook incident.triggered #{incident['incident_number']} "
-                        f"{demo.title!r} ({demo.why}) -> HTTP {answer.status_code}"
+                        f"{demo.title!r} ({demo.why}) -> HTTP {status}"
                     )
                     sent.append((demo, incident))
                 self._wait_and_explain(daemon, sent)

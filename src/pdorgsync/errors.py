@@ -9,6 +9,7 @@
     │   └── PermanentPagerDutyError     4xx other than 429: retrying cannot help
     │       └── NotFoundError           404
     └── InboxError                      the durable webhook inbox could not store or read
+        └── InboxBusyError              another writer held the lock past the busy timeout: retry
 
 Whether to retry is decided here, by the class, and nowhere else: callers ask
 ``is_temporary(exc)``; status codes are never compared outside ``pagerduty.py``.
@@ -126,6 +127,14 @@ class InboxError(PdOrgSyncError):
     """The durable webhook inbox could not store or read an event."""
 
 
+class InboxBusyError(InboxError):
+    """Lock contention: another writer held the state store past the busy timeout.
+
+    Nothing is wrong with the event or the store; the same work succeeds once the
+    other writer is done, so it is retried and never dead-letters an event.
+    """
+
+
 def is_temporary(exc: BaseException) -> bool:
     """The single place that decides whether an error is worth retrying."""
-    return isinstance(exc, TemporaryPagerDutyError)
+    return isinstance(exc, TemporaryPagerDutyError | InboxBusyError)

@@ -13,7 +13,14 @@ Tables:
   ``attempts``, ``last_error``, ``next_attempt_at``, a claim lease.
 - ``ledger``: engagements performed, keyed ``(incident_id, department, as)``.
 - ``recent_incidents``: open incidents seen recently (``min_impacted_services``).
+- ``handled_incidents``: per incident, the state the worker last handled
+  (status, priority, urgency, service): what the catch-up poll compares with.
 - ``state``: small key/value facts such as the poll cursor.
+
+Retention (``purge_expired``): finished events older than the cutoff go; the
+ledger and the handled state of an incident stay until it has been resolved
+for longer than the cutoff, since an open incident can still produce events
+(and an engagement forgotten too early would be made twice).
 
 What it must never do: hold a write lock while talking to the network, or answer
 "stored" for an event that is not committed. Every SQLite failure becomes an
@@ -37,15 +44,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pdorgsync.errors import InboxError
+from pdorgsync.errors import InboxBusyError, InboxError
 from pdorgsync.models.events import WebhookEnvelope
 
 __all__ = [
     "STATUSES",
     "EngagementRecord",
+    "HandledIncident",
     "Inbox",
     "InboxStats",
     "OpenIncident",
+    "PurgeResult",
     "Status",
     "StoreResult",
     "StoredEvent",
@@ -90,6 +99,15 @@ CREATE TABLE IF NOT EXISTS recent_incidents (
     service_id    TEXT,
     service_name  TEXT,
     triggered_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS handled_incidents (
+    incident_id  TEXT PRIMARY KEY,
+    status       TEXT NOT NULL,
+    priority     TEXT,
+    urgency      TEXT,
+    service_id   TEXT,
+    observed_at  REAL NOT NULL,
+    handled_at   REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS state (
     key    TEXT PRIMARY KEY,
@@ -181,6 +199,29 @@ class InboxStats:
     pending: int
     oldest_pending_age: float  # seconds; 0 when nothing is pending
     dead: int
+    events: int = 0  # rows in the events table, whatever their status
+    size_bytes: int = 0  # the database file and its WAL on disk
+
+
+@dataclass(frozen=True)
+class HandledIncident:
+    """The state of an incident as the worker last handled it (webhook or poll)."""
+
+    incident_id: str
+    status: str
+    priority: str | None
+    urgency: str | None
+    service_id: str | None
+    observed_at: datetime
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    """What ``purge_expired`` deleted."""
+
+    events: int
+    ledger: int
+    incidents: int
 
 
 _EVENT_COLUMNS = (
@@ -221,7 +262,9 @@ class Inbox:
         self.busy_timeout = busy_timeout
         self.clock = clock
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        # Each connection with the thread that opened it: anyio's worker threads come
+        # and go, so connections of threads that have ended are closed (see _conn).
+        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._lock = threading.Lock()
         # Writers of this process queue here rather than in SQLite's busy handler,
         # which retries by sleeping: under concurrent deliveries that turned into
@@ -258,14 +301,25 @@ class Inbox:
             conn.execute("PRAGMA synchronous=FULL")
             self._local.conn = conn
             with self._lock:
-                self._connections.append(conn)
+                ended = [(t, c) for t, c in self._connections if not t.is_alive()]
+                self._connections = [(t, c) for t, c in self._connections if t.is_alive()]
+                self._connections.append((threading.current_thread(), conn))
+            for _thread, old in ended:  # its thread is gone: nobody can be using it
+                with contextlib.suppress(sqlite3.Error):  # closing is best effort
+                    old.close()
         return conn
+
+    @property
+    def open_connections(self) -> int:
+        """Connections this inbox holds open (at most one per live thread that used it)."""
+        with self._lock:
+            return len(self._connections)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction (takes the write lock up front, waits busy_timeout)."""
         if not self._write_lock.acquire(timeout=self.busy_timeout):
-            raise InboxError(
+            raise InboxBusyError(
                 f"inbox {self.path}: busy (another write took over {self.busy_timeout:g} s)"
             )
         try:
@@ -273,13 +327,13 @@ class Inbox:
                 conn = self._conn()
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise InboxError(f"inbox {self.path}: {exc}") from None
+                raise self._error(exc) from None
             try:
                 yield conn
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 _rollback(conn)
-                raise InboxError(f"inbox {self.path}: {exc}") from None
+                raise self._error(exc) from None
             except BaseException:
                 _rollback(conn)
                 raise
@@ -290,12 +344,20 @@ class Inbox:
         try:
             return list(self._conn().execute(sql, params).fetchall())
         except sqlite3.Error as exc:
-            raise InboxError(f"inbox {self.path}: {exc}") from None
+            raise self._error(exc) from None
+
+    def _error(self, exc: sqlite3.Error) -> InboxError:
+        """SQLITE_BUSY / SQLITE_LOCKED (another process kept the lock past busy_timeout)
+        is contention, worth retrying; anything else is a real fault."""
+        code = getattr(exc, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            return InboxBusyError(f"inbox {self.path}: busy ({exc})")
+        return InboxError(f"inbox {self.path}: {exc}")
 
     def close(self) -> None:
         """Close every connection this inbox opened (in any thread)."""
         with self._lock:
-            for conn in self._connections:
+            for _thread, conn in self._connections:
                 with contextlib.suppress(sqlite3.Error):  # closing is best effort
                     conn.close()
             self._connections.clear()
@@ -462,32 +524,74 @@ class Inbox:
         return [_event(r) for r in self._read(sql, params)]
 
     def purge(self, *, statuses: Sequence[Status], older_than: datetime | None = None) -> int:
-        """Delete finished events (never pending ones) received before ``older_than``."""
-        chosen = [s for s in statuses if s != "pending"]
-        if not chosen:
-            return 0
-        sql = f"DELETE FROM events WHERE status IN ({', '.join('?' for _ in chosen)})"
-        params: list[Any] = list(chosen)
-        if older_than is not None:
-            sql += " AND received_at < ?"
-            params.append(_ts(older_than))
-        with self._write() as conn:
-            return conn.execute(sql, params).rowcount
+        """Delete finished events (never pending ones) received before ``older_than``;
+        returns how many. The same retention as ``purge_expired`` (which it runs)."""
+        cutoff = older_than or datetime.max.replace(tzinfo=UTC)
+        return self.purge_expired(cutoff, statuses=statuses).events
 
     def stats(self) -> InboxStats:
-        """Pending count, age of the oldest pending event, dead count (for metrics)."""
+        """Pending count, age of the oldest pending event, dead count, rows, bytes (metrics).
+
+        A full-table aggregate: callers on an event loop run it in a thread and cache it.
+        """
         rows = self._read(
             "SELECT"
             " SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END) AS pending,"
             " MIN(CASE WHEN status = 'pending' THEN received_at END) AS oldest,"
-            " SUM(CASE WHEN status = 'dead' THEN 1 ELSE 0 END) AS dead FROM events"
+            " SUM(CASE WHEN status = 'dead' THEN 1 ELSE 0 END) AS dead,"
+            " COUNT(*) AS total FROM events"
         )
         row = rows[0]
         oldest = row["oldest"]
         age = max(0.0, _ts(self.clock()) - oldest) if oldest is not None else 0.0
         return InboxStats(
-            pending=row["pending"] or 0, oldest_pending_age=age, dead=row["dead"] or 0
+            pending=row["pending"] or 0,
+            oldest_pending_age=age,
+            dead=row["dead"] or 0,
+            events=row["total"] or 0,
+            size_bytes=self.size_bytes(),
         )
+
+    def size_bytes(self) -> int:
+        """The store's size on disk: the database file plus its write-ahead log."""
+        total = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):  # the WAL may not exist right now
+                total += Path(str(self.path) + suffix).stat().st_size
+        return total
+
+    def purge_expired(
+        self, cutoff: datetime, *, statuses: Sequence[Status] = ("done", "ignored")
+    ) -> PurgeResult:
+        """Retention: delete what can no longer matter, in one transaction.
+
+        - events with one of ``statuses`` (never ``pending``) received before ``cutoff``;
+        - the ledger rows and handled state of incidents last handled as resolved
+          before ``cutoff`` with no event left in the inbox. An open incident can
+          still produce events, so its ledger stays however old it is.
+        """
+        chosen = [s for s in statuses if s != "pending"]
+        limit = _ts(cutoff)
+        with self._write() as conn:
+            events = 0
+            if chosen:
+                events = conn.execute(
+                    f"DELETE FROM events WHERE status IN ({', '.join('?' for _ in chosen)})"
+                    " AND received_at < ?",
+                    (*chosen, limit),
+                ).rowcount
+            gone = (
+                "SELECT incident_id FROM handled_incidents h WHERE h.status = 'resolved'"
+                " AND h.handled_at < ? AND NOT EXISTS"
+                " (SELECT 1 FROM events e WHERE e.incident_id = h.incident_id)"
+            )
+            ledger = conn.execute(
+                f"DELETE FROM ledger WHERE incident_id IN ({gone})", (limit,)
+            ).rowcount
+            incidents = conn.execute(
+                f"DELETE FROM handled_incidents WHERE incident_id IN ({gone})", (limit,)
+            ).rowcount
+        return PurgeResult(events=events, ledger=ledger, incidents=incidents)
 
     def next_due(self) -> datetime | None:
         """When the earliest pending event becomes due (None if nothing is pending)."""
@@ -587,6 +691,74 @@ class Inbox:
             )
             for r in self._read("SELECT * FROM recent_incidents ORDER BY triggered_at")
         ]
+
+    # -- handled incidents (catch-up poll) --------------------------------------------------
+
+    def record_handled(
+        self,
+        incident_id: str,
+        *,
+        status: str,
+        priority: str | None,
+        urgency: str | None,
+        service_id: str | None,
+        observed_at: datetime,
+    ) -> None:
+        """Remember the incident's state as handled; an older observation never wins."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO handled_incidents (incident_id, status, priority, urgency,"
+                " service_id, observed_at, handled_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (incident_id) DO UPDATE SET status = excluded.status,"
+                " priority = excluded.priority, urgency = excluded.urgency,"
+                " service_id = excluded.service_id, observed_at = excluded.observed_at,"
+                " handled_at = excluded.handled_at"
+                " WHERE excluded.observed_at >= handled_incidents.observed_at",
+                (
+                    incident_id,
+                    status,
+                    priority,
+                    urgency,
+                    service_id,
+                    _ts(observed_at),
+                    _ts(self.clock()),
+                ),
+            )
+
+    def handled_incidents(self, incident_ids: Sequence[str]) -> dict[str, HandledIncident]:
+        """The handled state of each of these incidents that has one."""
+        found: dict[str, HandledIncident] = {}
+        ids = list(dict.fromkeys(incident_ids))
+        for start in range(0, len(ids), 500):  # under SQLite's bound-parameter limit
+            chunk = ids[start : start + 500]
+            for r in self._read(
+                "SELECT * FROM handled_incidents WHERE incident_id IN"
+                f" ({', '.join('?' for _ in chunk)})",
+                chunk,
+            ):
+                found[r["incident_id"]] = HandledIncident(
+                    incident_id=r["incident_id"],
+                    status=r["status"],
+                    priority=r["priority"],
+                    urgency=r["urgency"],
+                    service_id=r["service_id"],
+                    observed_at=_dt(r["observed_at"]) or datetime.min.replace(tzinfo=UTC),
+                )
+        return found
+
+    def pending_incidents(self, incident_ids: Sequence[str]) -> set[str]:
+        """Which of these incidents have an event waiting in the inbox."""
+        ids = list(dict.fromkeys(incident_ids))
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self._read(
+                "SELECT DISTINCT incident_id FROM events WHERE status = 'pending'"
+                f" AND incident_id IN ({', '.join('?' for _ in chunk)})",
+                chunk,
+            )
+            found.update(r["incident_id"] for r in rows)
+        return found
 
     # -- state ----------------------------------------------------------------------------
 

@@ -48,6 +48,34 @@ class Metrics:
             "Events in the dead-letter state (see `pdorgsync inbox list`).",
             registry=r,
         )
+        self.inbox_events = Gauge(
+            "pdorgsync_inbox_events",
+            "Events kept in the state store, whatever their status (retention: INBOX_RETENTION).",
+            registry=r,
+        )
+        self.store_size = Gauge(
+            "pdorgsync_state_store_bytes",
+            "Size of the state store on disk (SQLite file and write-ahead log).",
+            registry=r,
+        )
+        self.purged = Counter(
+            "pdorgsync_inbox_purged_total",
+            "Rows deleted by the retention purge, by kind (events, ledger, incidents).",
+            ["kind"],
+            registry=r,
+        )
+        self.polls = Counter(
+            "pdorgsync_polls_total",
+            "Catch-up polls of open incidents by result (ok, baseline, failed).",
+            ["result"],
+            registry=r,
+        )
+        self.polled_events = Counter(
+            "pdorgsync_poll_events_total",
+            "Events the catch-up poll queued because their webhook never came, by event type.",
+            ["event_type"],
+            registry=r,
+        )
         self.engagements = Counter(
             "pdorgsync_engagements_total",
             "Engagements by department, kind (responder/subscriber) and outcome "
@@ -129,10 +157,24 @@ class Metrics:
             if ratio is not None:
                 self.coverage_ratio.labels(department=dept).set(ratio)
 
-    def set_inbox(self, pending: int, oldest_age: float, dead: int) -> None:
+    def set_inbox(
+        self, pending: int, oldest_age: float, dead: int, events: int = 0, size_bytes: int = 0
+    ) -> None:
         self.inbox_depth.set(pending)
         self.inbox_oldest_age.set(oldest_age)
         self.inbox_dead.set(dead)
+        self.inbox_events.set(events)
+        self.store_size.set(size_bytes)
+
+    def record_poll(self, result: str, queued: Mapping[str, int]) -> None:
+        """Hook for the worker: one call per catch-up poll."""
+        self.polls.labels(result=result).inc()
+        for event_type, count in queued.items():
+            self.polled_events.labels(event_type=event_type).inc(count)
+
+    def record_purge(self, events: int, ledger: int, incidents: int) -> None:
+        for kind, count in (("events", events), ("ledger", ledger), ("incidents", incidents)):
+            self.purged.labels(kind=kind).inc(count)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -46,14 +46,22 @@ def make_worker(daemon: Daemon) -> Worker:
 
     # Few in-call retries: the inbox owns retrying, durably, without blocking others.
     client = make_client(daemon, "engagement", max_attempts=2)
+    settings = daemon.settings
     return Worker(
         daemon.inbox,
         client,
         files.org.org,
         files.policies.policies,
-        from_email=daemon.settings.require_from_email(),
-        incident_notes=daemon.settings.incident_notes,
-        hooks=WorkerHooks(on_engagement=on_engagement),
+        from_email=settings.require_from_email(),
+        incident_notes=settings.incident_notes,
+        hooks=WorkerHooks(
+            on_engagement=on_engagement,
+            on_poll=metrics.record_poll,
+            on_purge=lambda r: metrics.record_purge(r.events, r.ledger, r.incidents),
+        ),
+        poll_interval=settings.poll_interval,
+        poll_window=settings.poll_window,
+        retention=settings.inbox_retention,
     )
 
 

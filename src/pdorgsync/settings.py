@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -23,6 +25,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pdorgsync.errors import ConfigError
 
 SANDBOX_TOKEN = "sandbox"  # the sandbox's default token; not a secret
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: str) -> timedelta:
+    """``30m``, ``24h``, ``7d``, ``2w``, ``45s`` (a bare number is seconds) → timedelta."""
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"expected a duration such as 30m, 24h or 7d, got {value!r}")
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2) or "s"])
 
 
 def _default_log_format() -> str:
@@ -55,6 +68,11 @@ class Settings(BaseSettings):
     # Client-side budget per API token (PagerDuty allows 960/min). None: 900 against
     # PagerDuty, unlimited against the sandbox (it has its own --rate-limit); 0: off.
     rate_limit_per_minute: int | None = Field(default=None, ge=0)
+    # SPEC §5 catch-up poll: seconds between polls (0: off) and how far back it looks.
+    poll_interval: float = Field(default=300.0, ge=0)
+    poll_window: timedelta = timedelta(hours=24)
+    # Handled events older than this are purged by the daemon (SPEC §4).
+    inbox_retention: timedelta = timedelta(days=30)
     log_format: Literal["console", "json"] = Field(default_factory=_default_log_format)  # type: ignore[arg-type]  # factory returns one of the literals
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -62,6 +80,16 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_level(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("poll_window", "inbox_retention", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        if isinstance(value, str):
+            duration = parse_duration(value)
+            if duration <= timedelta(0):
+                raise ValueError(f"must be longer than 0, got {value!r}")
+            return duration
+        return value
 
     @field_validator("listen")
     @classmethod

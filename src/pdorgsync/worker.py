@@ -9,13 +9,14 @@ exactly once (ledger + a read of the incident before writing). Outcomes:
   (``agent`` is the bot user, e.g. ``incident.responder.added`` after our request);
 - temporary failure (429, 5xx, network, outcome unknown): back to ``pending`` with
   exponential backoff, at least the server's ``Retry-After``; ``dead`` after
-  ``max_attempts``;
+  ``max_attempts``; lock contention in the state store is retried the same way
+  but never dead-letters;
 - permanent failure (404, 400, a failed subscription item, bad data): ``dead``,
   visible in ``pdorgsync inbox list``, re-playable with ``pdorgsync inbox retry``.
 
-It also polls ``GET /incidents`` (every ``poll_interval``, default 5 minutes) for
-open incidents and feeds them into the inbox as synthetic events, so nothing is
-missed when PagerDuty drops or stops deliveries; the ledger makes that harmless.
+Between events it runs the periodic chores of ``upkeep.py``: the catch-up poll
+(SPEC §5), which queues what PagerDuty failed to deliver under the event type it
+stands for, and retention.
 
 Time is injected (``clock``); the loop waits on a ``threading.Event`` (woken by
 the receiver through ``ReceiverHooks.on_stored``), never on a bare sleep.
@@ -23,16 +24,14 @@ the receiver through ``ReceiverHooks.on_stored``), never on a bare sleep.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from pdorgsync import upkeep
 from pdorgsync.core.policies import (
     Evaluation,
     IncidentFacts,
@@ -41,8 +40,14 @@ from pdorgsync.core.policies import (
     evaluate,
 )
 from pdorgsync.engagements import ApiClient, EngagementOutcome, Engager
-from pdorgsync.errors import InboxError, PagerDutyError, PdOrgSyncError, is_temporary
-from pdorgsync.inbox import Inbox, StoredEvent, utcnow
+from pdorgsync.errors import (
+    InboxBusyError,
+    InboxError,
+    PagerDutyError,
+    PdOrgSyncError,
+    is_temporary,
+)
+from pdorgsync.inbox import Inbox, PurgeResult, StoredEvent, utcnow
 from pdorgsync.logs import get_logger
 from pdorgsync.models.events import EnvelopeError, WebhookEnvelope, parse_envelope
 from pdorgsync.models.org import Org
@@ -57,7 +62,6 @@ __all__ = [
 
 log = get_logger("pdorgsync.worker")
 
-POLL_CURSOR = "poll_cursor"
 RECENT_WINDOW = timedelta(minutes=60)
 
 
@@ -69,6 +73,14 @@ def _noop_event(_event_type: str, _status: str, _seconds: float) -> None:
     return None
 
 
+def _noop_poll(_result: str, _queued: Mapping[str, int]) -> None:
+    return None
+
+
+def _noop_purge(_result: PurgeResult) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class WorkerHooks:
     """Metric hook points for the daemon.
@@ -76,11 +88,16 @@ class WorkerHooks:
     ``on_engagement(department, as, outcome)`` with outcome ``engaged``,
     ``already_engaged``, ``skipped`` or ``failed`` (the labels of
     ``pdorgsync_engagements_total``); ``on_event(event_type, status, seconds)``
-    once per processed event, status ``done``, ``ignored``, ``retry`` or ``dead``.
+    once per processed event, status ``done``, ``ignored``, ``retry`` or ``dead``;
+    ``on_poll(result, queued)`` once per catch-up poll, result ``ok``, ``baseline``
+    or ``failed``, ``queued`` the events queued by type; ``on_purge(result)`` after
+    each retention purge.
     """
 
     on_engagement: Callable[[str, str, str], None] = field(default=_noop_engagement)
     on_event: Callable[[str, str, float], None] = field(default=_noop_event)
+    on_poll: Callable[[str, Mapping[str, int]], None] = field(default=_noop_poll)
+    on_purge: Callable[[PurgeResult], None] = field(default=_noop_purge)
 
 
 @dataclass(frozen=True)
@@ -119,6 +136,7 @@ class Worker:
         lease: float = 300.0,
         poll_interval: float | None = 300.0,
         poll_window: timedelta = timedelta(hours=24),
+        retention: timedelta | None = None,
         idle_wait: float = 1.0,
     ) -> None:
         self.inbox = inbox
@@ -131,9 +149,13 @@ class Worker:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.lease = lease
-        self.poll_interval = poll_interval
+        self.poll_interval = poll_interval or None  # 0 turns polling off
         self.poll_window = poll_window
+        self.retention = retention
         self.idle_wait = idle_wait
+        # Bumped at every turn of the loop and after every event: the daemon's
+        # watchdog stops pinging systemd when it stands still (a hung call).
+        self.progress = 0
         self.engager = Engager(
             inbox=inbox,
             client=client,
@@ -164,6 +186,9 @@ class Worker:
         policies = load_policies(settings.policy_dir, org).policies
         if client is None:
             client = PagerDutyClient.from_settings(settings, max_attempts=2, priority="engagement")
+        kwargs.setdefault("poll_interval", settings.poll_interval)
+        kwargs.setdefault("poll_window", settings.poll_window)
+        kwargs.setdefault("retention", settings.inbox_retention)
         return cls(
             inbox,
             client,
@@ -200,17 +225,33 @@ class Worker:
         if released:
             log.info("worker.claims_released", count=released)
         log.info("worker.started")
+        if self.poll_interval is None:
+            log.info("worker.poll_configured", enabled=False)
+        else:
+            log.info(
+                "worker.poll_configured",
+                enabled=True,
+                interval_seconds=self.poll_interval,
+                window_seconds=self.poll_window.total_seconds(),
+            )
 
         def stopping() -> bool:
             return self._stop.is_set() or (stop_event is not None and stop_event.is_set())
 
         while not stopping():
+            self.progress += 1
             try:
                 if self.poll_due():
                     self.poll_incidents()
             except (PdOrgSyncError, InboxError) as exc:
                 log.warning("worker.poll_failed", error=str(exc))
+                self.hooks.on_poll("failed", {})
                 self._note_poll_attempt()
+            try:
+                if self.purge_due():
+                    self.purge()
+            except InboxError as exc:
+                log.warning("inbox.purge_failed", error=str(exc))
             try:
                 processed = self.run_once(should_stop=stopping)
             except InboxError as exc:
@@ -229,6 +270,7 @@ class Worker:
             if event is None:
                 break
             self.process(event)
+            self.progress += 1
             count += 1
         return count
 
@@ -269,7 +311,10 @@ class Worker:
 
     def _failed(self, event: StoredEvent, exc: Exception) -> str:
         message = str(exc) if isinstance(exc, PdOrgSyncError) else f"{type(exc).__name__}: {exc}"
-        if is_temporary(exc) and event.attempts < self.max_attempts:
+        # Lock contention in the state store says nothing about the event: it is
+        # retried however many attempts it took, never dead-lettered.
+        contended = isinstance(exc, InboxBusyError)
+        if is_temporary(exc) and (contended or event.attempts < self.max_attempts):
             delay = min(self.backoff_cap, self.backoff_base * 2 ** max(0, event.attempts - 1))
             retry_after = getattr(exc, "retry_after", None)
             if isinstance(retry_after, int | float) and retry_after > delay:
@@ -365,6 +410,15 @@ class Worker:
                 raise
             self.hooks.on_engagement(result.department, result.as_, result.outcome)
             outcomes.append(result)
+        # What the catch-up poll compares with: this state of the incident is handled.
+        self.inbox.record_handled(
+            facts.id,
+            status=facts.status,
+            priority=facts.priority,
+            urgency=facts.urgency,
+            service_id=facts.service_id,
+            observed_at=when,
+        )
         matched = ", ".join(evaluation.matched) or "no policy matched"
         return EventResult("done", matched, facts.id, evaluation, outcomes)
 
@@ -389,84 +443,30 @@ class Worker:
                 )
         return recent
 
-    # -- polling safety net ------------------------------------------------------------------
+    # -- periodic chores (upkeep.py) ---------------------------------------------------------
 
     def poll_due(self) -> bool:
-        if self.poll_interval is None:
-            return False
-        last = self.inbox.get_state(POLL_CURSOR)
-        if last is None:
-            return True
-        try:
-            previous = datetime.fromisoformat(last)
-        except ValueError:
-            return True
-        return (self.clock() - previous).total_seconds() >= self.poll_interval
+        return upkeep.poll_due(self.inbox, self.clock(), self.poll_interval)
 
     def _note_poll_attempt(self) -> None:
-        with contextlib.suppress(InboxError):  # the next poll will try again anyway
-            self.inbox.set_state(POLL_CURSOR, self.clock().isoformat())
+        upkeep.note_poll_attempt(self.inbox, self.clock())
 
     def poll_incidents(self) -> int:
-        """Queue every open incident created within ``poll_window`` whose state is new.
-
-        Each becomes a synthetic ``incident.triggered`` event (source ``poll``) whose
-        id fingerprints what policies look at, so an unchanged incident is queued once
-        and a changed one (say, priority raised while deliveries were failing) again.
-        Returns how many events were queued.
-        """
-        now = self.clock()
-        incidents = self.client.list_all(
-            "/incidents",
-            {
-                "statuses[]": ["triggered", "acknowledged"],
-                # No `until`: it defaults to the server's now, immune to clock skew.
-                "since": (now - self.poll_window).isoformat(),
-            },
+        """The catch-up poll, now; returns how many missed events were queued."""
+        queued = upkeep.poll_incidents(
+            self.inbox, self.client, self.clock(), self.poll_window, self.hooks.on_poll
         )
-        queued = 0
-        for incident in incidents:
-            body = _poll_envelope(incident, now)
-            if body is None:
-                continue
-            text = json.dumps(body, sort_keys=True)
-            result = self.inbox.store(parse_envelope(body), text, source="poll")
-            queued += int(result.stored)
-        self.inbox.set_state(POLL_CURSOR, now.isoformat())
-        log.info("worker.polled", incidents=len(incidents), queued=queued)
         if queued:
             self._wake.set()
         return queued
 
+    def purge_due(self) -> bool:
+        return upkeep.purge_due(self.inbox, self.clock(), self.retention)
 
-def _poll_envelope(incident: dict[str, Any], now: datetime) -> dict[str, Any] | None:
-    incident_id = incident.get("id")
-    if not isinstance(incident_id, str) or not incident_id:
-        return None
-    priority = incident.get("priority") if isinstance(incident.get("priority"), dict) else {}
-    service = incident.get("service") if isinstance(incident.get("service"), dict) else {}
-    fingerprint = json.dumps(
-        [
-            incident.get("status"),
-            incident.get("urgency"),
-            incident.get("title"),
-            (priority or {}).get("id"),
-            (service or {}).get("id"),
-        ],
-        sort_keys=True,
-    )
-    digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
-    return {
-        "event": {
-            "id": f"poll:{incident_id}:{digest}",
-            "event_type": "incident.triggered",
-            "resource_type": "incident",
-            "occurred_at": now.isoformat(),
-            "agent": None,
-            "client": {"name": "pdorgsync poll"},
-            "data": {**incident, "type": "incident"},
-        }
-    }
+    def purge(self) -> PurgeResult:
+        """Apply ``retention`` now (what ``pdorgsync inbox purge`` does by hand)."""
+        assert self.retention is not None
+        return upkeep.purge(self.inbox, self.clock(), self.retention, self.hooks.on_purge)
 
 
 def perform_engagements(

@@ -39,15 +39,19 @@ def _renderer(fmt: str) -> Callable[[AuditReport], str]:
     return render_audit_text
 
 
-def _parse_now(value: str | None) -> datetime:
+def _parse_at(value: str | None) -> datetime:
+    """``--at``: the moment the audit is made as of (default: now)."""
     if not value:
         return datetime.now(UTC)
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise ConfigError(f"--now: expected an ISO-8601 time with offset, got {value!r}") from None
+        raise ConfigError(
+            f"--at: expected an ISO-8601 time with offset such as 2026-12-24T00:00:00+01:00, "
+            f"got {value!r}"
+        ) from None
     if moment.tzinfo is None:
-        raise ConfigError(f"--now: expected an offset (e.g. +00:00) in {value!r}")
+        raise ConfigError(f"--at: add an offset (e.g. +00:00 or Z) to {value!r}")
     return moment
 
 
@@ -59,7 +63,7 @@ def _parse_now(value: str | None) -> datetime:
     type=click.IntRange(1, 90),
     default=28,
     show_default=True,
-    help="How many days ahead to check, starting now.",
+    help="How many days ahead to check, starting now (or at --at).",
 )
 @click.option(
     "--format",
@@ -84,12 +88,12 @@ def _parse_now(value: str | None) -> datetime:
     help="Exit 3 when a finding at or above this severity exists.",
 )
 @click.option(
-    "--now",
-    "now_text",
+    "--at",
+    "at_text",
     default=None,
-    hidden=True,
-    envvar="PDORGSYNC_AUDIT_NOW",
-    help="Pretend the audit runs at this ISO-8601 time (tests, reproducible reports).",
+    metavar="TIME",
+    help="Audit as of TIME (ISO-8601 with offset) instead of now: the horizon starts "
+    "there, e.g. before a holiday.",
 )
 @pass_app
 @click.pass_context
@@ -102,7 +106,7 @@ def audit_cmd(
     fmt: str,
     output: Path | None,
     fail_on: str,
-    now_text: str | None,
+    at_text: str | None,
 ) -> None:
     """Find every department that cannot be reached when it is needed.
 
@@ -132,13 +136,19 @@ def audit_cmd(
       pdorgsync audit --org examples/org.yaml
       pdorgsync audit --format html --output audit.html
       pdorgsync audit --format json --fail-on warning | jq .findings
+      pdorgsync audit --at 2026-12-24T00:00:00+01:00 --horizon-days 14
+
+    \b
+    --at audits as of another moment: the horizon runs from TIME, over the
+    account as it stands now (overrides already entered included), so you can
+    check the holidays before they start.
     """
     from pdorgsync.audit import run_audit
     from pdorgsync.core.coverage import Engagement, engagements_from_policies
     from pdorgsync.loading import load_org, load_policies
     from pdorgsync.pagerduty import PagerDutyClient
 
-    now = _parse_now(now_text)
+    now = _parse_at(at_text)
     settings = app.settings(org_file=org_file, policy_dir=policy_dir)
 
     def progress(message: str) -> None:

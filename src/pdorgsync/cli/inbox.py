@@ -8,7 +8,6 @@ only re-queues, the running worker (or the next ``pdorgsync serve``) does the wo
 from __future__ import annotations
 
 import json
-import re
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -18,19 +17,17 @@ import click
 from pdorgsync.cli import AppContext, pass_app
 from pdorgsync.errors import ConfigError, InboxError
 from pdorgsync.inbox import STATUSES, Inbox, Status, StoredEvent
-
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+from pdorgsync.settings import parse_duration
 
 
 def parse_age(value: str) -> timedelta:
     """``30d``, ``12h``, ``90m``, ``2w``, ``45s`` → timedelta; ConfigError otherwise."""
-    match = _DURATION.match(value)
-    if not match:
+    try:
+        return parse_duration(value)
+    except ValueError:
         raise ConfigError(
             f"--older-than: expected a duration such as 30d, 12h or 2w, got {value!r}"
-        )
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+        ) from None
 
 
 def _open(app: AppContext, state: Path | None, *, must_exist: bool = True) -> Inbox:
@@ -145,7 +142,13 @@ def purge_cmd(
     statuses: tuple[Status, ...],
     yes: bool,
 ) -> None:
-    """Delete finished events received before --older-than (the ledger is kept)."""
+    """Delete finished events received before --older-than.
+
+    The daemon does the same by itself every hour with PDORGSYNC_INBOX_RETENTION
+    (default 30d). The engagement ledger of an incident is kept while the
+    incident is open (it can still produce events) and deleted with its last
+    events once it has been resolved for longer than --older-than.
+    """
     age = parse_age(older_than)
     chosen: list[Status] = list(statuses) or ["done", "ignored"]
     with _open(app, state) as inbox:
@@ -162,8 +165,14 @@ def purge_cmd(
             if not sys.stdin.isatty():
                 raise ConfigError("inbox purge: no TTY to confirm on; pass --yes")
             click.confirm(question, abort=True)
-        removed = inbox.purge(statuses=chosen, older_than=cutoff)
-    click.echo(f"purged {removed} event(s)")
+        removed = inbox.purge_expired(cutoff, statuses=chosen)
+    line = f"purged {removed.events} event(s)"
+    if removed.ledger or removed.incidents:
+        line += (
+            f", and the ledger of {removed.incidents} incident(s) resolved before then"
+            f" ({removed.ledger} engagement(s))"
+        )
+    click.echo(line)
 
 
 COMMANDS = [inbox_cmd]

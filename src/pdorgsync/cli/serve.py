@@ -29,7 +29,26 @@ def serve_cmd(
     in PDORGSYNC_RECONCILE_MODE=apply). Needs PDORGSYNC_FROM_EMAIL and
     PDORGSYNC_WEBHOOK_SECRETS. SIGHUP reloads the org and policy files (a broken
     file is refused and the old one kept); SIGTERM/SIGINT stop within 10 s.
-    Under systemd (Type=notify) it sends READY=1 and watchdog pings.
+    Under systemd (Type=notify) it sends READY=1 and watchdog pings, and stops
+    pinging when the worker or the reconcile loop makes no progress (the worker
+    within 5 min, a reconcile cycle within max(3 x RECONCILE_INTERVAL, 15 min)).
+
+    \b
+    Catch-up poll (in case PagerDuty drops or stops deliveries):
+      PDORGSYNC_POLL_INTERVAL  seconds between polls of open incidents
+                               (default 300; 0 turns polling off)
+      PDORGSYNC_POLL_WINDOW    only incidents created this recently
+                               (default 24h; 30m, 24h, 7d)
+    Each polled incident whose state differs from what was handled is queued
+    as the event it missed (incident.triggered, incident.priority_updated, ...).
+    The first start only records the incidents already open, engaging none
+    (`pdorgsync engage --replay --since 1d` engages them on purpose).
+
+    \b
+    Retention:
+      PDORGSYNC_INBOX_RETENTION  handled events older than this are purged
+                                 hourly (default 30d); the engagement ledger
+                                 is kept while its incident can still change
     """
     from pdorgsync.service import build_daemon
 

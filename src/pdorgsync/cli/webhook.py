@@ -80,19 +80,18 @@ def _resolve_filter(
 
 def ensure_subscription(
     client: Any, url: str, events: list[str], filter_: dict[str, str]
-) -> tuple[str, dict[str, Any], str | None]:
-    """Create or update our subscription. Returns (action, subscription, secret or None)."""
-    params: dict[str, Any] = {}
-    if filter_["type"] != "account_reference":
-        params = {
-            "filter_type": filter_["type"].removesuffix("_reference"),
-            "filter_id": filter_["id"],
-        }
-    else:
-        params = {"filter_type": "account"}
+) -> tuple[str, dict[str, Any], str | None, list[str]]:
+    """Create or update our subscription.
+
+    Returns (action, subscription, secret or None, ids of other subscriptions that
+    deliver to the same URL). The existing subscription is found by its URL over
+    every scope: listing with the new ``filter_type`` would miss the one made
+    with another ``--filter``, and a second subscription means a second secret and
+    every event delivered twice.
+    """
     existing = [
         sub
-        for sub in client.list_all("/webhook_subscriptions", params)
+        for sub in client.list_all("/webhook_subscriptions")
         if (sub.get("delivery_method") or {}).get("url") == url
     ]
     body = {
@@ -110,20 +109,21 @@ def ensure_subscription(
             and (sub.get("filter") or {}).get("type") == filter_["type"]
             and (sub.get("filter") or {}).get("id") == filter_.get("id")
         )
+        others = [str(other.get("id")) for other in existing[1:]]
         if unchanged:
-            return "unchanged", sub, None
+            return "unchanged", sub, None, others
         update = {k: v for k, v in body.items() if k != "type"}
         updated = client.put(
             f"/webhook_subscriptions/{sub['id']}", {"webhook_subscription": update}
         )
-        return "updated", updated.get("webhook_subscription", sub), None
+        return "updated", updated.get("webhook_subscription", sub), None, others
     body["delivery_method"] = {"type": "http_delivery_method", "url": url}
     # Not idempotent, but an ambiguous failure surfaces as OutcomeUnknownError: the
     # user re-runs `ensure`, which finds the subscription by URL instead of duplicating it.
     created = client.post("/webhook_subscriptions", {"webhook_subscription": body})
     sub = created["webhook_subscription"]
     secret = (sub.get("delivery_method") or {}).get("secret")
-    return "created", sub, secret
+    return "created", sub, secret, []
 
 
 @click.group("webhook")
@@ -151,7 +151,8 @@ def ensure_cmd(
     \b
     The subscription's signing secret is shown ONCE, when it is created: put it in
     PDORGSYNC_WEBHOOK_SECRETS. Re-running is safe: an existing subscription for the
-    same URL is updated in place and keeps its secret. PagerDuty cannot change the
+    same URL, whatever its scope, is updated in place (events and --filter) and
+    keeps its secret. PagerDuty cannot change the
     URL of a subscription; a new URL creates a new subscription (delete the old
     one in PagerDuty once the new secret is deployed).
 
@@ -166,8 +167,22 @@ def ensure_cmd(
     events = needed_events(_policy_events(app, org_file, policy_dir))
     client = PagerDutyClient.from_settings(app.settings())
     filter_ = _resolve_filter(client, filter_spec, app, org_file)
-    action, sub, secret = ensure_subscription(client, url, events, filter_)
-    click.echo(f"webhook subscription {sub.get('id')} {action}: {len(events)} event types, {url}")
+    action, sub, secret, others = ensure_subscription(client, url, events, filter_)
+    scope = (
+        filter_spec
+        if filter_["type"] == "account_reference"
+        else f"{filter_spec} ({filter_['id']})"
+    )
+    click.echo(
+        f"webhook subscription {sub.get('id')} {action}: {len(events)} event types, "
+        f"scope {scope}, {url}"
+    )
+    if others:
+        click.echo(
+            f"warning: subscription(s) {', '.join(others)} also deliver to {url} "
+            "(every event arrives twice): delete them in PagerDuty",
+            err=True,
+        )
     if secret:
         click.echo("")
         click.echo("Signing secret (shown once; store it now):")
