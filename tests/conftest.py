@@ -9,6 +9,7 @@ sandbox sent, broke PagerDuty's official OpenAPI description.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -80,3 +81,29 @@ def empty_pd(empty_sandbox: Sandbox) -> PagerDutyClient:
     return PagerDutyClient(
         empty_sandbox.token, empty_sandbox.base_url, BOT_EMAIL, sleep=lambda _s: None
     )
+
+
+# -- PostgreSQL (issue 12): a throw-away cluster per session --------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    """A running PostgreSQL server (tests/pgcluster.py); skipped without one, except in CI."""
+    from tests.pgcluster import PgCluster, find_bin_dir
+
+    if find_bin_dir() is None:
+        reason = "PostgreSQL not installed (apt-get install postgresql; .ci/run does)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but {reason}")
+        pytest.skip(reason)
+    cluster = PgCluster().init().start()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Any) -> str:
+    """The URL of a fresh, empty database on the session's PostgreSQL server."""
+    if not pg_cluster.running:  # a test that stopped it failed before restarting it
+        pg_cluster.start()
+    return str(pg_cluster.new_database())

@@ -18,6 +18,7 @@ import click
 from pdorgsync.cli import AppContext, pass_app
 from pdorgsync.errors import ConfigError, InboxError
 from pdorgsync.inbox import STATUSES, Inbox, Status, StoredEvent
+from pdorgsync.state import StateStore, open_state
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -33,8 +34,11 @@ def parse_age(value: str) -> timedelta:
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
-def _open(app: AppContext, state: Path | None, *, must_exist: bool = True) -> Inbox:
-    path = state or app.settings().state_path
+def _open(app: AppContext, state: Path | None, *, must_exist: bool = True) -> StateStore:
+    settings = app.settings()
+    if state is None and settings.database_url is not None:
+        return open_state(settings)  # PostgreSQL (DATABASE_URL): shared by every replica
+    path = state or settings.state_path
     if must_exist and not Path(path).exists():
         raise InboxError(
             f"no inbox at {path}: nothing was received yet (set PDORGSYNC_STATE_PATH or --state)"

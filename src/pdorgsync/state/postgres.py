@@ -1,0 +1,821 @@
+"""PostgreSQL state: the inbox, ledger, poll cursor and reconcile lease of several replicas.
+
+``DATABASE_URL=postgresql://…`` selects it. Every replica receives webhooks,
+claims work, and competes for the one reconcile lease; PostgreSQL's own tools
+do the coordination, nothing home-made:
+
+- **Receiving**: ``INSERT … ON CONFLICT DO NOTHING`` on the unique ``event_id``
+  and ``webhook_id``, committed before the receiver answers 202.
+- **Claiming**: ``SELECT … FOR UPDATE OF e SKIP LOCKED`` picks the oldest due
+  pending event of an incident with no earlier pending event; the claim is a
+  lease (``claimed_until``, ``claimed_by``) of ``claim_lease`` seconds that this
+  process renews every ``renew_every`` seconds while it holds it. A SIGKILLed
+  replica stops renewing, and its claims are taken back once they expire.
+  ``complete``/``fail`` only touch an event this process still holds.
+- **Exactly once**: the ledger's primary key is (incident, department, as);
+  ``record_engagement`` is ``INSERT … ON CONFLICT DO NOTHING`` in its own
+  transaction, and the engager reads it (and the incident) before any write.
+- **Leader**: :class:`AdvisoryLeader` holds ``pg_try_advisory_lock`` on a
+  dedicated connection; it dies with the session, so a killed leader's lock is
+  free as soon as PostgreSQL sees the connection close (and TCP keepalives bound
+  that for a vanished host). Session-level locks need *session* pooling: behind
+  PgBouncer in transaction mode two replicas could both believe they lead.
+- **Budget**: :class:`SharedBudget`, one token bucket row per API token hash,
+  refilled by the database clock, shared by every replica.
+
+The schema is versioned (``pdorgsync_schema``) and migrated at start in one
+transaction under a transaction-level advisory lock, so concurrent starts are
+safe. Every database failure becomes an ``InboxError`` (503 at the receiver).
+Times are stored as Unix seconds like the SQLite store, from the injected clock;
+replicas need synchronised clocks (NTP), as any lease does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from pdorgsync.errors import ConfigError, InboxError, TemporaryPagerDutyError
+from pdorgsync.inbox import (
+    EngagementRecord,
+    InboxStats,
+    OpenIncident,
+    Status,
+    StoredEvent,
+    StoreResult,
+    utcnow,
+)
+from pdorgsync.logs import get_logger
+from pdorgsync.models.events import WebhookEnvelope
+
+__all__ = [
+    "LEADER_LOCK_KEY",
+    "SCHEMA_VERSION",
+    "AdvisoryLeader",
+    "PostgresState",
+    "SharedBudget",
+    "check_url",
+    "describe_url",
+]
+
+log = get_logger("pdorgsync.state")
+
+Clock = Callable[[], datetime]
+Row = dict[str, Any]
+
+# Advisory lock keys (64-bit): "pdorgsyn" and "pdorgmig" as big-endian integers.
+LEADER_LOCK_KEY = int.from_bytes(b"pdorgsyn", "big") & 0x7FFF_FFFF_FFFF_FFFF
+MIGRATION_LOCK_KEY = int.from_bytes(b"pdorgmig", "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+# Each entry moves the schema from version i to i + 1; never edit a released one.
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE events (
+        seq             BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        event_id        TEXT NOT NULL UNIQUE,
+        webhook_id      TEXT UNIQUE,
+        received_at     DOUBLE PRECISION NOT NULL,
+        event_type      TEXT NOT NULL,
+        incident_id     TEXT,
+        source          TEXT NOT NULL DEFAULT 'webhook',
+        status          TEXT NOT NULL CHECK (status IN ('pending', 'done', 'ignored', 'dead')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        last_error      TEXT,
+        next_attempt_at DOUBLE PRECISION NOT NULL,
+        claimed_until   DOUBLE PRECISION,
+        claimed_by      TEXT,
+        finished_at     DOUBLE PRECISION,
+        payload         TEXT NOT NULL
+    );
+    CREATE INDEX events_pending ON events (incident_id, seq) WHERE status = 'pending';
+    CREATE INDEX events_received ON events (received_at);
+    CREATE TABLE ledger (
+        incident_id  TEXT NOT NULL,
+        department   TEXT NOT NULL,
+        as_          TEXT NOT NULL,
+        policy       TEXT NOT NULL,
+        event_id     TEXT,
+        engaged_at   DOUBLE PRECISION NOT NULL,
+        details      TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (incident_id, department, as_)
+    );
+    CREATE TABLE recent_incidents (
+        incident_id   TEXT PRIMARY KEY,
+        service_id    TEXT,
+        service_name  TEXT,
+        triggered_at  DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE state (
+        key    TEXT PRIMARY KEY,
+        value  TEXT NOT NULL
+    );
+    CREATE TABLE rate_budget (
+        key         TEXT PRIMARY KEY,
+        tokens      DOUBLE PRECISION NOT NULL,
+        updated_at  DOUBLE PRECISION NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_EVENT_COLUMNS = (
+    "seq, event_id, webhook_id, received_at, event_type, incident_id, source, status, "
+    "attempts, last_error, next_attempt_at, payload"
+)
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+
+
+def _ts(value: datetime) -> float:
+    return value.timestamp()
+
+
+def _dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _event(row: Row) -> StoredEvent:
+    return StoredEvent(
+        seq=int(row["seq"]),
+        event_id=row["event_id"],
+        webhook_id=row["webhook_id"],
+        received_at=_dt(row["received_at"]) or _EPOCH,
+        event_type=row["event_type"],
+        incident_id=row["incident_id"],
+        source=row["source"],
+        status=row["status"],
+        attempts=int(row["attempts"]),
+        last_error=row["last_error"],
+        next_attempt_at=_dt(row["next_attempt_at"]) or _EPOCH,
+        payload=row["payload"],
+    )
+
+
+def check_url(url: str) -> dict[str, str]:
+    """Parse a ``postgresql://`` URL; ConfigError (one line, no password) if it is not one."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            "PDORGSYNC_DATABASE_URL: expected postgresql://USER:PASSWORD@HOST:PORT/DB, "
+            f"got a value starting {url.split(':', 1)[0]!r}"
+        )
+    try:
+        parsed = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else "invalid"
+        raise ConfigError(f"PDORGSYNC_DATABASE_URL: not a valid PostgreSQL URL: {reason}") from None
+    return {k: str(v) for k, v in parsed.items() if v is not None}
+
+
+def describe_url(url: str) -> str:
+    """``user@host:port/db`` for messages (never the password)."""
+    try:
+        parts = check_url(url)
+    except ConfigError:
+        return "the database"
+    host = parts.get("host", "localhost")
+    port = parts.get("port", "5432")
+    user = parts.get("user", "")
+    db = parts.get("dbname", user)
+    return f"{user + '@' if user else ''}{host}:{port}/{db}"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def migrate(conn: psycopg.Connection[Any]) -> int:
+    """Bring the schema to ``SCHEMA_VERSION`` in one transaction; returns the old version.
+
+    The transaction-level advisory lock serialises replicas starting together;
+    the second one finds the work done.
+    """
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS pdorgsync_schema ("
+            " version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM pdorgsync_schema").fetchone()
+        current = int(row[0]) if row else 0
+        if current > SCHEMA_VERSION:
+            raise InboxError(
+                f"database schema version {current} is newer than this pdorgsync "
+                f"({SCHEMA_VERSION}): upgrade pdorgsync"
+            )
+        for version in range(current, SCHEMA_VERSION):
+            conn.execute(_MIGRATIONS[version])
+            conn.execute("INSERT INTO pdorgsync_schema (version) VALUES (%s)", (version + 1,))
+    return current
+
+
+class PostgresState:
+    """The PostgreSQL backend of ``state.StateStore`` (one per process; thread-safe).
+
+    ``owner`` names this process in ``claimed_by``; a new one per start, so a
+    restarted replica never mistakes its predecessor's claims for its own.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Clock = utcnow,
+        timeout: float = 2.0,
+        connect_timeout: float = 5.0,
+        claim_lease: float = 20.0,
+        renew_every: float = 5.0,
+        max_connections: int = 8,
+    ) -> None:
+        check_url(url)
+        self.url = url
+        self.where = describe_url(url)
+        self.clock = clock
+        self.timeout = timeout
+        self.claim_lease = claim_lease
+        self.renew_every = renew_every
+        self.owner = f"{uuid.uuid4().hex[:12]}"
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+        self._renewer_lock = threading.Lock()
+        try:
+            with psycopg.connect(url, connect_timeout=int(max(1, connect_timeout))) as conn:
+                old = migrate(conn)
+        except psycopg.Error as exc:
+            raise InboxError(f"database {self.where}: {_one_line(exc)}") from None
+        if old != SCHEMA_VERSION:
+            log.info("state.migrated", database=self.where, old=old, new=SCHEMA_VERSION)
+        self.pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
+            url,
+            kwargs={
+                "row_factory": dict_row,
+                "connect_timeout": int(max(1, connect_timeout)),
+                # A vanished peer is noticed within ~15 s instead of the kernel's hours.
+                "keepalives": 1,
+                "keepalives_idle": 5,
+                "keepalives_interval": 5,
+                "keepalives_count": 2,
+            },
+            connection_class=psycopg.Connection[Row],
+            min_size=1,
+            max_size=max_connections,
+            timeout=timeout,
+            # A connection broken while the database was away is replaced, not reused.
+            check=ConnectionPool.check_connection,
+            reconnect_timeout=3600.0,
+            name="pdorgsync",
+            open=True,
+        )
+
+    # -- connections ---------------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection[Row]]:
+        """One transaction on a pooled connection; any failure is an InboxError."""
+        try:
+            with self.pool.connection(timeout=self.timeout) as conn, conn.transaction():
+                yield conn
+        except PoolTimeout:
+            raise InboxError(
+                f"database {self.where}: no connection within {self.timeout:g} s"
+            ) from None
+        except psycopg.Error as exc:
+            raise InboxError(f"database {self.where}: {_one_line(exc)}") from None
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        with self._tx() as conn:
+            return list(conn.execute(sql, params).fetchall())
+
+    def _write(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self._tx() as conn:
+            return conn.execute(sql, params).rowcount
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout=2)
+        with contextlib.suppress(Exception):  # closing is best effort
+            self.pool.close(timeout=2)
+
+    def __enter__(self) -> PostgresState:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- events ---------------------------------------------------------------------------
+
+    def store(
+        self,
+        envelope: WebhookEnvelope,
+        payload: str,
+        *,
+        webhook_id: str | None = None,
+        source: str = "webhook",
+        status: Status | None = None,
+    ) -> StoreResult:
+        event = envelope.event
+        if status is None:
+            status = "pending" if event.is_handled_type else "ignored"
+        now = _ts(self.clock())
+        with self._tx() as conn:
+            row = conn.execute(
+                "INSERT INTO events (event_id, webhook_id, received_at, event_type,"
+                " incident_id, source, status, next_attempt_at, finished_at, payload)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT DO NOTHING RETURNING seq",
+                (
+                    event.id,
+                    webhook_id or None,
+                    now,
+                    event.event_type,
+                    event.incident_id,
+                    source,
+                    status,
+                    now,
+                    None if status == "pending" else now,
+                    payload,
+                ),
+            ).fetchone()
+        if row is None:
+            return StoreResult(stored=False, seq=None, status=None)
+        return StoreResult(stored=True, seq=int(row["seq"]), status=status)
+
+    def claim(self, *, lease: float = 300.0) -> StoredEvent | None:
+        """The oldest due event whose incident has nothing earlier pending, under a lease.
+
+        ``SKIP LOCKED`` lets replicas claim side by side without waiting on each
+        other; a row another replica is claiming right now is skipped, and once its
+        claim commits the row no longer qualifies (``claimed_until`` is set).
+        The lease is at most ``claim_lease`` and renewed while this process lives.
+        """
+        lease = min(lease, self.claim_lease)
+        now = _ts(self.clock())
+        with self._tx() as conn:
+            row = conn.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events e"
+                " WHERE e.status = 'pending' AND e.next_attempt_at <= %s"
+                " AND (e.claimed_until IS NULL OR e.claimed_until < %s)"
+                " AND NOT EXISTS (SELECT 1 FROM events p WHERE p.status = 'pending'"
+                "   AND p.incident_id = e.incident_id AND p.seq < e.seq)"
+                " ORDER BY e.seq LIMIT 1 FOR UPDATE OF e SKIP LOCKED",
+                (now, now),
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE events SET claimed_until = %s, claimed_by = %s, attempts = attempts + 1"
+                " WHERE seq = %s",
+                (now + lease, self.owner, row["seq"]),
+            )
+        self._ensure_renewer()
+        claimed = _event(row)
+        return StoredEvent(**{**claimed.__dict__, "attempts": claimed.attempts + 1})
+
+    def renew_claims(self) -> int:
+        """Extend the lease of every event this process holds (the renewer calls it)."""
+        now = _ts(self.clock())
+        return self._write(
+            "UPDATE events SET claimed_until = %s WHERE claimed_by = %s"
+            " AND status = 'pending' AND claimed_until IS NOT NULL",
+            (now + self.claim_lease, self.owner),
+        )
+
+    def _ensure_renewer(self) -> None:
+        with self._renewer_lock:
+            if self._renewer is None and not self._stop.is_set():
+                self._renewer = threading.Thread(
+                    target=self._renew_loop, name="claim-renewer", daemon=True
+                )
+                self._renewer.start()
+
+    def _renew_loop(self) -> None:
+        while not self._stop.wait(self.renew_every):
+            try:
+                self.renew_claims()
+            except InboxError as exc:  # the database is away; the lease may lapse
+                log.warning("state.renew_failed", error=str(exc))
+
+    def release_claims(self) -> int:
+        """Hand back the claims this process holds (never another replica's)."""
+        return self._write(
+            "UPDATE events SET claimed_until = NULL, claimed_by = NULL"
+            " WHERE claimed_by = %s AND status = 'pending'",
+            (self.owner,),
+        )
+
+    def _held(self, conn: psycopg.Connection[Row], seq: int) -> bool:
+        """Lock the event row; False (and a log line) if another replica took it over."""
+        row = conn.execute(
+            "SELECT claimed_by FROM events WHERE seq = %s FOR UPDATE", (seq,)
+        ).fetchone()
+        if row is None or row["claimed_by"] in (None, self.owner):
+            return True
+        log.warning("state.claim_lost", id=seq, holder=row["claimed_by"])
+        return False
+
+    def complete(self, seq: int, status: Status = "done", note: str | None = None) -> None:
+        if status not in ("done", "ignored"):
+            raise ValueError(f"complete() takes done or ignored, not {status}")
+        now = _ts(self.clock())
+        with self._tx() as conn:
+            if self._held(conn, seq):
+                conn.execute(
+                    "UPDATE events SET status = %s, claimed_until = NULL, claimed_by = NULL,"
+                    " finished_at = %s, last_error = COALESCE(%s, last_error) WHERE seq = %s",
+                    (status, now, note, seq),
+                )
+
+    def fail(self, seq: int, error: str, *, retry_at: datetime | None) -> None:
+        now = _ts(self.clock())
+        with self._tx() as conn:
+            if not self._held(conn, seq):
+                return
+            if retry_at is None:
+                conn.execute(
+                    "UPDATE events SET status = 'dead', claimed_until = NULL, claimed_by = NULL,"
+                    " last_error = %s, finished_at = %s WHERE seq = %s",
+                    (error[:2000], now, seq),
+                )
+            else:
+                conn.execute(
+                    "UPDATE events SET claimed_until = NULL, claimed_by = NULL, last_error = %s,"
+                    " next_attempt_at = %s WHERE seq = %s",
+                    (error[:2000], _ts(retry_at), seq),
+                )
+
+    def retry(self, ref: int | str) -> StoredEvent:
+        event = self.get(ref)
+        if event is None:
+            raise InboxError(f"no event {ref} in the inbox")
+        if event.status not in ("dead", "pending"):
+            raise InboxError(
+                f"event {event.seq} is {event.status}; only dead or pending events can be retried"
+            )
+        self._write(
+            "UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = %s,"
+            " claimed_until = NULL, claimed_by = NULL, finished_at = NULL WHERE seq = %s",
+            (_ts(self.clock()), event.seq),
+        )
+        refreshed = self.get(event.seq)
+        assert refreshed is not None
+        return refreshed
+
+    def get(self, ref: int | str) -> StoredEvent | None:
+        if isinstance(ref, int) or ref.isdigit():
+            rows = self._read(f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq = %s", (int(ref),))
+            if rows:
+                return _event(rows[0])
+        rows = self._read(f"SELECT {_EVENT_COLUMNS} FROM events WHERE event_id = %s", (str(ref),))
+        return _event(rows[0]) if rows else None
+
+    def events(
+        self,
+        *,
+        statuses: Sequence[Status] | None = None,
+        incident_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[StoredEvent]:
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE TRUE"
+        params: list[Any] = []
+        if statuses:
+            sql += " AND status = ANY(%s)"
+            params.append(list(statuses))
+        if incident_id is not None:
+            sql += " AND incident_id = %s"
+            params.append(incident_id)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql = f"SELECT * FROM ({sql} DESC LIMIT %s) AS newest ORDER BY seq"
+            params.append(limit)
+        return [_event(r) for r in self._read(sql, params)]
+
+    def purge(self, *, statuses: Sequence[Status], older_than: datetime | None = None) -> int:
+        chosen = [s for s in statuses if s != "pending"]
+        if not chosen:
+            return 0
+        sql = "DELETE FROM events WHERE status = ANY(%s)"
+        params: list[Any] = [chosen]
+        if older_than is not None:
+            sql += " AND received_at < %s"
+            params.append(_ts(older_than))
+        return self._write(sql, params)
+
+    def stats(self) -> InboxStats:
+        row = self._read(
+            "SELECT COUNT(*) FILTER (WHERE status = 'pending') AS pending,"
+            " MIN(received_at) FILTER (WHERE status = 'pending') AS oldest,"
+            " COUNT(*) FILTER (WHERE status = 'dead') AS dead FROM events"
+        )[0]
+        oldest = row["oldest"]
+        age = max(0.0, _ts(self.clock()) - oldest) if oldest is not None else 0.0
+        return InboxStats(
+            pending=int(row["pending"] or 0), oldest_pending_age=age, dead=int(row["dead"] or 0)
+        )
+
+    def next_due(self) -> datetime | None:
+        rows = self._read("SELECT MIN(next_attempt_at) AS due FROM events WHERE status = 'pending'")
+        return _dt(rows[0]["due"])
+
+    # -- ledger ---------------------------------------------------------------------------
+
+    def has_engagement(self, incident_id: str, department: str, as_: str) -> bool:
+        return bool(
+            self._read(
+                "SELECT 1 FROM ledger WHERE incident_id = %s AND department = %s AND as_ = %s",
+                (incident_id, department, as_),
+            )
+        )
+
+    def record_engagement(
+        self,
+        incident_id: str,
+        department: str,
+        as_: str,
+        *,
+        policy: str,
+        event_id: str | None,
+        details: dict[str, Any] | None = None,
+    ) -> bool:
+        return (
+            self._write(
+                "INSERT INTO ledger (incident_id, department, as_, policy, event_id,"
+                " engaged_at, details) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT DO NOTHING",
+                (
+                    incident_id,
+                    department,
+                    as_,
+                    policy,
+                    event_id,
+                    _ts(self.clock()),
+                    json.dumps(details or {}, sort_keys=True),
+                ),
+            )
+            == 1
+        )
+
+    def engagements(self, incident_id: str | None = None) -> list[EngagementRecord]:
+        sql = "SELECT * FROM ledger"
+        params: tuple[Any, ...] = ()
+        if incident_id is not None:
+            sql += " WHERE incident_id = %s"
+            params = (incident_id,)
+        sql += " ORDER BY engaged_at, incident_id, department, as_"
+        return [
+            EngagementRecord(
+                incident_id=r["incident_id"],
+                department=r["department"],
+                as_=r["as_"],
+                policy=r["policy"],
+                event_id=r["event_id"],
+                engaged_at=_dt(r["engaged_at"]) or _EPOCH,
+                details=json.loads(r["details"]),
+            )
+            for r in self._read(sql, params)
+        ]
+
+    # -- recent incidents -----------------------------------------------------------------
+
+    def record_incident_open(
+        self,
+        incident_id: str,
+        *,
+        service_id: str | None,
+        service_name: str | None,
+        triggered_at: datetime,
+    ) -> None:
+        self._write(
+            "INSERT INTO recent_incidents (incident_id, service_id, service_name, triggered_at)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (incident_id) DO UPDATE SET"
+            " service_id = excluded.service_id, service_name = excluded.service_name",
+            (incident_id, service_id, service_name, _ts(triggered_at)),
+        )
+
+    def record_incident_resolved(self, incident_id: str) -> None:
+        self._write("DELETE FROM recent_incidents WHERE incident_id = %s", (incident_id,))
+
+    def open_incidents(self, *, window: timedelta = timedelta(minutes=60)) -> list[OpenIncident]:
+        cutoff = _ts(self.clock() - window)
+        with self._tx() as conn:
+            conn.execute("DELETE FROM recent_incidents WHERE triggered_at < %s", (cutoff,))
+            rows = conn.execute("SELECT * FROM recent_incidents ORDER BY triggered_at").fetchall()
+        return [
+            OpenIncident(
+                incident_id=r["incident_id"],
+                service_id=r["service_id"],
+                service_name=r["service_name"],
+                triggered_at=_dt(r["triggered_at"]) or _EPOCH,
+            )
+            for r in rows
+        ]
+
+    # -- state ----------------------------------------------------------------------------
+
+    def get_state(self, key: str) -> str | None:
+        rows = self._read("SELECT value FROM state WHERE key = %s", (key,))
+        return str(rows[0]["value"]) if rows else None
+
+    def set_state(self, key: str, value: str) -> None:
+        self._write(
+            "INSERT INTO state (key, value) VALUES (%s, %s)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # -- shared pieces --------------------------------------------------------------------
+
+    def leader(self, on_change: Callable[[bool], None] | None = None) -> AdvisoryLeader:
+        return AdvisoryLeader(self.url, on_change=on_change)
+
+    def budget(self, token: str, per_minute: float, **kwargs: Any) -> SharedBudget:
+        return SharedBudget(self, token, per_minute, **kwargs)
+
+
+class AdvisoryLeader:
+    """Reconcile leadership: a session advisory lock held on a dedicated connection.
+
+    A background thread tries ``pg_try_advisory_lock`` every ``interval`` seconds
+    while not leading, and checks its connection while leading (a broken
+    connection means the lock is gone: PostgreSQL released it with the session).
+    ``on_change(leading)`` is called on every change (the metric).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        interval: float = 2.0,
+        connect_timeout: float = 3.0,
+        on_change: Callable[[bool], None] | None = None,
+        key: int = LEADER_LOCK_KEY,
+    ) -> None:
+        self.url = url
+        self.where = describe_url(url)
+        self.interval = interval
+        self.connect_timeout = connect_timeout
+        self.on_change = on_change or (lambda _leading: None)
+        self.key = key
+        self._leading = False
+        self._conn: psycopg.Connection[Any] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def is_leader(self) -> bool:
+        return self._leading
+
+    def start(self) -> None:
+        self.step()
+        self._thread = threading.Thread(target=self._run, name="leader", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.step()
+
+    def step(self) -> bool:
+        """One round: keep or try to take the lock; returns whether this process leads."""
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = psycopg.connect(
+                    self.url,
+                    autocommit=True,
+                    connect_timeout=int(max(1, self.connect_timeout)),
+                    keepalives=1,
+                    keepalives_idle=5,
+                    keepalives_interval=5,
+                    keepalives_count=2,
+                    application_name="pdorgsync-leader",
+                )
+            if self._leading:
+                self._conn.execute("SELECT 1")
+                leading = True
+            else:
+                row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
+                leading = bool(row and row[0])
+        except psycopg.Error as exc:
+            if self._leading:
+                log.warning("leader.lost", database=self.where, error=_one_line(exc))
+            self._drop_connection()
+            leading = False
+        self._set(leading)
+        return leading
+
+    def _set(self, leading: bool) -> None:
+        if leading != self._leading:
+            self._leading = leading
+            log.info("leader.elected" if leading else "leader.resigned", database=self.where)
+        self.on_change(leading)
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def stop(self) -> None:
+        """Stop competing; closing the session releases the lock at once."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.interval + self.connect_timeout + 1)
+        self._drop_connection()
+        self._set(False)
+
+
+class SharedBudget:
+    """One token bucket per API token in the database, shared by every replica.
+
+    Implements ``pagerduty.RateLimiter``. The bucket row (keyed by a hash of the
+    token, never the token) refills at ``per_minute / 60`` per second up to
+    ``burst``, by the database's clock, so any 60 s window admits at most
+    ``per_minute + burst`` requests whatever the number of replicas.
+
+    Engagement requests come first: they may take any token, while every other
+    priority leaves ``reserve`` tokens in the bucket. A reconcile loop that
+    drains the budget therefore stops short, and a responder request finds a
+    token at once. Waiting is a sleep (injected) outside any transaction.
+    If the database cannot be reached the request is not sent and a
+    ``TemporaryPagerDutyError`` says so (the worker retries it later).
+    """
+
+    def __init__(
+        self,
+        state: PostgresState,
+        token: str,
+        per_minute: float,
+        *,
+        burst: float | None = None,
+        reserve: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        max_wait_step: float = 1.0,
+    ) -> None:
+        if per_minute <= 0:
+            raise ValueError(f"per_minute must be positive, got {per_minute}")
+        self.state = state
+        self.key = hashlib.sha256(token.encode("utf-8")).hexdigest()
+        self.per_minute = float(per_minute)
+        self.rate = self.per_minute / 60.0
+        self.burst = float(burst if burst is not None else min(30.0, max(1.0, per_minute / 30)))
+        self.reserve = float(reserve if reserve is not None else max(1.0, self.burst / 3))
+        self.sleep = sleep
+        self.max_wait_step = max_wait_step
+        self.granted: dict[str, int] = {}
+
+    def _need(self, priority: str) -> float:
+        return 1.0 if priority == "engagement" else 1.0 + min(self.reserve, self.burst - 1.0)
+
+    def try_acquire(self, priority: str = "normal") -> float:
+        """Take one token if there is one for this priority: 0.0, else seconds to wait."""
+        need = self._need(priority)
+        try:
+            with self.state._tx() as conn:
+                conn.execute(
+                    "INSERT INTO rate_budget (key, tokens, updated_at)"
+                    " VALUES (%s, %s, extract(epoch FROM clock_timestamp()))"
+                    " ON CONFLICT (key) DO NOTHING",
+                    (self.key, self.burst),
+                )
+                row = conn.execute(
+                    "SELECT tokens, updated_at, extract(epoch FROM clock_timestamp())::float8"
+                    " AS now FROM rate_budget WHERE key = %s FOR UPDATE",
+                    (self.key,),
+                ).fetchone()
+                assert row is not None  # inserted above
+                now = float(row["now"])
+                elapsed = max(0.0, now - float(row["updated_at"]))
+                tokens = min(self.burst, float(row["tokens"]) + elapsed * self.rate)
+                wait = 0.0
+                if tokens >= need - 1e-9:
+                    tokens -= 1.0
+                else:
+                    wait = (need - tokens) / self.rate
+                conn.execute(
+                    "UPDATE rate_budget SET tokens = %s, updated_at = %s WHERE key = %s",
+                    (tokens, max(now, float(row["updated_at"])), self.key),
+                )
+        except InboxError as exc:
+            raise TemporaryPagerDutyError(
+                f"shared API budget unavailable, request not sent: {exc}"
+            ) from None
+        if wait == 0.0:
+            self.granted[priority] = self.granted.get(priority, 0) + 1
+        return wait
+
+    def acquire(self, priority: str = "normal") -> None:
+        """Block until this process may send one request on the shared budget."""
+        while True:
+            wait = self.try_acquire(priority)
+            if wait == 0.0:
+                return
+            self.sleep(min(self.max_wait_step, wait + 1e-3))
