@@ -729,6 +729,10 @@ class AdvisoryLeader:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.interval + self.connect_timeout + 1)
+        if self._leading and self._conn is not None:
+            # Unlock explicitly: closing alone frees it only once the server notices.
+            with contextlib.suppress(psycopg.Error):
+                self._conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
         self._drop_connection()
         self._set(False)
 
