@@ -25,6 +25,7 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -166,7 +167,8 @@ def health_routes(
     async def readyz(_request: Request) -> Response:
         problems: list[str] = []
         try:
-            inbox.set_state("readyz.probe", str(time.time()))
+            # In a thread: a database that went away must not stall the event loop.
+            await run_in_threadpool(inbox.set_state, "readyz.probe", str(time.time()))
         except PdOrgSyncError as exc:
             problems.append(f"state store not writable: {exc}")
         with health.lock:
