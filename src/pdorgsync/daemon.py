@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from pdorgsync import loading
-from pdorgsync.errors import PdOrgSyncError
+from pdorgsync.errors import InboxError, PdOrgSyncError
 from pdorgsync.logs import get_logger
 from pdorgsync.metrics import CONTENT_TYPE_LATEST, Metrics
 from pdorgsync.notify import Notifier
@@ -365,6 +365,9 @@ class Daemon:
         try:
             self.leader.stop()
             self.inbox.release_claims()
+        except InboxError as exc:
+            # The database is away: our claims lapse with their lease instead.
+            log.warning("serve.release_failed", error=str(exc))
         finally:
             self.inbox.close()
         log.info("serve.stopped")

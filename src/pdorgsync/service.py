@@ -86,6 +86,10 @@ def make_cycle(daemon: Daemon) -> CycleFn:
             conflicts=len(plan.conflicts),
             orphans=len(plan.orphans),
         )
+        if settings.reconcile_mode == "apply" and plan.changes and not daemon.leader.is_leader():
+            # Another replica took the lead while this one was planning: it applies.
+            log.warning("reconcile.leadership_lost", changes=len(plan.changes))
+            return
         if settings.reconcile_mode == "apply" and plan.changes:
             report = apply_plan(client, plan)
             log.info(
