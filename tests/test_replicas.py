@@ -239,8 +239,9 @@ def test_unreachable_database_at_start_is_one_line_and_exit_1(tmp_path: Path) ->
 def test_database_outage_503_then_recovery_without_restart(
     sandbox: Sandbox, pg_url: str, pg_cluster: Any, tmp_path: Path
 ) -> None:
-    """DB away: /readyz 503 and deliveries 503 (PagerDuty retries); DB back: 200 and 202
-    again from the same process, and the event delivered before the outage is engaged."""
+    """An event is stored (202) and the database goes away while the worker is on it:
+    /readyz 503 and deliveries 503 (PagerDuty retries); DB back: 200 and 202 again from
+    the same process, and both the interrupted event and the retried one are engaged."""
     assert sandbox.base_url is not None
     pd = client_for(sandbox.base_url)
     ids = department_ids(pd, org_and_policies()[0])
@@ -248,7 +249,9 @@ def test_database_outage_503_then_recovery_without_restart(
     replica = _start(tmp_path, "r0", pg_url, sandbox.base_url)
     try:
         raw_during = json.dumps(envelope(incident=webhook_data(during))).encode()
-        pg_cluster.stop()
+        raw_before = json.dumps(envelope(incident=webhook_data(before))).encode()
+        assert _deliver(replica, raw_before, "wb").status_code == 202
+        pg_cluster.stop("immediate")  # the worker is mid-way through `before`
         try:
             wait_for(
                 lambda: httpx.get(f"{replica.url}/readyz", timeout=10).status_code == 503,
@@ -267,8 +270,7 @@ def test_database_outage_503_then_recovery_without_restart(
             timeout=30,
             what="/readyz 200 once the database is back",
         )
-        raw_before = json.dumps(envelope(incident=webhook_data(before))).encode()
-        assert _deliver(replica, raw_before, "wb").status_code == 202
+        assert _deliver(replica, raw_before, "wb").status_code == 202  # a duplicate now
         assert _deliver(replica, raw_during, "wd").status_code == 202  # PagerDuty's retry
         with PostgresState(pg_url) as db:
             wait_for(

@@ -137,6 +137,34 @@ def test_a_dead_replicas_claim_is_taken_back_after_its_lease(pg_url: str) -> Non
         alive.close()
 
 
+def test_a_claim_whose_result_was_lost_in_an_outage_is_handed_back(
+    pg_url: str, pg_cluster: Any
+) -> None:
+    """complete() fails while the database is away: once it is back, the renewer hands
+    the claim back (nothing lost, no restart) instead of renewing it for ever."""
+    clock = FakeClock()
+    box = PostgresState(pg_url, clock=clock, claim_lease=20, renew_every=5, timeout=0.5)
+    other = PostgresState(pg_url, clock=clock)
+    try:
+        _store(box, "a", "Q1")
+        held = box.claim()
+        assert held is not None
+        pg_cluster.stop()
+        try:
+            with pytest.raises(InboxError):
+                box.complete(held.seq)
+        finally:
+            pg_cluster.start()
+        clock.advance(6)  # one renewal period later, well inside the 20 s lease
+        assert box.renew_claims() == 0
+        again = other.claim()
+        assert again is not None
+        assert (again.seq, again.attempts) == (held.seq, 2)
+    finally:
+        box.close()
+        other.close()
+
+
 def test_release_claims_never_hands_back_another_replicas_claims(pg_url: str) -> None:
     first, second = PostgresState(pg_url), PostgresState(pg_url)
     try:

@@ -9,8 +9,10 @@ do the coordination, nothing home-made:
 - **Claiming**: ``SELECT … FOR UPDATE OF e SKIP LOCKED`` picks the oldest due
   pending event of an incident with no earlier pending event; the claim is a
   lease (``claimed_until``, ``claimed_by``) of ``claim_lease`` seconds that this
-  process renews every ``renew_every`` seconds while it holds it. A SIGKILLed
-  replica stops renewing, and its claims are taken back once they expire.
+  process renews every ``renew_every`` seconds while it works on the event. A
+  SIGKILLed replica stops renewing, and its claims are taken back once they
+  expire; a claim whose result could not be written (database away) is handed
+  back by the renewer once the database answers again.
   ``complete``/``fail`` only touch an event this process still holds.
 - **Exactly once**: the ledger's primary key is (incident, department, as);
   ``record_engagement`` is ``INSERT … ON CONFLICT DO NOTHING`` in its own
@@ -249,6 +251,9 @@ class PostgresState:
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
         self._renewer_lock = threading.Lock()
+        # Events this process is working on right now: only these leases are renewed.
+        self._held: set[int] = set()
+        self._held_lock = threading.Lock()
         try:
             with psycopg.connect(url, connect_timeout=int(max(1, connect_timeout))) as conn:
                 old = migrate(conn)
@@ -379,18 +384,42 @@ class PostgresState:
                 " WHERE seq = %s",
                 (now + lease, self.owner, row["seq"]),
             )
+        with self._held_lock:
+            self._held.add(int(row["seq"]))
         self._ensure_renewer()
         claimed = _event(row)
         return StoredEvent(**{**claimed.__dict__, "attempts": claimed.attempts + 1})
 
     def renew_claims(self) -> int:
-        """Extend the lease of every event this process holds (the renewer calls it)."""
+        """Extend the leases of the events this process is working on (the renewer's job).
+
+        A claim of ours that no work holds any more (its ``complete``/``fail`` could
+        not be written while the database was away) is handed back instead, so the
+        event is retried at once rather than when its lease would have lapsed. A
+        claim younger than one renewal period is left alone (it may be on its way
+        into ``_held``). Returns how many leases were renewed.
+        """
         now = _ts(self.clock())
-        return self._write(
-            "UPDATE events SET claimed_until = %s WHERE claimed_by = %s"
-            " AND status = 'pending' AND claimed_until IS NOT NULL",
-            (now + self.claim_lease, self.owner),
-        )
+        with self._held_lock:
+            held = sorted(self._held)
+        with self._tx() as conn:
+            renewed = conn.execute(
+                "UPDATE events SET claimed_until = %s WHERE claimed_by = %s"
+                " AND status = 'pending' AND seq = ANY(%s)",
+                (now + self.claim_lease, self.owner, held),
+            ).rowcount
+            orphans = conn.execute(
+                "UPDATE events SET claimed_until = NULL, claimed_by = NULL WHERE claimed_by = %s"
+                " AND status = 'pending' AND NOT (seq = ANY(%s)) AND claimed_until < %s",
+                (self.owner, held, now + self.claim_lease - self.renew_every),
+            ).rowcount
+        if orphans:
+            log.info("state.claims_handed_back", count=orphans)
+        return renewed
+
+    def _let_go(self, seq: int) -> None:
+        with self._held_lock:
+            self._held.discard(seq)
 
     def _ensure_renewer(self) -> None:
         with self._renewer_lock:
@@ -409,13 +438,15 @@ class PostgresState:
 
     def release_claims(self) -> int:
         """Hand back the claims this process holds (never another replica's)."""
+        with self._held_lock:
+            self._held.clear()
         return self._write(
             "UPDATE events SET claimed_until = NULL, claimed_by = NULL"
             " WHERE claimed_by = %s AND status = 'pending'",
             (self.owner,),
         )
 
-    def _held(self, conn: psycopg.Connection[Row], seq: int) -> bool:
+    def _still_ours(self, conn: psycopg.Connection[Row], seq: int) -> bool:
         """Lock the event row; False (and a log line) if another replica took it over."""
         row = conn.execute(
             "SELECT claimed_by FROM events WHERE seq = %s FOR UPDATE", (seq,)
@@ -429,8 +460,9 @@ class PostgresState:
         if status not in ("done", "ignored"):
             raise ValueError(f"complete() takes done or ignored, not {status}")
         now = _ts(self.clock())
+        self._let_go(seq)  # written or not, this process stops working on it
         with self._tx() as conn:
-            if self._held(conn, seq):
+            if self._still_ours(conn, seq):
                 conn.execute(
                     "UPDATE events SET status = %s, claimed_until = NULL, claimed_by = NULL,"
                     " finished_at = %s, last_error = COALESCE(%s, last_error) WHERE seq = %s",
@@ -439,8 +471,9 @@ class PostgresState:
 
     def fail(self, seq: int, error: str, *, retry_at: datetime | None) -> None:
         now = _ts(self.clock())
+        self._let_go(seq)  # written or not, this process stops working on it
         with self._tx() as conn:
-            if not self._held(conn, seq):
+            if not self._still_ours(conn, seq):
                 return
             if retry_at is None:
                 conn.execute(
