@@ -1,7 +1,8 @@
 """CLI: ``pdorgsync inbox list|retry ID|purge`` — inspect and replay stored webhook events.
 
-Reads and edits the inbox file (``PDORGSYNC_STATE_PATH``) directly; safe while the
-daemon runs (SQLite WAL, short transactions). Never calls PagerDuty: ``retry``
+Reads and edits the inbox file (``PDORGSYNC_STATE_PATH``) directly, or the shared
+PostgreSQL database when ``PDORGSYNC_DATABASE_URL`` is set; safe while the daemon
+runs (SQLite WAL or PostgreSQL, short transactions). Never calls PagerDuty: ``retry``
 only re-queues, the running worker (or the next ``pdorgsync serve``) does the work.
 """
 
@@ -50,7 +51,7 @@ _state_option = click.option(
     "--state",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="The inbox file. Default: PDORGSYNC_STATE_PATH, else pdorgsync.db.",
+    help="The inbox file. Default: PDORGSYNC_DATABASE_URL if set, else PDORGSYNC_STATE_PATH, else pdorgsync.db.",
 )
 
 

@@ -30,6 +30,8 @@ def serve_cmd(
     PDORGSYNC_WEBHOOK_SECRETS. SIGHUP reloads the org and policy files (a broken
     file is refused and the old one kept); SIGTERM/SIGINT stop within 10 s.
     Under systemd (Type=notify) it sends READY=1 and watchdog pings.
+    With PDORGSYNC_DATABASE_URL=postgresql://... any number of replicas share
+    one database: all receive and engage, one (the leader) reconciles.
     """
     from pdorgsync.service import build_daemon
 
