@@ -17,15 +17,15 @@ do the coordination, nothing home-made:
 - **Exactly once**: the ledger's primary key is (incident, department, as);
   ``record_engagement`` is ``INSERT … ON CONFLICT DO NOTHING`` in its own
   transaction, and the engager reads it (and the incident) before any write.
-- **Leader**: :class:`AdvisoryLeader` holds ``pg_try_advisory_lock`` on a
+- **Leader** (``pg_leader.py``): :class:`AdvisoryLeader` holds ``pg_try_advisory_lock`` on a
   dedicated connection; it dies with the session, so a killed leader's lock is
   free as soon as PostgreSQL sees the connection close (and TCP keepalives bound
   that for a vanished host). Session-level locks need *session* pooling: behind
   PgBouncer in transaction mode two replicas could both believe they lead.
-- **Budget**: :class:`SharedBudget`, one token bucket row per API token hash,
+- **Budget** (``pg_budget.py``): :class:`SharedBudget`, one token bucket row per API token hash,
   refilled by the database clock, shared by every replica.
 
-The schema is versioned (``pdorgsync_schema``) and migrated at start in one
+The schema (``pg_schema.py``) is versioned (``pdorgsync_schema``) and migrated at start in one
 transaction under a transaction-level advisory lock, so concurrent starts are
 safe. Every database failure becomes an ``InboxError`` (503 at the receiver).
 Times are stored as Unix seconds like the SQLite store, from the injected clock;
@@ -35,10 +35,8 @@ replicas need synchronised clocks (NTP), as any lease does.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -49,7 +47,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from pdorgsync.errors import ConfigError, InboxError, TemporaryPagerDutyError
+from pdorgsync.errors import InboxError
 from pdorgsync.inbox import (
     EngagementRecord,
     InboxStats,
@@ -61,6 +59,16 @@ from pdorgsync.inbox import (
 )
 from pdorgsync.logs import get_logger
 from pdorgsync.models.events import WebhookEnvelope
+from pdorgsync.state.pg_budget import SharedBudget
+from pdorgsync.state.pg_leader import AdvisoryLeader
+from pdorgsync.state.pg_schema import (
+    LEADER_LOCK_KEY,
+    SCHEMA_VERSION,
+    check_url,
+    describe_url,
+    migrate,
+    one_line,
+)
 
 __all__ = [
     "LEADER_LOCK_KEY",
@@ -76,61 +84,6 @@ log = get_logger("pdorgsync.state")
 
 Clock = Callable[[], datetime]
 Row = dict[str, Any]
-
-# Advisory lock keys (64-bit): "pdorgsyn" and "pdorgmig" as big-endian integers.
-LEADER_LOCK_KEY = int.from_bytes(b"pdorgsyn", "big") & 0x7FFF_FFFF_FFFF_FFFF
-MIGRATION_LOCK_KEY = int.from_bytes(b"pdorgmig", "big") & 0x7FFF_FFFF_FFFF_FFFF
-
-# Each entry moves the schema from version i to i + 1; never edit a released one.
-_MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE events (
-        seq             BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        event_id        TEXT NOT NULL UNIQUE,
-        webhook_id      TEXT UNIQUE,
-        received_at     DOUBLE PRECISION NOT NULL,
-        event_type      TEXT NOT NULL,
-        incident_id     TEXT,
-        source          TEXT NOT NULL DEFAULT 'webhook',
-        status          TEXT NOT NULL CHECK (status IN ('pending', 'done', 'ignored', 'dead')),
-        attempts        INTEGER NOT NULL DEFAULT 0,
-        last_error      TEXT,
-        next_attempt_at DOUBLE PRECISION NOT NULL,
-        claimed_until   DOUBLE PRECISION,
-        claimed_by      TEXT,
-        finished_at     DOUBLE PRECISION,
-        payload         TEXT NOT NULL
-    );
-    CREATE INDEX events_pending ON events (incident_id, seq) WHERE status = 'pending';
-    CREATE INDEX events_received ON events (received_at);
-    CREATE TABLE ledger (
-        incident_id  TEXT NOT NULL,
-        department   TEXT NOT NULL,
-        as_          TEXT NOT NULL,
-        policy       TEXT NOT NULL,
-        event_id     TEXT,
-        engaged_at   DOUBLE PRECISION NOT NULL,
-        details      TEXT NOT NULL DEFAULT '{}',
-        PRIMARY KEY (incident_id, department, as_)
-    );
-    CREATE TABLE recent_incidents (
-        incident_id   TEXT PRIMARY KEY,
-        service_id    TEXT,
-        service_name  TEXT,
-        triggered_at  DOUBLE PRECISION NOT NULL
-    );
-    CREATE TABLE state (
-        key    TEXT PRIMARY KEY,
-        value  TEXT NOT NULL
-    );
-    CREATE TABLE rate_budget (
-        key         TEXT PRIMARY KEY,
-        tokens      DOUBLE PRECISION NOT NULL,
-        updated_at  DOUBLE PRECISION NOT NULL
-    );
-    """,
-)
-SCHEMA_VERSION = len(_MIGRATIONS)
 
 _EVENT_COLUMNS = (
     "seq, event_id, webhook_id, received_at, event_type, incident_id, source, status, "
@@ -162,64 +115,6 @@ def _event(row: Row) -> StoredEvent:
         next_attempt_at=_dt(row["next_attempt_at"]) or _EPOCH,
         payload=row["payload"],
     )
-
-
-def check_url(url: str) -> dict[str, str]:
-    """Parse a ``postgresql://`` URL; ConfigError (one line, no password) if it is not one."""
-    if not url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(
-            "PDORGSYNC_DATABASE_URL: expected postgresql://USER:PASSWORD@HOST:PORT/DB, "
-            f"got a value starting {url.split(':', 1)[0]!r}"
-        )
-    try:
-        parsed = psycopg.conninfo.conninfo_to_dict(url)
-    except psycopg.ProgrammingError as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else "invalid"
-        raise ConfigError(f"PDORGSYNC_DATABASE_URL: not a valid PostgreSQL URL: {reason}") from None
-    return {k: str(v) for k, v in parsed.items() if v is not None}
-
-
-def describe_url(url: str) -> str:
-    """``user@host:port/db`` for messages (never the password)."""
-    try:
-        parts = check_url(url)
-    except ConfigError:
-        return "the database"
-    host = parts.get("host", "localhost")
-    port = parts.get("port", "5432")
-    user = parts.get("user", "")
-    db = parts.get("dbname", user)
-    return f"{user + '@' if user else ''}{host}:{port}/{db}"
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def migrate(conn: psycopg.Connection[Any]) -> int:
-    """Bring the schema to ``SCHEMA_VERSION`` in one transaction; returns the old version.
-
-    The transaction-level advisory lock serialises replicas starting together;
-    the second one finds the work done.
-    """
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS pdorgsync_schema ("
-            " version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-        )
-        row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM pdorgsync_schema").fetchone()
-        current = int(row[0]) if row else 0
-        if current > SCHEMA_VERSION:
-            raise InboxError(
-                f"database schema version {current} is newer than this pdorgsync "
-                f"({SCHEMA_VERSION}): upgrade pdorgsync"
-            )
-        for version in range(current, SCHEMA_VERSION):
-            conn.execute(_MIGRATIONS[version])
-            conn.execute("INSERT INTO pdorgsync_schema (version) VALUES (%s)", (version + 1,))
-    return current
 
 
 class PostgresState:
@@ -258,7 +153,7 @@ class PostgresState:
             with psycopg.connect(url, connect_timeout=int(max(1, connect_timeout))) as conn:
                 old = migrate(conn)
         except psycopg.Error as exc:
-            raise InboxError(f"database {self.where}: {_one_line(exc)}") from None
+            raise InboxError(f"database {self.where}: {one_line(exc)}") from None
         if old != SCHEMA_VERSION:
             log.info("state.migrated", database=self.where, old=old, new=SCHEMA_VERSION)
         self.pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
@@ -296,7 +191,7 @@ class PostgresState:
                 f"database {self.where}: no connection within {self.timeout:g} s"
             ) from None
         except psycopg.Error as exc:
-            raise InboxError(f"database {self.where}: {_one_line(exc)}") from None
+            raise InboxError(f"database {self.where}: {one_line(exc)}") from None
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with self._tx() as conn:
@@ -674,185 +569,3 @@ class PostgresState:
 
     def budget(self, token: str, per_minute: float, **kwargs: Any) -> SharedBudget:
         return SharedBudget(self, token, per_minute, **kwargs)
-
-
-class AdvisoryLeader:
-    """Reconcile leadership: a session advisory lock held on a dedicated connection.
-
-    A background thread tries ``pg_try_advisory_lock`` every ``interval`` seconds
-    while not leading, and checks its connection while leading (a broken
-    connection means the lock is gone: PostgreSQL released it with the session).
-    ``on_change(leading)`` is called on every change (the metric).
-    """
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        interval: float = 2.0,
-        connect_timeout: float = 3.0,
-        on_change: Callable[[bool], None] | None = None,
-        key: int = LEADER_LOCK_KEY,
-    ) -> None:
-        self.url = url
-        self.where = describe_url(url)
-        self.interval = interval
-        self.connect_timeout = connect_timeout
-        self.on_change = on_change or (lambda _leading: None)
-        self.key = key
-        self._leading = False
-        self._conn: psycopg.Connection[Any] | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def is_leader(self) -> bool:
-        return self._leading
-
-    def start(self) -> None:
-        self.step()
-        self._thread = threading.Thread(target=self._run, name="leader", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.step()
-
-    def step(self) -> bool:
-        """One round: keep or try to take the lock; returns whether this process leads."""
-        try:
-            if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(
-                    self.url,
-                    autocommit=True,
-                    connect_timeout=int(max(1, self.connect_timeout)),
-                    keepalives=1,
-                    keepalives_idle=5,
-                    keepalives_interval=5,
-                    keepalives_count=2,
-                    application_name="pdorgsync-leader",
-                )
-            if self._leading:
-                self._conn.execute("SELECT 1")
-                leading = True
-            else:
-                row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
-                leading = bool(row and row[0])
-        except psycopg.Error as exc:
-            if self._leading:
-                log.warning("leader.lost", database=self.where, error=_one_line(exc))
-            self._drop_connection()
-            leading = False
-        self._set(leading)
-        return leading
-
-    def _set(self, leading: bool) -> None:
-        if leading != self._leading:
-            self._leading = leading
-            log.info("leader.elected" if leading else "leader.resigned", database=self.where)
-        self.on_change(leading)
-
-    def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
-
-    def stop(self) -> None:
-        """Stop competing; closing the session releases the lock at once."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.interval + self.connect_timeout + 1)
-        if self._leading and self._conn is not None:
-            # Unlock explicitly: closing alone frees it only once the server notices.
-            with contextlib.suppress(psycopg.Error):
-                self._conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
-        self._drop_connection()
-        self._set(False)
-
-
-class SharedBudget:
-    """One token bucket per API token in the database, shared by every replica.
-
-    Implements ``pagerduty.RateLimiter``. The bucket row (keyed by a hash of the
-    token, never the token) refills at ``per_minute / 60`` per second up to
-    ``burst``, by the database's clock, so any 60 s window admits at most
-    ``per_minute + burst`` requests whatever the number of replicas.
-
-    Engagement requests come first: they may take any token, while every other
-    priority leaves ``reserve`` tokens in the bucket. A reconcile loop that
-    drains the budget therefore stops short, and a responder request finds a
-    token at once. Waiting is a sleep (injected) outside any transaction.
-    If the database cannot be reached the request is not sent and a
-    ``TemporaryPagerDutyError`` says so (the worker retries it later).
-    """
-
-    def __init__(
-        self,
-        state: PostgresState,
-        token: str,
-        per_minute: float,
-        *,
-        burst: float | None = None,
-        reserve: float | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        max_wait_step: float = 1.0,
-    ) -> None:
-        if per_minute <= 0:
-            raise ValueError(f"per_minute must be positive, got {per_minute}")
-        self.state = state
-        self.key = hashlib.sha256(token.encode("utf-8")).hexdigest()
-        self.per_minute = float(per_minute)
-        self.rate = self.per_minute / 60.0
-        self.burst = float(burst if burst is not None else min(30.0, max(1.0, per_minute / 30)))
-        self.reserve = float(reserve if reserve is not None else max(1.0, self.burst / 3))
-        self.sleep = sleep
-        self.max_wait_step = max_wait_step
-        self.granted: dict[str, int] = {}
-
-    def _need(self, priority: str) -> float:
-        return 1.0 if priority == "engagement" else 1.0 + min(self.reserve, self.burst - 1.0)
-
-    def try_acquire(self, priority: str = "normal") -> float:
-        """Take one token if there is one for this priority: 0.0, else seconds to wait."""
-        need = self._need(priority)
-        try:
-            with self.state._tx() as conn:
-                conn.execute(
-                    "INSERT INTO rate_budget (key, tokens, updated_at)"
-                    " VALUES (%s, %s, extract(epoch FROM clock_timestamp()))"
-                    " ON CONFLICT (key) DO NOTHING",
-                    (self.key, self.burst),
-                )
-                row = conn.execute(
-                    "SELECT tokens, updated_at, extract(epoch FROM clock_timestamp())::float8"
-                    " AS now FROM rate_budget WHERE key = %s FOR UPDATE",
-                    (self.key,),
-                ).fetchone()
-                assert row is not None  # inserted above
-                now = float(row["now"])
-                elapsed = max(0.0, now - float(row["updated_at"]))
-                tokens = min(self.burst, float(row["tokens"]) + elapsed * self.rate)
-                wait = 0.0
-                if tokens >= need - 1e-9:
-                    tokens -= 1.0
-                else:
-                    wait = (need - tokens) / self.rate
-                conn.execute(
-                    "UPDATE rate_budget SET tokens = %s, updated_at = %s WHERE key = %s",
-                    (tokens, max(now, float(row["updated_at"])), self.key),
-                )
-        except InboxError as exc:
-            raise TemporaryPagerDutyError(
-                f"shared API budget unavailable, request not sent: {exc}"
-            ) from None
-        if wait == 0.0:
-            self.granted[priority] = self.granted.get(priority, 0) + 1
-        return wait
-
-    def acquire(self, priority: str = "normal") -> None:
-        """Block until this process may send one request on the shared budget."""
-        while True:
-            wait = self.try_acquire(priority)
-            if wait == 0.0:
-                return
-            self.sleep(min(self.max_wait_step, wait + 1e-3))
