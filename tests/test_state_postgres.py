@@ -284,3 +284,12 @@ def test_bad_or_unreachable_database_url_is_one_clear_error() -> None:
     assert message.startswith(f"database app@127.0.0.1:{port}/app: ")
     assert "\n" not in message
     assert "s3cret" not in message
+
+
+def test_a_database_migrated_by_a_newer_pdorgsync_is_refused(pg_url: str) -> None:
+    """Never run an old schema's queries on a newer one: one clear error instead."""
+    PostgresState(pg_url).close()
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("INSERT INTO pdorgsync_schema (version) VALUES (%s)", (SCHEMA_VERSION + 1,))
+    with pytest.raises(InboxError, match="newer than this pdorgsync"):
+        PostgresState(pg_url)
