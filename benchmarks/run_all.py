@@ -34,8 +34,10 @@ FULL: dict[str, list[str]] = {
     "bench_reconcile": ["--sizes", "10", "100", "500", "2000", "--max-latency-run", "35"],
     "bench_ratelimit": ["--departments", "2000"],
     "bench_webhooks": [],
+    "bench_replicas": ["--seconds", "65", "--window", "60"],
 }
 QUICK: dict[str, list[str]] = {
+    "bench_replicas": ["--seconds", "5"],
     "bench_plan": ["--sizes", "10", "--latency", "0.01"],
     "bench_reconcile": ["--sizes", "10", "--latency", "0.01"],
     "bench_ratelimit": ["--departments", "50"],

@@ -9,6 +9,7 @@ sandbox sent, broke PagerDuty's official OpenAPI description.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,3 +96,29 @@ def examples_sandbox(_examples_server: Sandbox) -> Iterator[Sandbox]:
     """A sandbox answering every request with PagerDuty's published response example
     (``Sandbox(examples=True)``); fails if a request broke PagerDuty's description."""
     yield from _checked(_examples_server, {})
+
+
+# -- PostgreSQL (issue 12): a throw-away cluster per session --------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    """A running PostgreSQL server (tests/pgcluster.py); skipped without one, except in CI."""
+    from tests.pgcluster import PgCluster, find_bin_dir
+
+    if find_bin_dir() is None:
+        reason = "PostgreSQL not installed (apt-get install postgresql; .ci/run does)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but {reason}")
+        pytest.skip(reason)
+    cluster = PgCluster().init().start()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Any) -> str:
+    """The URL of a fresh, empty database on the session's PostgreSQL server."""
+    if not pg_cluster.running:  # a test that stopped it failed before restarting it
+        pg_cluster.start()
+    return str(pg_cluster.new_database())

@@ -35,12 +35,12 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from pdorgsync import loading
-from pdorgsync.errors import PdOrgSyncError
-from pdorgsync.inbox import Inbox
+from pdorgsync.errors import InboxError, PdOrgSyncError
 from pdorgsync.logs import get_logger
 from pdorgsync.metrics import CONTENT_TYPE_LATEST, Metrics
 from pdorgsync.notify import Notifier
 from pdorgsync.settings import Settings
+from pdorgsync.state import StateStore, open_leader, open_state
 from pdorgsync.webhooks import ReceiverHooks, create_app
 
 log = get_logger("pdorgsync.daemon")
@@ -92,7 +92,7 @@ class Health:
         return problems
 
 
-def store_problems(inbox: Inbox) -> list[str]:
+def store_problems(inbox: StateStore) -> list[str]:
     """Whether the state store takes a write (run off the event loop: it may wait for
     the write lock held by a webhook store)."""
     try:
@@ -109,7 +109,9 @@ class ReconcileLoop:
     """Runs ``cycle(files)`` every ``interval`` seconds with ±10 % jitter.
 
     A failed cycle is logged, counted and retried with exponential backoff
-    (capped at the interval); it never ends the loop.
+    (capped at the interval); it never ends the loop. With several replicas only
+    the leader runs cycles (``leading()``); the others wait, and the one that
+    takes over starts a cycle at once.
     """
 
     def __init__(
@@ -122,8 +124,10 @@ class ReconcileLoop:
         *,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
+        leading: Callable[[], bool] = lambda: True,
     ) -> None:
         self.cycle = cycle
+        self.leading = leading
         self.files = files
         self.interval = interval
         self.health = health
@@ -173,11 +177,16 @@ class ReconcileLoop:
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
+            if not self.leading():
+                # Another replica reconciles; look again every second.
+                self.progress += 1
+                stop.wait(1.0)
+                continue
             ok = self.run_once()
             delay = self.next_delay(ok)
             # Wake every second so the watchdog sees progress while idle.
             deadline = self.clock() + delay
-            while not stop.is_set() and self.clock() < deadline:
+            while not stop.is_set() and self.clock() < deadline and self.leading():
                 self.progress += 1
                 stop.wait(min(1.0, max(0.0, deadline - self.clock())))
 
@@ -239,13 +248,22 @@ class Daemon:
         self.reload_event = threading.Event()
         self._files = load_files(settings)  # fail fast, before anything listens
         self.health.policies_loaded = True
-        self.inbox = Inbox(settings.state_path)
+        self.inbox: StateStore = open_state(settings)
+        # One reconcile leader among the replicas (always this process on SQLite).
+        self.leader = open_leader(
+            self.inbox, on_change=lambda leading: self.metrics.reconcile_leader.set(int(leading))
+        )
         released = self.inbox.release_claims()
         if released:
             log.warning("inbox.claims_released", count=released)
         self.worker = make_worker(self)
         self.reconcile = ReconcileLoop(
-            make_cycle(self), self.files, settings.reconcile_interval, self.health, self.metrics
+            make_cycle(self),
+            self.files,
+            settings.reconcile_interval,
+            self.health,
+            self.metrics,
+            leading=self.leader.is_leader,
         )
         hooks = ReceiverHooks(
             on_delivery=lambda outcome: self.metrics.webhooks_received.labels(
@@ -341,6 +359,7 @@ class Daemon:
             if time.monotonic() > deadline:
                 raise PdOrgSyncError(f"the HTTP server did not start within {timeout:g} s")
             time.sleep(0.02)
+        self.leader.start()
         worker = threading.Thread(
             target=self.worker.run, args=(self.stop_event,), name="worker", daemon=True
         )
@@ -449,7 +468,11 @@ class Daemon:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         try:
+            self.leader.stop()
             self.inbox.release_claims()
+        except InboxError as exc:
+            # The database is away: our claims lapse with their lease instead.
+            log.warning("serve.release_failed", error=str(exc))
         finally:
             self.inbox.close()
         log.info("serve.stopped")

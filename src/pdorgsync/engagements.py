@@ -26,9 +26,9 @@ from typing import Any, Literal, Protocol
 
 from pdorgsync.core.policies import Engagement, managed_service_labels
 from pdorgsync.errors import ConfigError, PermanentPagerDutyError
-from pdorgsync.inbox import Inbox
 from pdorgsync.logs import get_logger
 from pdorgsync.models.org import Department, Org, parse_marker
+from pdorgsync.state.base import StateStore
 
 __all__ = ["ApiClient", "Directory", "EngagementOutcome", "Engager", "Outcome", "note_tag"]
 
@@ -198,7 +198,7 @@ def incident_has_responder_request(incident: Mapping[str, Any], ep_id: str, ep_n
 class Engager:
     """Performs engagements for one org; shared by the worker and ``engage --event``."""
 
-    inbox: Inbox
+    inbox: StateStore
     client: ApiClient
     org: Org
     from_email: str

@@ -9,6 +9,8 @@
     │   └── PermanentPagerDutyError     4xx other than 429: retrying cannot help
     │       └── NotFoundError           404
     └── InboxError                      the durable webhook inbox could not store or read
+        │                               (temporary: the store may answer again, e.g. a
+        │                               database that went away; the worker retries)
         └── InboxBusyError              another writer held the lock past the busy timeout: retry
 
 Whether to retry is decided here, by the class, and nowhere else: callers ask
@@ -136,5 +138,10 @@ class InboxBusyError(InboxError):
 
 
 def is_temporary(exc: BaseException) -> bool:
-    """The single place that decides whether an error is worth retrying."""
-    return isinstance(exc, TemporaryPagerDutyError | InboxBusyError)
+    """The single place that decides whether an error is worth retrying.
+
+    An ``InboxError`` met while handling an event (the state store locked, full,
+    or a database that went away; ``InboxBusyError`` among them) is temporary:
+    the event is retried, never dead-lettered for it.
+    """
+    return isinstance(exc, TemporaryPagerDutyError | InboxError)

@@ -124,6 +124,11 @@ class Metrics:
             ["department"],
             registry=r,
         )
+        self.reconcile_leader = Gauge(
+            "pdorgsync_reconcile_leader",
+            "1 on the replica that runs the reconcile loop, 0 on the others.",
+            registry=r,
+        )
         self.api_requests = Counter(
             "pdorgsync_api_requests_total",
             "PagerDuty API requests by method and HTTP status (429 = rate limited; "

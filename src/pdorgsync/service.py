@@ -21,6 +21,7 @@ from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.reconcile import apply as apply_plan
 from pdorgsync.reconcile import plan_account
 from pdorgsync.settings import Settings
+from pdorgsync.state import shared_budget
 from pdorgsync.worker import Worker, WorkerHooks
 
 log = get_logger("pdorgsync.service")
@@ -28,7 +29,13 @@ log = get_logger("pdorgsync.service")
 
 def make_client(daemon: Daemon, priority: str, **kwargs: Any) -> PagerDutyClient:
     # from_settings attaches the process-wide limiter of this token: the worker
-    # and the reconcile loop share one budget, engagements served first.
+    # and the reconcile loop share one budget, engagements served first. With
+    # several replicas (PostgreSQL) the budget lives in the database instead.
+    budget = shared_budget(
+        daemon.inbox, daemon.settings.token(), daemon.settings.effective_rate_limit()
+    )
+    if budget is not None:
+        kwargs["limiter"] = budget
     return PagerDutyClient.from_settings(
         daemon.settings,
         priority=priority,
@@ -87,6 +94,10 @@ def make_cycle(daemon: Daemon) -> CycleFn:
             conflicts=len(plan.conflicts),
             orphans=len(plan.orphans),
         )
+        if settings.reconcile_mode == "apply" and plan.changes and not daemon.leader.is_leader():
+            # Another replica took the lead while this one was planning: it applies.
+            log.warning("reconcile.leadership_lost", changes=len(plan.changes))
+            return
         if settings.reconcile_mode == "apply" and plan.changes:
             report = apply_plan(client, plan)
             log.info(

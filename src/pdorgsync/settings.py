@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     inbox_retention: timedelta = timedelta(days=30)
     log_format: Literal["console", "json"] = Field(default_factory=_default_log_format)  # type: ignore[arg-type]  # factory returns one of the literals
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # None: SQLite at state_path. postgresql://…: every replica shares this database (§5).
+    database_url: SecretStr | None = None
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -89,6 +91,15 @@ class Settings(BaseSettings):
             if duration <= timedelta(0):
                 raise ValueError(f"must be longer than 0, got {value!r}")
             return duration
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not value.get_secret_value().strip().startswith(("postgresql://", "postgres://")):
+            raise ValueError("expected postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
         return value
 
     @field_validator("listen")
@@ -173,6 +184,10 @@ class Settings(BaseSettings):
             token = ""
         if token and token != SANDBOX_TOKEN:
             values.append(token)
+        if self.database_url is not None:
+            password = urlsplit(self.database_url.get_secret_value()).password
+            if password:
+                values.append(password)
         return values
 
 

@@ -30,9 +30,10 @@ from pdorgsync.core.catchup import missed_event_types
 from pdorgsync.core.policies import IncidentFacts
 from pdorgsync.engagements import ApiClient
 from pdorgsync.errors import InboxError, PdOrgSyncError
-from pdorgsync.inbox import HandledIncident, Inbox, PurgeResult
+from pdorgsync.inbox import HandledIncident, PurgeResult
 from pdorgsync.logs import get_logger
 from pdorgsync.models.events import parse_envelope
+from pdorgsync.state import StateStore
 
 __all__ = [
     "POLL_BASELINE",
@@ -56,7 +57,7 @@ PURGE_EVERY = timedelta(hours=1)
 PollHook = Callable[[str, Mapping[str, int]], None]
 
 
-def _since(inbox: Inbox, key: str) -> datetime | None:
+def _since(inbox: StateStore, key: str) -> datetime | None:
     last = inbox.get_state(key)
     try:
         return datetime.fromisoformat(last) if last else None
@@ -67,7 +68,7 @@ def _since(inbox: Inbox, key: str) -> datetime | None:
 # -- the catch-up poll ------------------------------------------------------------------
 
 
-def poll_due(inbox: Inbox, now: datetime, interval: float | None) -> bool:
+def poll_due(inbox: StateStore, now: datetime, interval: float | None) -> bool:
     """At start, then every ``interval`` seconds (never when ``interval`` is None)."""
     if interval is None:
         return False
@@ -75,14 +76,14 @@ def poll_due(inbox: Inbox, now: datetime, interval: float | None) -> bool:
     return previous is None or (now - previous).total_seconds() >= interval
 
 
-def note_poll_attempt(inbox: Inbox, now: datetime) -> None:
+def note_poll_attempt(inbox: StateStore, now: datetime) -> None:
     """A failed poll waits for the next interval too (rather than hammering the API)."""
     with contextlib.suppress(InboxError):  # the next poll will try again anyway
         inbox.set_state(POLL_CURSOR, now.isoformat())
 
 
 def poll_incidents(
-    inbox: Inbox, client: ApiClient, now: datetime, window: timedelta, on_poll: PollHook
+    inbox: StateStore, client: ApiClient, now: datetime, window: timedelta, on_poll: PollHook
 ) -> int:
     """Queue what was missed for the open incidents created within ``window``.
 
@@ -131,7 +132,7 @@ def poll_incidents(
 
 
 def _record_baseline(
-    inbox: Inbox, incidents: list[dict[str, Any]], now: datetime, on_poll: PollHook
+    inbox: StateStore, incidents: list[dict[str, Any]], now: datetime, on_poll: PollHook
 ) -> int:
     for incident in incidents:
         try:
@@ -192,7 +193,7 @@ def _poll_envelope(
 # -- retention --------------------------------------------------------------------------
 
 
-def purge_due(inbox: Inbox, now: datetime, retention: timedelta | None) -> bool:
+def purge_due(inbox: StateStore, now: datetime, retention: timedelta | None) -> bool:
     """At start, then once an hour (never without a retention)."""
     if retention is None:
         return False
@@ -201,7 +202,7 @@ def purge_due(inbox: Inbox, now: datetime, retention: timedelta | None) -> bool:
 
 
 def purge(
-    inbox: Inbox, now: datetime, retention: timedelta, on_purge: Callable[[PurgeResult], None]
+    inbox: StateStore, now: datetime, retention: timedelta, on_purge: Callable[[PurgeResult], None]
 ) -> PurgeResult:
     """Apply ``retention`` now (what ``pdorgsync inbox purge`` does by hand)."""
     result = inbox.purge_expired(now - retention)

@@ -32,9 +32,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from pdorgsync.errors import ConfigError, InboxError
-from pdorgsync.inbox import Inbox
 from pdorgsync.logs import get_logger
 from pdorgsync.models.events import EnvelopeError, parse_envelope
+from pdorgsync.state.base import StateStore
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -132,7 +132,7 @@ async def _read_capped(request: Request, limit: int) -> bytes:
 
 def create_app(
     settings_like: HasSecrets,
-    inbox: Inbox,
+    inbox: StateStore,
     metrics_hooks: ReceiverHooks | None = None,
     *,
     max_body_bytes: int = MAX_BODY_BYTES,

@@ -47,11 +47,12 @@ from pdorgsync.errors import (
     PdOrgSyncError,
     is_temporary,
 )
-from pdorgsync.inbox import Inbox, PurgeResult, StoredEvent, utcnow
+from pdorgsync.inbox import PurgeResult, StoredEvent, utcnow
 from pdorgsync.logs import get_logger
 from pdorgsync.models.events import EnvelopeError, WebhookEnvelope, parse_envelope
 from pdorgsync.models.org import Org
 from pdorgsync.models.policy import Policy
+from pdorgsync.state import StateStore, open_state
 
 __all__ = [
     "EventResult",
@@ -121,7 +122,7 @@ class Worker:
 
     def __init__(
         self,
-        inbox: Inbox,
+        inbox: StateStore,
         client: ApiClient,
         org: Org,
         policies: Sequence[Policy],
@@ -170,7 +171,7 @@ class Worker:
     def from_settings(
         cls,
         settings: Any,
-        inbox: Inbox,
+        inbox: StateStore,
         client: ApiClient | None = None,
         **kwargs: Any,
     ) -> Worker:
@@ -482,7 +483,7 @@ def perform_engagements(
     Uses the same ledger (``STATE_PATH``) as the daemon, so a payload engaged here
     is never engaged again by the daemon, and vice versa.
     """
-    with Inbox(settings.state_path) as inbox:
+    with open_state(settings) as inbox:
         engager = Engager(
             inbox=inbox,
             client=client,

@@ -1,7 +1,8 @@
 """CLI: ``pdorgsync inbox list|retry ID|purge`` — inspect and replay stored webhook events.
 
-Reads and edits the inbox file (``PDORGSYNC_STATE_PATH``) directly; safe while the
-daemon runs (SQLite WAL, short transactions). Never calls PagerDuty: ``retry``
+Reads and edits the inbox file (``PDORGSYNC_STATE_PATH``) directly, or the shared
+PostgreSQL database when ``PDORGSYNC_DATABASE_URL`` is set; safe while the daemon
+runs (SQLite WAL or PostgreSQL, short transactions). Never calls PagerDuty: ``retry``
 only re-queues, the running worker (or the next ``pdorgsync serve``) does the work.
 """
 
@@ -18,6 +19,7 @@ from pdorgsync.cli import AppContext, pass_app
 from pdorgsync.errors import ConfigError, InboxError
 from pdorgsync.inbox import STATUSES, Inbox, Status, StoredEvent
 from pdorgsync.settings import parse_duration
+from pdorgsync.state import StateStore, open_state
 
 
 def parse_age(value: str) -> timedelta:
@@ -30,8 +32,11 @@ def parse_age(value: str) -> timedelta:
         ) from None
 
 
-def _open(app: AppContext, state: Path | None, *, must_exist: bool = True) -> Inbox:
-    path = state or app.settings().state_path
+def _open(app: AppContext, state: Path | None, *, must_exist: bool = True) -> StateStore:
+    settings = app.settings()
+    if state is None and settings.database_url is not None:
+        return open_state(settings)  # PostgreSQL (DATABASE_URL): shared by every replica
+    path = state or settings.state_path
     if must_exist and not Path(path).exists():
         raise InboxError(
             f"no inbox at {path}: nothing was received yet (set PDORGSYNC_STATE_PATH or --state)"
@@ -43,7 +48,7 @@ _state_option = click.option(
     "--state",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="The inbox file. Default: PDORGSYNC_STATE_PATH, else pdorgsync.db.",
+    help="The inbox file. Default: PDORGSYNC_DATABASE_URL if set, else PDORGSYNC_STATE_PATH, else pdorgsync.db.",
 )
 
 

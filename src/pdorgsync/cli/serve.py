@@ -49,6 +49,8 @@ def serve_cmd(
       PDORGSYNC_INBOX_RETENTION  handled events older than this are purged
                                  hourly (default 30d); the engagement ledger
                                  is kept while its incident can still change
+    With PDORGSYNC_DATABASE_URL=postgresql://... any number of replicas share
+    one database: all receive and engage, one (the leader) reconciles.
     """
     from pdorgsync.service import build_daemon
 

@@ -1,0 +1,669 @@
+"""PostgreSQL state: the inbox, ledger, poll cursor and reconcile lease of several replicas.
+
+``DATABASE_URL=postgresql://…`` selects it. Every replica receives webhooks,
+claims work, and competes for the one reconcile lease; PostgreSQL's own tools
+do the coordination, nothing home-made:
+
+- **Receiving**: ``INSERT … ON CONFLICT DO NOTHING`` on the unique ``event_id``
+  and ``webhook_id``, committed before the receiver answers 202.
+- **Claiming**: ``SELECT … FOR UPDATE OF e SKIP LOCKED`` picks the oldest due
+  pending event of an incident with no earlier pending event; the claim is a
+  lease (``claimed_until``, ``claimed_by``) of ``claim_lease`` seconds that this
+  process renews every ``renew_every`` seconds while it works on the event. A
+  SIGKILLed replica stops renewing, and its claims are taken back once they
+  expire; a claim whose result could not be written (database away) is handed
+  back by the renewer once the database answers again.
+  ``complete``/``fail`` only touch an event this process still holds.
+- **Exactly once**: the ledger's primary key is (incident, department, as);
+  ``record_engagement`` is ``INSERT … ON CONFLICT DO NOTHING`` in its own
+  transaction, and the engager reads it (and the incident) before any write.
+- **Leader** (``pg_leader.py``): :class:`AdvisoryLeader` holds ``pg_try_advisory_lock`` on a
+  dedicated connection; it dies with the session, so a killed leader's lock is
+  free as soon as PostgreSQL sees the connection close (and TCP keepalives bound
+  that for a vanished host). Session-level locks need *session* pooling: behind
+  PgBouncer in transaction mode two replicas could both believe they lead.
+- **Budget** (``pg_budget.py``): :class:`SharedBudget`, one token bucket row per API token hash,
+  refilled by the database clock, shared by every replica.
+
+The schema (``pg_schema.py``) is versioned (``pdorgsync_schema``) and migrated at start in one
+transaction under a transaction-level advisory lock, so concurrent starts are
+safe. Every database failure becomes an ``InboxError`` (503 at the receiver).
+Times are stored as Unix seconds like the SQLite store, from the injected clock;
+replicas need synchronised clocks (NTP), as any lease does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from pdorgsync.errors import InboxError
+from pdorgsync.inbox import (
+    EngagementRecord,
+    HandledIncident,
+    InboxStats,
+    OpenIncident,
+    PurgeResult,
+    Status,
+    StoredEvent,
+    StoreResult,
+    utcnow,
+)
+from pdorgsync.logs import get_logger
+from pdorgsync.models.events import WebhookEnvelope
+from pdorgsync.state.pg_budget import SharedBudget
+from pdorgsync.state.pg_leader import AdvisoryLeader
+from pdorgsync.state.pg_schema import (
+    LEADER_LOCK_KEY,
+    SCHEMA_VERSION,
+    check_url,
+    describe_url,
+    migrate,
+    one_line,
+)
+
+__all__ = [
+    "LEADER_LOCK_KEY",
+    "SCHEMA_VERSION",
+    "AdvisoryLeader",
+    "PostgresState",
+    "SharedBudget",
+    "check_url",
+    "describe_url",
+]
+
+log = get_logger("pdorgsync.state")
+
+Clock = Callable[[], datetime]
+Row = dict[str, Any]
+
+_EVENT_COLUMNS = (
+    "seq, event_id, webhook_id, received_at, event_type, incident_id, source, status, "
+    "attempts, last_error, next_attempt_at, payload"
+)
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+
+
+def _ts(value: datetime) -> float:
+    return value.timestamp()
+
+
+def _dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _event(row: Row) -> StoredEvent:
+    return StoredEvent(
+        seq=int(row["seq"]),
+        event_id=row["event_id"],
+        webhook_id=row["webhook_id"],
+        received_at=_dt(row["received_at"]) or _EPOCH,
+        event_type=row["event_type"],
+        incident_id=row["incident_id"],
+        source=row["source"],
+        status=row["status"],
+        attempts=int(row["attempts"]),
+        last_error=row["last_error"],
+        next_attempt_at=_dt(row["next_attempt_at"]) or _EPOCH,
+        payload=row["payload"],
+    )
+
+
+class PostgresState:
+    """The PostgreSQL backend of ``state.StateStore`` (one per process; thread-safe).
+
+    ``owner`` names this process in ``claimed_by``; a new one per start, so a
+    restarted replica never mistakes its predecessor's claims for its own.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Clock = utcnow,
+        timeout: float = 2.0,
+        connect_timeout: float = 5.0,
+        claim_lease: float = 20.0,
+        renew_every: float = 5.0,
+        max_connections: int = 8,
+    ) -> None:
+        check_url(url)
+        self.url = url
+        self.where = describe_url(url)
+        self.clock = clock
+        self.timeout = timeout
+        self.claim_lease = claim_lease
+        self.renew_every = renew_every
+        self.owner = f"{uuid.uuid4().hex[:12]}"
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+        self._renewer_lock = threading.Lock()
+        # Events this process is working on right now: only these leases are renewed.
+        self._held: set[int] = set()
+        self._held_lock = threading.Lock()
+        try:
+            with psycopg.connect(url, connect_timeout=int(max(1, connect_timeout))) as conn:
+                old = migrate(conn)
+        except psycopg.Error as exc:
+            raise InboxError(f"database {self.where}: {one_line(exc)}") from None
+        if old != SCHEMA_VERSION:
+            log.info("state.migrated", database=self.where, old=old, new=SCHEMA_VERSION)
+        self.pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
+            url,
+            kwargs={
+                "row_factory": dict_row,
+                "connect_timeout": int(max(1, connect_timeout)),
+                # A vanished peer is noticed within ~15 s instead of the kernel's hours.
+                "keepalives": 1,
+                "keepalives_idle": 5,
+                "keepalives_interval": 5,
+                "keepalives_count": 2,
+            },
+            connection_class=psycopg.Connection[Row],
+            min_size=1,
+            max_size=max_connections,
+            timeout=timeout,
+            # A connection broken while the database was away is replaced, not reused.
+            check=ConnectionPool.check_connection,
+            reconnect_timeout=3600.0,
+            name="pdorgsync",
+            open=True,
+        )
+
+    # -- connections ---------------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection[Row]]:
+        """One transaction on a pooled connection; any failure is an InboxError."""
+        try:
+            with self.pool.connection(timeout=self.timeout) as conn, conn.transaction():
+                yield conn
+        except PoolTimeout:
+            raise InboxError(
+                f"database {self.where}: no connection within {self.timeout:g} s"
+            ) from None
+        except psycopg.Error as exc:
+            raise InboxError(f"database {self.where}: {one_line(exc)}") from None
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        with self._tx() as conn:
+            return list(conn.execute(sql, params).fetchall())
+
+    def _write(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self._tx() as conn:
+            return conn.execute(sql, params).rowcount
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout=2)
+        with contextlib.suppress(Exception):  # closing is best effort
+            self.pool.close(timeout=2)
+
+    def __enter__(self) -> PostgresState:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- events ---------------------------------------------------------------------------
+
+    def store(
+        self,
+        envelope: WebhookEnvelope,
+        payload: str,
+        *,
+        webhook_id: str | None = None,
+        source: str = "webhook",
+        status: Status | None = None,
+    ) -> StoreResult:
+        event = envelope.event
+        if status is None:
+            status = "pending" if event.is_handled_type else "ignored"
+        now = _ts(self.clock())
+        with self._tx() as conn:
+            row = conn.execute(
+                "INSERT INTO events (event_id, webhook_id, received_at, event_type,"
+                " incident_id, source, status, next_attempt_at, finished_at, payload)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT DO NOTHING RETURNING seq",
+                (
+                    event.id,
+                    webhook_id or None,
+                    now,
+                    event.event_type,
+                    event.incident_id,
+                    source,
+                    status,
+                    now,
+                    None if status == "pending" else now,
+                    payload,
+                ),
+            ).fetchone()
+        if row is None:
+            return StoreResult(stored=False, seq=None, status=None)
+        return StoreResult(stored=True, seq=int(row["seq"]), status=status)
+
+    def claim(self, *, lease: float = 300.0) -> StoredEvent | None:
+        """The oldest due event whose incident has nothing earlier pending, under a lease.
+
+        ``SKIP LOCKED`` lets replicas claim side by side without waiting on each
+        other; a row another replica is claiming right now is skipped, and once its
+        claim commits the row no longer qualifies (``claimed_until`` is set).
+        The lease is at most ``claim_lease`` and renewed while this process lives.
+        """
+        lease = min(lease, self.claim_lease)
+        now = _ts(self.clock())
+        with self._tx() as conn:
+            row = conn.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events e"
+                " WHERE e.status = 'pending' AND e.next_attempt_at <= %s"
+                " AND (e.claimed_until IS NULL OR e.claimed_until < %s)"
+                " AND NOT EXISTS (SELECT 1 FROM events p WHERE p.status = 'pending'"
+                "   AND p.incident_id = e.incident_id AND p.seq < e.seq)"
+                " ORDER BY e.seq LIMIT 1 FOR UPDATE OF e SKIP LOCKED",
+                (now, now),
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE events SET claimed_until = %s, claimed_by = %s, attempts = attempts + 1"
+                " WHERE seq = %s",
+                (now + lease, self.owner, row["seq"]),
+            )
+        with self._held_lock:
+            self._held.add(int(row["seq"]))
+        self._ensure_renewer()
+        claimed = _event(row)
+        return StoredEvent(**{**claimed.__dict__, "attempts": claimed.attempts + 1})
+
+    def renew_claims(self) -> int:
+        """Extend the leases of the events this process is working on (the renewer's job).
+
+        A claim of ours that no work holds any more (its ``complete``/``fail`` could
+        not be written while the database was away) is handed back instead, so the
+        event is retried at once rather than when its lease would have lapsed. A
+        claim younger than one renewal period is left alone (it may be on its way
+        into ``_held``). Returns how many leases were renewed.
+        """
+        now = _ts(self.clock())
+        with self._held_lock:
+            held = sorted(self._held)
+        with self._tx() as conn:
+            renewed = conn.execute(
+                "UPDATE events SET claimed_until = %s WHERE claimed_by = %s"
+                " AND status = 'pending' AND seq = ANY(%s)",
+                (now + self.claim_lease, self.owner, held),
+            ).rowcount
+            orphans = conn.execute(
+                "UPDATE events SET claimed_until = NULL, claimed_by = NULL WHERE claimed_by = %s"
+                " AND status = 'pending' AND NOT (seq = ANY(%s)) AND claimed_until < %s",
+                (self.owner, held, now + self.claim_lease - self.renew_every),
+            ).rowcount
+        if orphans:
+            log.info("state.claims_handed_back", count=orphans)
+        return renewed
+
+    def _let_go(self, seq: int) -> None:
+        with self._held_lock:
+            self._held.discard(seq)
+
+    def _ensure_renewer(self) -> None:
+        with self._renewer_lock:
+            if self._renewer is None and not self._stop.is_set():
+                self._renewer = threading.Thread(
+                    target=self._renew_loop, name="claim-renewer", daemon=True
+                )
+                self._renewer.start()
+
+    def _renew_loop(self) -> None:
+        while not self._stop.wait(self.renew_every):
+            try:
+                self.renew_claims()
+            except InboxError as exc:  # the database is away; the lease may lapse
+                log.warning("state.renew_failed", error=str(exc))
+
+    def release_claims(self) -> int:
+        """Hand back the claims this process holds (never another replica's)."""
+        with self._held_lock:
+            self._held.clear()
+        return self._write(
+            "UPDATE events SET claimed_until = NULL, claimed_by = NULL"
+            " WHERE claimed_by = %s AND status = 'pending'",
+            (self.owner,),
+        )
+
+    def _still_ours(self, conn: psycopg.Connection[Row], seq: int) -> bool:
+        """Lock the event row; False (and a log line) if another replica took it over."""
+        row = conn.execute(
+            "SELECT claimed_by FROM events WHERE seq = %s FOR UPDATE", (seq,)
+        ).fetchone()
+        if row is None or row["claimed_by"] in (None, self.owner):
+            return True
+        log.warning("state.claim_lost", id=seq, holder=row["claimed_by"])
+        return False
+
+    def complete(self, seq: int, status: Status = "done", note: str | None = None) -> None:
+        if status not in ("done", "ignored"):
+            raise ValueError(f"complete() takes done or ignored, not {status}")
+        now = _ts(self.clock())
+        self._let_go(seq)  # written or not, this process stops working on it
+        with self._tx() as conn:
+            if self._still_ours(conn, seq):
+                conn.execute(
+                    "UPDATE events SET status = %s, claimed_until = NULL, claimed_by = NULL,"
+                    " finished_at = %s, last_error = COALESCE(%s, last_error) WHERE seq = %s",
+                    (status, now, note, seq),
+                )
+
+    def fail(self, seq: int, error: str, *, retry_at: datetime | None) -> None:
+        now = _ts(self.clock())
+        self._let_go(seq)  # written or not, this process stops working on it
+        with self._tx() as conn:
+            if not self._still_ours(conn, seq):
+                return
+            if retry_at is None:
+                conn.execute(
+                    "UPDATE events SET status = 'dead', claimed_until = NULL, claimed_by = NULL,"
+                    " last_error = %s, finished_at = %s WHERE seq = %s",
+                    (error[:2000], now, seq),
+                )
+            else:
+                conn.execute(
+                    "UPDATE events SET claimed_until = NULL, claimed_by = NULL, last_error = %s,"
+                    " next_attempt_at = %s WHERE seq = %s",
+                    (error[:2000], _ts(retry_at), seq),
+                )
+
+    def retry(self, ref: int | str) -> StoredEvent:
+        event = self.get(ref)
+        if event is None:
+            raise InboxError(f"no event {ref} in the inbox")
+        if event.status not in ("dead", "pending"):
+            raise InboxError(
+                f"event {event.seq} is {event.status}; only dead or pending events can be retried"
+            )
+        self._write(
+            "UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = %s,"
+            " claimed_until = NULL, claimed_by = NULL, finished_at = NULL WHERE seq = %s",
+            (_ts(self.clock()), event.seq),
+        )
+        refreshed = self.get(event.seq)
+        assert refreshed is not None
+        return refreshed
+
+    def get(self, ref: int | str) -> StoredEvent | None:
+        if isinstance(ref, int) or ref.isdigit():
+            rows = self._read(f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq = %s", (int(ref),))
+            if rows:
+                return _event(rows[0])
+        rows = self._read(f"SELECT {_EVENT_COLUMNS} FROM events WHERE event_id = %s", (str(ref),))
+        return _event(rows[0]) if rows else None
+
+    def events(
+        self,
+        *,
+        statuses: Sequence[Status] | None = None,
+        incident_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[StoredEvent]:
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE TRUE"
+        params: list[Any] = []
+        if statuses:
+            sql += " AND status = ANY(%s)"
+            params.append(list(statuses))
+        if incident_id is not None:
+            sql += " AND incident_id = %s"
+            params.append(incident_id)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql = f"SELECT * FROM ({sql} DESC LIMIT %s) AS newest ORDER BY seq"
+            params.append(limit)
+        return [_event(r) for r in self._read(sql, params)]
+
+    def purge(self, *, statuses: Sequence[Status], older_than: datetime | None = None) -> int:
+        """Delete finished events (never pending ones) received before ``older_than``;
+        the same retention as ``purge_expired`` (which it runs)."""
+        cutoff = older_than or datetime.max.replace(tzinfo=UTC)
+        return self.purge_expired(cutoff, statuses=statuses).events
+
+    def purge_expired(
+        self, cutoff: datetime, *, statuses: Sequence[Status] = ("done", "ignored")
+    ) -> PurgeResult:
+        """Retention (see ``Inbox.purge_expired``), in one transaction."""
+        chosen = [s for s in statuses if s != "pending"]
+        limit = _ts(cutoff)
+        gone = (
+            "SELECT incident_id FROM handled_incidents h WHERE h.status = 'resolved'"
+            " AND h.handled_at < %s AND NOT EXISTS"
+            " (SELECT 1 FROM events e WHERE e.incident_id = h.incident_id)"
+        )
+        with self._tx() as conn:
+            events = 0
+            if chosen:
+                events = conn.execute(
+                    "DELETE FROM events WHERE status = ANY(%s) AND received_at < %s",
+                    (chosen, limit),
+                ).rowcount
+            ledger = conn.execute(
+                f"DELETE FROM ledger WHERE incident_id IN ({gone})", (limit,)
+            ).rowcount
+            incidents = conn.execute(
+                f"DELETE FROM handled_incidents WHERE incident_id IN ({gone})", (limit,)
+            ).rowcount
+        return PurgeResult(events=events, ledger=ledger, incidents=incidents)
+
+    def size_bytes(self) -> int:
+        """The size of pdorgsync's tables (indexes and TOAST included)."""
+        rows = self._read(
+            "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) AS size FROM pg_class c"
+            " WHERE c.relname = ANY(%s) AND c.relkind = 'r'",
+            (["events", "ledger", "recent_incidents", "handled_incidents", "state"],),
+        )
+        return int(rows[0]["size"] or 0)
+
+    @property
+    def open_connections(self) -> int:
+        """Connections the pool holds now (bounded by its ``max_size``)."""
+        return int(self.pool.get_stats().get("pool_size", 0))
+
+    def stats(self) -> InboxStats:
+        row = self._read(
+            "SELECT COUNT(*) FILTER (WHERE status = 'pending') AS pending,"
+            " MIN(received_at) FILTER (WHERE status = 'pending') AS oldest,"
+            " COUNT(*) FILTER (WHERE status = 'dead') AS dead, COUNT(*) AS total FROM events"
+        )[0]
+        oldest = row["oldest"]
+        age = max(0.0, _ts(self.clock()) - oldest) if oldest is not None else 0.0
+        return InboxStats(
+            pending=int(row["pending"] or 0),
+            oldest_pending_age=age,
+            dead=int(row["dead"] or 0),
+            events=int(row["total"] or 0),
+            size_bytes=self.size_bytes(),
+        )
+
+    def next_due(self) -> datetime | None:
+        rows = self._read("SELECT MIN(next_attempt_at) AS due FROM events WHERE status = 'pending'")
+        return _dt(rows[0]["due"])
+
+    # -- ledger ---------------------------------------------------------------------------
+
+    def has_engagement(self, incident_id: str, department: str, as_: str) -> bool:
+        return bool(
+            self._read(
+                "SELECT 1 FROM ledger WHERE incident_id = %s AND department = %s AND as_ = %s",
+                (incident_id, department, as_),
+            )
+        )
+
+    def record_engagement(
+        self,
+        incident_id: str,
+        department: str,
+        as_: str,
+        *,
+        policy: str,
+        event_id: str | None,
+        details: dict[str, Any] | None = None,
+    ) -> bool:
+        return (
+            self._write(
+                "INSERT INTO ledger (incident_id, department, as_, policy, event_id,"
+                " engaged_at, details) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT DO NOTHING",
+                (
+                    incident_id,
+                    department,
+                    as_,
+                    policy,
+                    event_id,
+                    _ts(self.clock()),
+                    json.dumps(details or {}, sort_keys=True),
+                ),
+            )
+            == 1
+        )
+
+    def engagements(self, incident_id: str | None = None) -> list[EngagementRecord]:
+        sql = "SELECT * FROM ledger"
+        params: tuple[Any, ...] = ()
+        if incident_id is not None:
+            sql += " WHERE incident_id = %s"
+            params = (incident_id,)
+        sql += " ORDER BY engaged_at, incident_id, department, as_"
+        return [
+            EngagementRecord(
+                incident_id=r["incident_id"],
+                department=r["department"],
+                as_=r["as_"],
+                policy=r["policy"],
+                event_id=r["event_id"],
+                engaged_at=_dt(r["engaged_at"]) or _EPOCH,
+                details=json.loads(r["details"]),
+            )
+            for r in self._read(sql, params)
+        ]
+
+    # -- recent incidents -----------------------------------------------------------------
+
+    def record_incident_open(
+        self,
+        incident_id: str,
+        *,
+        service_id: str | None,
+        service_name: str | None,
+        triggered_at: datetime,
+    ) -> None:
+        self._write(
+            "INSERT INTO recent_incidents (incident_id, service_id, service_name, triggered_at)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (incident_id) DO UPDATE SET"
+            " service_id = excluded.service_id, service_name = excluded.service_name",
+            (incident_id, service_id, service_name, _ts(triggered_at)),
+        )
+
+    def record_incident_resolved(self, incident_id: str) -> None:
+        self._write("DELETE FROM recent_incidents WHERE incident_id = %s", (incident_id,))
+
+    def open_incidents(self, *, window: timedelta = timedelta(minutes=60)) -> list[OpenIncident]:
+        cutoff = _ts(self.clock() - window)
+        with self._tx() as conn:
+            conn.execute("DELETE FROM recent_incidents WHERE triggered_at < %s", (cutoff,))
+            rows = conn.execute("SELECT * FROM recent_incidents ORDER BY triggered_at").fetchall()
+        return [
+            OpenIncident(
+                incident_id=r["incident_id"],
+                service_id=r["service_id"],
+                service_name=r["service_name"],
+                triggered_at=_dt(r["triggered_at"]) or _EPOCH,
+            )
+            for r in rows
+        ]
+
+    # -- state ----------------------------------------------------------------------------
+
+    def record_handled(
+        self,
+        incident_id: str,
+        *,
+        status: str,
+        priority: str | None,
+        urgency: str | None,
+        service_id: str | None,
+        observed_at: datetime,
+    ) -> None:
+        """Remember the incident's state as handled; an older observation never wins."""
+        self._write(
+            "INSERT INTO handled_incidents (incident_id, status, priority, urgency,"
+            " service_id, observed_at, handled_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (incident_id) DO UPDATE SET status = excluded.status,"
+            " priority = excluded.priority, urgency = excluded.urgency,"
+            " service_id = excluded.service_id, observed_at = excluded.observed_at,"
+            " handled_at = excluded.handled_at"
+            " WHERE excluded.observed_at >= handled_incidents.observed_at",
+            (
+                incident_id,
+                status,
+                priority,
+                urgency,
+                service_id,
+                _ts(observed_at),
+                _ts(self.clock()),
+            ),
+        )
+
+    def handled_incidents(self, incident_ids: Sequence[str]) -> dict[str, HandledIncident]:
+        """The handled state of each of these incidents that has one."""
+        rows = self._read(
+            "SELECT * FROM handled_incidents WHERE incident_id = ANY(%s)",
+            (list(dict.fromkeys(incident_ids)),),
+        )
+        return {
+            r["incident_id"]: HandledIncident(
+                incident_id=r["incident_id"],
+                status=r["status"],
+                priority=r["priority"],
+                urgency=r["urgency"],
+                service_id=r["service_id"],
+                observed_at=_dt(r["observed_at"]) or datetime.min.replace(tzinfo=UTC),
+            )
+            for r in rows
+        }
+
+    def pending_incidents(self, incident_ids: Sequence[str]) -> set[str]:
+        """Which of these incidents have an event waiting."""
+        rows = self._read(
+            "SELECT DISTINCT incident_id FROM events WHERE status = 'pending'"
+            " AND incident_id = ANY(%s)",
+            (list(dict.fromkeys(incident_ids)),),
+        )
+        return {r["incident_id"] for r in rows}
+
+    def get_state(self, key: str) -> str | None:
+        rows = self._read("SELECT value FROM state WHERE key = %s", (key,))
+        return str(rows[0]["value"]) if rows else None
+
+    def set_state(self, key: str, value: str) -> None:
+        self._write(
+            "INSERT INTO state (key, value) VALUES (%s, %s)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # -- shared pieces --------------------------------------------------------------------
+
+    def leader(self, on_change: Callable[[bool], None] | None = None) -> AdvisoryLeader:
+        return AdvisoryLeader(self.url, on_change=on_change)
+
+    def budget(self, token: str, per_minute: float, **kwargs: Any) -> SharedBudget:
+        return SharedBudget(self, token, per_minute, **kwargs)

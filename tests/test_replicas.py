@@ -1,0 +1,288 @@
+"""Two real ``pdorgsync serve`` processes on one PostgreSQL (issue 12, SPEC §5 "Several replicas").
+
+- deliveries alternate between the replicas and every redelivery goes to the other
+  one; the leader is SIGKILLed mid-burst; every event answered 202 is engaged
+  exactly once and the survivor leads within 30 s;
+- a bad or unreachable DATABASE_URL at start: one clear line, exit 1;
+- the database going away while running: /readyz and deliveries 503, nothing
+  lost, and everything recovers without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from pdorgsync.sandbox import Sandbox
+from pdorgsync.state.postgres import PostgresState
+from pdorgsync.webhooks import WEBHOOK_PATH, sign
+from tests.engagement_support import (
+    BOT_EMAIL,
+    ORG_FILE,
+    POLICY_DIR,
+    applied_seed,
+    client_for,
+    create_incident,
+    department_ids,
+    engaged_state,
+    org_and_policies,
+    webhook_data,
+)
+from tests.pgcluster import free_port
+from tests.serving import wait_for
+from tests.webhook_fixtures import SECRET, envelope
+
+pytestmark = pytest.mark.slow
+
+INCIDENTS = 8
+LEADER_METRIC = re.compile(r"^pdorgsync_reconcile_leader (\S+)$", re.MULTILINE)
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    # 20 ms per API call: a replica is mid-way through its events when it is killed.
+    box = Sandbox(applied_seed(), latency=0.02)
+    box.start()
+    yield box
+    box.stop()
+    assert box.validation_errors == []
+
+
+@dataclass
+class Replica:
+    name: str
+    proc: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def leader(self) -> float | None:
+        try:
+            text = httpx.get(f"{self.url}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return None
+        match = LEADER_METRIC.search(text)
+        return float(match.group(1)) if match else None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _env(tmp_path: Path, name: str, db_url: str, api_url: str, port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PDORGSYNC_API_URL": api_url,
+        "PDORGSYNC_FROM_EMAIL": BOT_EMAIL,
+        "PDORGSYNC_ORG_FILE": str(ORG_FILE),
+        "PDORGSYNC_POLICY_DIR": str(POLICY_DIR),
+        "PDORGSYNC_STATE_PATH": str(tmp_path / f"{name}.db"),  # must stay unused
+        "PDORGSYNC_DATABASE_URL": db_url,
+        "PDORGSYNC_WEBHOOK_SECRETS": SECRET,
+        "PDORGSYNC_LISTEN": f"127.0.0.1:{port}",
+        "PDORGSYNC_RECONCILE_INTERVAL": "3600",
+        # The shared budget in the database is in the request path of both replicas.
+        "PDORGSYNC_RATE_LIMIT_PER_MINUTE": "6000",
+        "PDORGSYNC_LOG_FORMAT": "json",
+    }
+
+
+def _start(tmp_path: Path, name: str, db_url: str, api_url: str) -> Replica:
+    port = free_port()
+    log = tmp_path / f"{name}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pdorgsync", "serve"],
+            env=_env(tmp_path, name, db_url, api_url, port),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+    replica = Replica(name, proc, f"http://127.0.0.1:{port}", log)
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"{name} exited: {log.read_text()[-2000:]}")
+        try:
+            return httpx.get(f"{replica.url}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(ready, timeout=30, what=f"{name} to be ready")
+    return replica
+
+
+def _deliver(replica: Replica, raw: bytes, webhook_id: str) -> httpx.Response:
+    headers = {"X-PagerDuty-Signature": sign(raw, SECRET), "X-Webhook-Id": webhook_id}
+    return httpx.post(replica.url + WEBHOOK_PATH, content=raw, headers=headers, timeout=10)
+
+
+def test_two_replicas_leader_killed_mid_burst_everything_engaged_exactly_once(
+    sandbox: Sandbox, pg_url: str, tmp_path: Path
+) -> None:
+    assert sandbox.base_url is not None
+    pd = client_for(sandbox.base_url)
+    org, _ = org_and_policies()
+    ids = department_ids(pd, org)
+    incidents = [create_incident(pd, f"Checkout API outage {n}") for n in range(INCIDENTS)]
+    bodies = [
+        json.dumps(envelope("incident.triggered", incident=webhook_data(i))).encode()
+        for i in incidents
+    ]
+    replicas = [_start(tmp_path, "r0", pg_url, sandbox.base_url)]
+    replicas.append(_start(tmp_path, "r1", pg_url, sandbox.base_url))
+    try:
+        wait_for(
+            lambda: sorted(r.leader() or 0.0 for r in replicas) == [0.0, 1.0],
+            timeout=15,
+            what="exactly one leader",
+        )
+        leader = next(r for r in replicas if r.leader() == 1.0)
+        survivor = next(r for r in replicas if r is not leader)
+        answers: list[tuple[str, int, str]] = []
+        half = INCIDENTS // 2
+        for n, raw in enumerate(bodies[:half]):
+            first, other = replicas[n % 2], replicas[(n + 1) % 2]
+            for target in (first, other):  # the redelivery goes to the other replica
+                answer = _deliver(target, raw, f"w{n}")
+                answers.append((target.name, answer.status_code, answer.json()["status"]))
+        assert [a[1] for a in answers] == [202] * (2 * half)
+        assert [a[2] for a in answers] == ["accepted", "duplicate"] * half
+        assert {a[0] for a in answers if a[2] == "accepted"} == {"r0", "r1"}  # alternating
+
+        with PostgresState(pg_url) as db:
+            # Mid-burst: some engagements written, the leader still has work in hand.
+            wait_for(lambda: len(db.engagements()) >= 1, timeout=20, what="first engagements")
+            leader.proc.send_signal(signal.SIGKILL)
+            killed_at = time.monotonic()
+            leader.proc.wait(timeout=10)
+            assert db.stats().pending > 0, "the kill came too late to prove anything"
+            for n, raw in enumerate(bodies[half:], start=half):
+                for _ in range(2):  # the delivery and its redelivery, both to the survivor
+                    assert _deliver(survivor, raw, f"w{n}").status_code == 202
+            wait_for(lambda: survivor.leader() == 1.0, timeout=30, what="the survivor to lead")
+            took_over = time.monotonic() - killed_at
+            assert took_over < 30
+            wait_for(
+                lambda: db.stats().pending == 0 and len(db.engagements()) >= 4 * INCIDENTS,
+                timeout=60,
+                what="every stored event to be processed by the survivor",
+            )
+            webhook_events = [e for e in db.events() if e.source == "webhook"]
+            assert len(webhook_events) == INCIDENTS  # the redeliveries were not stored
+            assert {e.status for e in db.events()} == {"done"}
+            assert len(db.engagements()) == 4 * INCIDENTS
+    finally:
+        for replica in replicas:
+            replica.stop()
+
+    for incident in incidents:
+        eps, teams, notes = engaged_state(sandbox, incident["id"])
+        assert eps == [ids["support"]["escalation_policy"]], incident["id"]
+        assert teams == sorted(ids[k]["team"] for k in ("executive", "finance", "sales"))
+        assert notes == 4
+    assert not (tmp_path / "r0.db").exists()
+    assert not (tmp_path / "r1.db").exists()
+    for replica in replicas:
+        assert "Traceback" not in replica.log.read_text()
+
+
+def _serve_once(tmp_path: Path, db_url: str) -> subprocess.CompletedProcess[str]:
+    env = _env(tmp_path, "bad", db_url, "http://127.0.0.1:9", free_port())
+    return subprocess.run(
+        [sys.executable, "-m", "pdorgsync", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+
+
+def test_bad_database_url_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    result = _serve_once(tmp_path, "mysql://app:pw@db/app")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "PDORGSYNC_DATABASE_URL" in lines[0]
+    assert "expected postgresql://" in lines[0]
+
+
+def test_unreachable_database_at_start_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    port = free_port()
+    result = _serve_once(tmp_path, f"postgresql://app:hunter2pw@127.0.0.1:{port}/app")
+    assert result.returncode == 1
+    lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, result.stderr
+    assert f"app@127.0.0.1:{port}/app" in lines[0]
+    assert "hunter2pw" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_database_outage_503_then_recovery_without_restart(
+    sandbox: Sandbox, pg_url: str, pg_cluster: Any, tmp_path: Path
+) -> None:
+    """An event is stored (202) and the database goes away while the worker is on it:
+    /readyz 503 and deliveries 503 (PagerDuty retries); DB back: 200 and 202 again from
+    the same process, and both the interrupted event and the retried one are engaged."""
+    assert sandbox.base_url is not None
+    pd = client_for(sandbox.base_url)
+    ids = department_ids(pd, org_and_policies()[0])
+    before, during = (create_incident(pd, f"Checkout API down {n}") for n in range(2))
+    replica = _start(tmp_path, "r0", pg_url, sandbox.base_url)
+    try:
+        raw_during = json.dumps(envelope(incident=webhook_data(during))).encode()
+        raw_before = json.dumps(envelope(incident=webhook_data(before))).encode()
+        assert _deliver(replica, raw_before, "wb").status_code == 202
+        pg_cluster.stop("immediate")  # the worker is mid-way through `before`
+        try:
+            wait_for(
+                lambda: httpx.get(f"{replica.url}/readyz", timeout=10).status_code == 503,
+                timeout=20,
+                what="/readyz 503 without the database",
+            )
+            problems = httpx.get(f"{replica.url}/readyz", timeout=10).json()["problems"]
+            assert any("state store not writable" in p for p in problems)
+            answer = _deliver(replica, raw_during, "wd")
+            assert answer.status_code == 503
+            assert httpx.get(f"{replica.url}/healthz", timeout=5).status_code == 200
+        finally:
+            pg_cluster.start()
+        wait_for(
+            lambda: httpx.get(f"{replica.url}/readyz", timeout=10).status_code == 200,
+            timeout=30,
+            what="/readyz 200 once the database is back",
+        )
+        assert _deliver(replica, raw_before, "wb").status_code == 202  # a duplicate now
+        assert _deliver(replica, raw_during, "wd").status_code == 202  # PagerDuty's retry
+        with PostgresState(pg_url) as db:
+            wait_for(
+                lambda: db.stats().pending == 0 and len(db.engagements()) == 8,
+                timeout=30,
+                what="both incidents engaged after the recovery",
+            )
+        assert replica.proc.poll() is None  # never restarted
+    finally:
+        replica.stop()
+    for incident in (before, during):
+        eps, _teams, notes = engaged_state(sandbox, incident["id"])
+        assert eps == [ids["support"]["escalation_policy"]]
+        assert notes == 4
+    assert "Traceback" not in replica.log.read_text()

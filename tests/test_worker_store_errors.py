@@ -1,0 +1,82 @@
+"""A state store that fails while an event is handled: the event is retried, never dead.
+
+With PostgreSQL the database may go away for a moment while a replica works;
+an ``InboxError`` then is temporary (``errors.is_temporary``) like a 503 from
+PagerDuty, and the event is engaged once the store answers again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pdorgsync.errors import InboxError, is_temporary
+from pdorgsync.inbox import Inbox
+from pdorgsync.models.events import parse_envelope
+from pdorgsync.sandbox import Sandbox
+from pdorgsync.worker import Worker
+from tests.engagement_support import (
+    BOT_EMAIL,
+    applied_seed,
+    client_for,
+    create_incident,
+    engaged_state,
+    org_and_policies,
+    webhook_data,
+)
+from tests.webhook_fixtures import FakeClock, envelope
+
+
+class _FlakyInbox(Inbox):
+    """The real SQLite inbox, whose ledger read fails ``failures`` times (store away)."""
+
+    failures = 0
+
+    def has_engagement(self, incident_id: str, department: str, as_: str) -> bool:
+        if self.failures:
+            self.failures -= 1
+            raise InboxError("database postgres@db:5432/app: server closed the connection")
+        return super().has_engagement(incident_id, department, as_)
+
+
+@pytest.fixture
+def box() -> Iterator[Sandbox]:
+    sandbox = Sandbox(applied_seed(["support", "executive", "finance", "sales"]))
+    sandbox.start()
+    yield sandbox
+    sandbox.stop()
+    assert sandbox.validation_errors == []
+
+
+def test_store_failure_while_handling_is_retried_then_engaged_once(
+    box: Sandbox, tmp_path: Path
+) -> None:
+    assert box.base_url is not None
+    assert is_temporary(InboxError("x"))
+    clock = FakeClock()
+    pd = client_for(box.base_url)
+    incident = create_incident(pd, "Checkout API down")
+    org, policies = org_and_policies()
+    inbox = _FlakyInbox(tmp_path / "state.db", clock=clock)
+    worker = Worker(inbox, pd, org, policies, from_email=BOT_EMAIL, clock=clock, poll_interval=None)
+    try:
+        raw = json.dumps(envelope(incident=webhook_data(incident)))
+        inbox.store(parse_envelope(raw), raw)
+        inbox.failures = 1
+        assert worker.drain() == 1
+        [event] = inbox.events()
+        assert (event.status, event.attempts) == ("pending", 1)
+        assert "server closed the connection" in (event.last_error or "")
+        clock.advance(3600)
+        assert worker.drain() == 1
+        [event] = inbox.events()
+        assert event.status == "done"
+        eps, teams, notes = engaged_state(box, incident["id"])
+        assert len(eps) == 1
+        assert len(teams) == 3
+        assert notes == 4
+    finally:
+        inbox.close()
