@@ -185,11 +185,14 @@ def incident_has_responder_request(incident: Mapping[str, Any], ep_id: str, ep_n
                 if target.get("id") == ep_id and "escalation_policy" in str(target.get("type")):
                     return True
     for responder in incident.get("incidents_responders") or []:
-        # Documented as EP names; some accounts (and the sandbox) show ids: accept both.
+        # PagerDuty's description (IncidentsRespondersReference) holds the *names* of the
+        # escalation policies a responder was requested through, never their ids. This
+        # catches a request made outside pdorgsync (the web UI, another tool) whose
+        # ``responder_requests`` entry the incident no longer shows.
         requested = (
             responder.get("escalation_policy_requests") if isinstance(responder, Mapping) else None
         )
-        if isinstance(requested, list) and (ep_name in requested or ep_id in requested):
+        if isinstance(requested, list) and ep_name in requested:
             return True
     return False
 

@@ -210,8 +210,12 @@ def _explain(client: Client, change: Change, exc: PagerDutyError) -> str:
     ):
         return text
     try:
+        # Without date_range=all PagerDuty lists only incidents created in the last
+        # 30 days (its since/until defaults), so an older open incident that blocks
+        # the delete would go unnamed (OpenAPI ``listIncidents``, parameter date_range).
         incidents = client.list_all(
-            "/incidents", {"statuses[]": ["triggered", "acknowledged"], "limit": 100}
+            "/incidents",
+            {"statuses[]": ["triggered", "acknowledged"], "date_range": "all", "limit": 100},
         )
     except PagerDutyError:
         return text
