@@ -312,6 +312,9 @@ class PagerDutyClient:
         self._lock = threading.Lock()
         self.calls: Counter[tuple[str, str]] = Counter()
         self.status_counts: Counter[int] = Counter()
+        # Ids of objects this client created (from POST answers): a 404 naming one of
+        # them is PagerDuty's read-after-write lag, not a missing object (see _attempt).
+        self._created: set[str] = set()
         self._session = self._make_session()
 
     @classmethod
@@ -362,6 +365,25 @@ class PagerDutyClient:
         with self._lock:
             self.calls.clear()
             self.status_counts.clear()
+
+    def sleep(self, seconds: float) -> None:
+        """Wait with the injected ``sleep`` (callers that wait for PagerDuty use it too)."""
+        self._sleep(seconds)
+
+    def created_by_this_run(self, object_id: str) -> bool:
+        """Whether this client's POSTs created ``object_id``."""
+        with self._lock:
+            return object_id in self._created
+
+    def _mentions_created(self, path: str, body: Mapping[str, Any] | None) -> bool:
+        with self._lock:
+            created = set(self._created)
+        if not created:
+            return False
+        segments = set(path.split("?", 1)[0].strip("/").split("/"))
+        if segments & created:
+            return True
+        return body is not None and bool(_ids_in(body) & created)
 
     # ------------------------------------------------------------------- verbs
 
@@ -457,12 +479,17 @@ class PagerDutyClient:
                 wait_s=round(state.next_action.sleep, 3) if state.next_action else None,
                 status=getattr(exc, "status", None),
                 error=str(exc),
+                read_after_write=isinstance(exc, NotFoundError),
             )
+
+        def should_retry(exc: BaseException) -> bool:
+            fresh = isinstance(exc, NotFoundError) and self._mentions_created(path, body)
+            return _should_retry(exc, names_fresh_object=fresh)
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.max_attempts),
             wait=wait,
-            retry=tenacity.retry_if_exception(_should_retry),
+            retry=tenacity.retry_if_exception(should_retry),
             sleep=self._sleep,
             before_sleep=before_sleep,
         )
@@ -538,8 +565,21 @@ class PagerDutyClient:
             request_id=request_id,
         )
         if 200 <= status < 300:
-            return self._parse_success(response, method, path, request_id, retry_safe)
+            data = self._parse_success(response, method, path, request_id, retry_safe)
+            if method == "POST":
+                self._remember_created(data)
+            return data
         raise self._http_error(response, method, path, request_id, retry_safe)
+
+    def _remember_created(self, data: JSON) -> None:
+        ids = {
+            str(value["id"])
+            for value in data.values()
+            if isinstance(value, dict) and isinstance(value.get("id"), str)
+        }
+        if ids:
+            with self._lock:
+                self._created |= ids
 
     def _parse_success(
         self,
@@ -669,9 +709,31 @@ def _is_empty(response: requests.Response) -> bool:
     return response.status_code == 204 or not response.content.strip()
 
 
-def _should_retry(exc: BaseException) -> bool:
+def _should_retry(exc: BaseException, *, names_fresh_object: bool = False) -> bool:
+    # Read-after-write lag: right after a create PagerDuty can answer 404 for the new
+    # object (terraform-provider-pagerduty #273, PR #274 retries such reads; #1069).
+    # A 404 on a request that names an object this client created is retried with
+    # backoff like a temporary error; any other 404 is final. A 404 means nothing was
+    # applied, so even a POST is safe to resend.
+    if isinstance(exc, NotFoundError):
+        return names_fresh_object
     # OutcomeUnknownError is temporary in kind but must never be resent blindly.
     return is_temporary(exc) and not isinstance(exc, OutcomeUnknownError)
+
+
+def _ids_in(value: Any) -> set[str]:
+    """Every ``"id"`` string in a JSON body (references at any depth)."""
+    found: set[str] = set()
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if key == "id" and isinstance(item, str):
+                found.add(item)
+            else:
+                found |= _ids_in(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            found |= _ids_in(item)
+    return found
 
 
 def _query_value(value: Any) -> Any:

@@ -92,6 +92,7 @@ class Runtime:
         self.forced: list[tuple[int, float]] = []  # (status, retry_after) for the next requests
         self.lock = threading.Lock()
         self.faults = Faults(rng=random.Random(random_seed + 2))
+        self.lagging: dict[str, float] = {}  # object id -> sandbox time it becomes visible
         self._tokens = float(rate_limit_per_minute or 0)
         self._refilled_at: float | None = None
 
@@ -168,6 +169,54 @@ class Runtime:
                 status, out = exc.status, exc.body()
         return Outcome(status, out)
 
+    # -- read-after-write lag ---------------------------------------------------
+    # Right after a create PagerDuty can answer 404 for the new object and leave it
+    # out of lists for a short while (terraform-provider-pagerduty #273 and PR #274:
+    # a team read right after its create returned 404, fixed by retrying; #1069:
+    # the same for escalation policies and the schedules they reference). The
+    # sandbox emulates it for objects created by a request drawn with the "lag"
+    # fault: for ``Faults.lag_seconds`` of sandbox time the object is missing from
+    # list answers, and any request naming it in its path or body gets a 404 and
+    # is not applied.
+
+    def start_lag(self, body: Body) -> None:
+        until = self.state.now().timestamp() + self.faults.lag_seconds
+        if isinstance(body, dict):
+            for value in body.values():
+                if isinstance(value, dict) and isinstance(value.get("id"), str):
+                    with self.lock:
+                        self.lagging[value["id"]] = until
+
+    def _lagging_now(self) -> set[str]:
+        now = self.state.now().timestamp()
+        with self.lock:
+            for object_id in [i for i, until in self.lagging.items() if until <= now]:
+                del self.lagging[object_id]
+            return set(self.lagging)
+
+    def lagging_in(self, path: str, raw: bytes) -> str | None:
+        """The id of a still-lagging object the request names (path or body), if any."""
+        if not self.lagging:
+            return None
+        text = raw.decode("utf-8", "replace")
+        for object_id in self._lagging_now():
+            if f"/{object_id}" in path or f'"{object_id}"' in text:
+                return object_id
+        return None
+
+    def hide_lagging(self, body: Body) -> None:
+        """Drop still-lagging objects from a list answer (the plural key's items)."""
+        if not self.lagging or not isinstance(body, dict):
+            return
+        hidden = self._lagging_now()
+        for key, value in body.items():
+            if isinstance(value, list) and key != "errors":
+                body[key] = [
+                    item
+                    for item in value
+                    if not (isinstance(item, dict) and item.get("id") in hidden)
+                ]
+
     def _record(self, message: str) -> None:
         with self.lock:
             self.validation_errors.append(message)
@@ -216,7 +265,11 @@ def _endpoint(runtime: Runtime, template: str, handler: Handler) -> Any:
         if runtime.latency > 0:
             await asyncio.sleep(runtime.latency)
         with runtime.lock:
-            fault = runtime.faults.draw(request.method)
+            drawn = runtime.faults.draw(request.method)
+        # A drawn fault may combine "lag" with one other kind ("lag+reset_after_apply").
+        parts = set(drawn.split("+")) if drawn else set()
+        lag = "lag" in parts
+        fault = next((p for p in parts if p != "lag"), None)
         if fault == "reset":  # nothing applied, the connection just dies
             return _drop_connection(runtime, request, "reset")
         if fault in HTTP_FAULTS:
@@ -224,7 +277,15 @@ def _endpoint(runtime: Runtime, template: str, handler: Handler) -> Any:
                 int(fault), runtime.faults.retry_after, runtime.rate_limit_per_minute or 960
             )
         else:
-            outcome = runtime.dispatch(template, handler, request, raw)
+            hidden = runtime.lagging_in(request.url.path, raw)
+            if hidden is not None:
+                outcome = Outcome(404, not_found(hidden).body())
+            else:
+                outcome = runtime.dispatch(template, handler, request, raw)
+                if lag and request.method == "POST" and 200 <= outcome.status < 300:
+                    runtime.start_lag(outcome.body)
+                elif request.method == "GET" and outcome.status == 200:
+                    runtime.hide_lagging(outcome.body)
         if fault == "reset_after_apply":  # applied, but the client never hears of it
             return _drop_connection(runtime, request, "reset_after_apply")
         if fault == "timeout":  # applied, answered after the client gave up
@@ -248,7 +309,9 @@ def _endpoint(runtime: Runtime, template: str, handler: Handler) -> Any:
 
 HTTP_FAULTS = ("429", "500", "502", "503")
 NETWORK_FAULTS = ("reset", "reset_after_apply", "timeout")
-FAULT_KINDS = HTTP_FAULTS + NETWORK_FAULTS
+LAG_FAULTS = ("lag",)  # read-after-write lag of what a POST creates (Runtime.start_lag)
+FAULT_KINDS = HTTP_FAULTS + NETWORK_FAULTS + LAG_FAULTS
+RANDOM_FAULT_KINDS = HTTP_FAULTS + NETWORK_FAULTS  # lag is drawn only when asked for
 
 
 @dataclass
@@ -258,15 +321,19 @@ class Faults:
     ``reset`` drops the connection before the request is applied; ``reset_after_apply``
     applies it and then drops the connection (the ambiguous write PagerDuty can give
     you); ``timeout`` applies it and answers after ``slow_seconds``, later than a
-    client timeout. A drawn 5xx repeats for ``burst`` consecutive requests.
+    client timeout. A drawn 5xx repeats for ``burst`` consecutive requests. ``lag``
+    applies a POST normally, but what it created stays invisible (404, left out of
+    lists) for ``lag_seconds`` of sandbox time; it combines with one other kind as
+    ``"lag+<kind>"`` in ``Sandbox.fault_next`` (e.g. ``lag+reset_after_apply``).
     """
 
     rng: random.Random
     rate: float = 0.0
-    kinds: tuple[str, ...] = FAULT_KINDS
+    kinds: tuple[str, ...] = RANDOM_FAULT_KINDS
     burst: int = 1
     slow_seconds: float = 2.0
     retry_after: float = 0.0
+    lag_seconds: float = 2.0
     queued: list[tuple[str, str | None]] = field(default_factory=list)  # (kind, method)
     drawn: list[str] = field(default_factory=list)
 

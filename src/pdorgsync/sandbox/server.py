@@ -18,7 +18,7 @@ from typing import Any
 import uvicorn
 
 from pdorgsync.errors import PdOrgSyncError
-from pdorgsync.sandbox.app import FAULT_KINDS, Runtime, build_app
+from pdorgsync.sandbox.app import FAULT_KINDS, RANDOM_FAULT_KINDS, Runtime, build_app
 from pdorgsync.sandbox.seed import apply_seed
 from pdorgsync.sandbox.state import State, utc_now
 from pdorgsync.sandbox.validation import openapi
@@ -102,11 +102,12 @@ class Sandbox:
     def inject_faults(
         self,
         rate: float,
-        kinds: tuple[str, ...] = FAULT_KINDS,
+        kinds: tuple[str, ...] = RANDOM_FAULT_KINDS,
         *,
         burst: int = 1,
         slow_seconds: float = 2.0,
         retry_after: float = 0.0,
+        lag_seconds: float = 2.0,
     ) -> None:
         """Break a fraction ``rate`` of requests with faults drawn from ``kinds`` (see ``Faults``)."""
         unknown = set(kinds) - set(FAULT_KINDS)
@@ -118,10 +119,17 @@ class Sandbox:
             faults = self.runtime.faults
             faults.rate, faults.kinds, faults.burst = rate, tuple(kinds), burst
             faults.slow_seconds, faults.retry_after = slow_seconds, retry_after
+            faults.lag_seconds = lag_seconds
 
     def fault_next(self, kind: str, n: int = 1, *, method: str | None = None) -> None:
-        """Inject ``kind`` (one of ``FAULT_KINDS``) into the next ``n`` requests (of ``method``)."""
-        if kind not in FAULT_KINDS:
+        """Inject ``kind`` (one of ``FAULT_KINDS``, or ``"lag+<kind>"``) into the next ``n``
+        requests (of ``method``)."""
+        parts = kind.split("+")
+        if (
+            any(p not in FAULT_KINDS for p in parts)
+            or len(parts) > 2
+            or (len(parts) == 2 and "lag" not in parts)
+        ):
             raise PdOrgSyncError(
                 f"unknown fault {kind!r}; expected one of {', '.join(FAULT_KINDS)}"
             )
