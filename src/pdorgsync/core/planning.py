@@ -27,6 +27,7 @@ from typing import Protocol
 from pdorgsync.core.planning_objects import (
     COLLECTION,
     KIND_LABEL,
+    STAKEHOLDER_ROLES,
     Locate,
     ObjectPlanner,
     Path,
@@ -183,15 +184,28 @@ class _Planner(ObjectPlanner):
                         paths.append((target[5:], (*path, "targets", ti)))
         seen: set[str] = set()
         for email, path in paths:
-            if email in self.user_ids or email in seen:
+            if email in seen:
                 continue
+            if email in self.user_ids:
+                role = self.base_roles.get(self.user_ids[email], "user")
+                if role not in STAKEHOLDER_ROLES:
+                    continue
+                # SPEC §1 "Account roles": a stakeholder seat is always a team observer
+                # and cannot be paged, so it cannot fill any position the file gives.
+                reason = (
+                    f"{email} has a stakeholder seat ({role}): PagerDuty cannot page them "
+                    "and keeps them a team observer; give them a full user license or "
+                    "remove them from this position"
+                )
+            else:
+                reason = f"{email} is not a PagerDuty user (pdorgsync never creates users)"
             seen.add(email)
             d.conflicts.append(
                 Conflict(
                     kind="user",
                     department=dept.key,
                     name=email,
-                    reason=f"{email} is not a PagerDuty user (pdorgsync never creates users)",
+                    reason=reason,
                     location=self.locate(path),
                 )
             )

@@ -47,6 +47,19 @@ COLLECTION = {
 }
 
 
+# PagerDuty fixes the team role of some account (base) roles (support.pagerduty.com,
+# "Advanced Permissions" → team roles; SPEC §1 "Account roles"): owner and admins are
+# always team managers, stakeholder seats always observers. Wanting that fixed role is
+# the only way not to see drift on them forever.
+FIXED_TEAM_ROLES = {
+    "owner": "manager",
+    "admin": "manager",
+    "read_only_user": "observer",
+    "read_only_limited_user": "observer",
+}
+STAKEHOLDER_ROLES = frozenset({"read_only_user", "read_only_limited_user"})
+
+
 @dataclass
 class _Match:
     obj: Any = None  # the snapshot object, or None (create)
@@ -81,6 +94,7 @@ class ObjectPlanner:
         self.locate = locate
         self.user_ids = {u.email.lower(): u.id for u in snapshot.users}
         self.emails = {u.id: u.email for u in snapshot.users}
+        self.base_roles = {u.id: u.role for u in snapshot.users}
         self.objects: dict[str, Sequence[Any]] = {
             "team": snapshot.teams,
             "schedule": snapshot.schedules,
@@ -176,9 +190,10 @@ class ObjectPlanner:
         team_id = self._id_or_placeholder("team", d)
         wanted: dict[str, str] = {}
         for email in dept.members:
-            wanted[self.user_ids[email]] = "responder"
+            wanted[self.user_ids[email]] = self._team_role(self.user_ids[email], "responder")
         if dept.point_of_contact:
-            wanted[self.user_ids[dept.point_of_contact]] = "manager"
+            contact = self.user_ids[dept.point_of_contact]
+            wanted[contact] = self._team_role(contact, "manager")
         have = {m.user_id: m.role for m in (obj.members or [])} if obj else {}
         for user_id, role in wanted.items():
             if have.get(user_id) == role:
@@ -190,6 +205,10 @@ class ObjectPlanner:
             if user_id not in wanted:
                 email = self.emails.get(user_id, user_id)
                 self._membership(d, email, user_id, team_id, "delete", role, None)
+
+    def _team_role(self, user_id: str, role: str) -> str:
+        """The role PagerDuty will hold for ``user_id`` when ``role`` is asked for."""
+        return FIXED_TEAM_ROLES.get(self.base_roles.get(user_id, "user"), role)
 
     def _membership(
         self,

@@ -13,7 +13,7 @@ from typing import Any
 
 from pdorgsync.errors import ConfigError
 from pdorgsync.sandbox.protocol import ApiError
-from pdorgsync.sandbox.state import State, check_zone, parse_time
+from pdorgsync.sandbox.state import State, check_zone, parse_time, team_role_of
 
 
 def load_seed(path: str | Path) -> dict[str, Any]:
@@ -114,7 +114,9 @@ class _Seeder:
             for j, member in enumerate(raw.get("members", [])):
                 member = member if isinstance(member, dict) else {"user": member}
                 user_id = self.lookup("user", member["user"], f"teams[{i}].members[{j}]")
-                members[user_id] = member.get("role", "responder")
+                members[user_id] = team_role_of(
+                    self.state.users[user_id], member.get("role", "responder")
+                )
 
     def schedules(self, items: list[dict[str, Any]]) -> None:
         for i, raw in enumerate(items):

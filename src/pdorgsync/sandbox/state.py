@@ -45,6 +45,24 @@ DEFAULT_ABILITIES = [
 ]
 
 
+# PagerDuty fixes the team role of some base roles (support.pagerduty.com, "Advanced
+# Permissions" → team roles, and "User Roles"; SPEC §1 "Account roles"): the account
+# owner and global admins are managers of every team they are on, stakeholder seats
+# (read-only users, limited stakeholders) are always observers. Asking for another
+# role leaves the fixed one in place.
+FIXED_TEAM_ROLES = {
+    "owner": "manager",
+    "admin": "manager",
+    "read_only_user": "observer",
+    "read_only_limited_user": "observer",
+}
+
+
+def team_role_of(user: dict[str, Any], asked: str) -> str:
+    """The team role PagerDuty stores for ``user`` when ``asked`` is requested."""
+    return FIXED_TEAM_ROLES.get(str(user.get("role") or "user"), asked)
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
