@@ -135,6 +135,9 @@ def apply(client: Client, plan: Plan, *, progress: Progress | None = None) -> Ap
         say(
             f"[{number}/{total}] {change.action} {change.kind} {change.name!r} ({change.department})"
         )
+        if change.action == "skip":  # nothing to send: the plan says why
+            results.append(ChangeResult(change=change, outcome="skipped", error=change.reason))
+            continue
         if change.department in failed_departments:
             reason = f"skipped: {failed_departments[change.department]} failed earlier"
             results.append(ChangeResult(change=change, outcome="skipped", error=reason))
@@ -216,7 +219,7 @@ def _settled_lookup(client: Client, change: Change) -> str | None:
     """``find_existing``, repeated with backoff while lists may still lag behind a create."""
 
     def waiting(state: tenacity.RetryCallState) -> None:
-        log.info(
+        log.warning(
             "reconcile.lookup_waiting",
             kind=change.kind,
             name=change.name,

@@ -67,7 +67,7 @@ def make_cycle(daemon: Daemon) -> CycleFn:
         org = files.org.org
         client.reset_counts()
         plan = plan_account(client, files.org, now=now, impact=False)
-        drift = Counter(c.department for c in plan.changes)
+        drift = Counter(c.department for c in plan.pending)
         conflicts = Counter(c.department for c in plan.conflicts)
         metrics.set_drift(
             {d.key: drift.get(d.key, 0) for d in org.departments},
@@ -79,7 +79,7 @@ def make_cycle(daemon: Daemon) -> CycleFn:
             conflicts=len(plan.conflicts),
             orphans=len(plan.orphans),
         )
-        if settings.reconcile_mode == "apply" and plan.changes:
+        if settings.reconcile_mode == "apply" and plan.pending:
             report = apply_plan(client, plan)
             log.info(
                 "reconcile.applied",

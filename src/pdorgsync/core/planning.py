@@ -49,7 +49,7 @@ from pdorgsync.models.plan import (
 PHASES: list[tuple[str, tuple[str, ...]]] = [
     ("team", ("create", "update", "adopt")),
     ("team_membership", ("create", "update")),
-    ("schedule", ("create", "update", "adopt")),
+    ("schedule", ("create", "update", "adopt", "skip")),
     ("escalation_policy", ("create", "update", "adopt")),
     ("service", ("create", "update", "adopt")),
     ("service", ("delete",)),
@@ -137,7 +137,9 @@ class _Planner(ObjectPlanner):
             return
         obj = named[0]
         owner = parse_marker(obj.description)
-        if getattr(obj, "type", "schedule") == "schedule_v3":
+        if getattr(obj, "type", "schedule") == "schedule_v3" and self.org.defaults.adopt_existing:
+            d.matches[kind] = _Match(obj, adopt=True)  # planned as ``skip``: never written
+        elif getattr(obj, "type", "schedule") == "schedule_v3":
             reason = f"{label} {name!r} ({obj.id}) is a shift-based (v3) schedule, which pdorgsync cannot manage"
             d.conflicts.append(self._conflict(kind, d, name, reason))
         elif owner is not None:
@@ -316,10 +318,13 @@ class _Planner(ObjectPlanner):
                 if owner is None or owner[0] != self.org.org or (kind, obj.id) in kept:
                     continue
                 orphans.append(Orphan(kind=kind, department=owner[1], name=obj.name, id=obj.id))
+        v3 = {s.id for s in self.snap.schedules if s.type == "schedule_v3"}
         if self.prune:
             deleted: set[tuple[str, str]] = {(o.kind, o.id) for o in orphans}
             for orphan in orphans:
                 reason = self._delete_blocker(orphan, deleted, depts)
+                if orphan.kind == "schedule" and orphan.id in v3:
+                    reason = "not deleted: it is a shift-based (v3) schedule, which pdorgsync never changes"
                 if reason:
                     conflicts.append(
                         Conflict(

@@ -243,6 +243,25 @@ class ObjectPlanner:
         dept = d.dept
         match = d.matches["schedule"]
         obj: snap.Schedule | None = match.obj
+        if obj is not None and obj.type == "schedule_v3":
+            # SPEC §1 "Shift-based (v3) schedules": PagerDuty upgraded it; the v2 layer
+            # model cannot describe it, so it is neither rewritten nor recreated.
+            self.changes.append(
+                Change(
+                    action="skip",
+                    kind="schedule",
+                    department=dept.key,
+                    name=obj.name,
+                    id=obj.id,
+                    ref=f"schedule:{dept.key}",
+                    reason=(
+                        "PagerDuty upgraded it to a shift-based (v3) schedule: pdorgsync "
+                        "leaves it as it is (edit it in PagerDuty, or remove the schedule "
+                        "block from the file)"
+                    ),
+                )
+            )
+            return
         result = plan_schedule(
             self.org,
             dept,
@@ -320,7 +339,12 @@ class ObjectPlanner:
                     continue
                 other = depts[target[9:]] if target != "schedule" else d
                 sched_id = self._id_or_placeholder("schedule", other)
-                targets.append({"id": sched_id, "type": "schedule_reference"})
+                found = other.matches.get("schedule")
+                v3 = found is not None and getattr(found.obj, "type", None) == "schedule_v3"
+                # An upgraded schedule is referenced as schedule_v3_reference (developer
+                # docs, "Schedules v2 to v3 Upgrade"): keep pointing at it, same id.
+                ref_type = "schedule_v3_reference" if v3 else "schedule_reference"
+                targets.append({"id": sched_id, "type": ref_type})
                 names.append(f"schedule:{other.dept.schedule_name}")
             rules.append({"escalation_delay_in_minutes": level.delay_minutes, "targets": targets})
             shown.append({"delay_minutes": level.delay_minutes, "targets": names})

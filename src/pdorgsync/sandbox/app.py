@@ -33,6 +33,7 @@ from pdorgsync.sandbox import (  # noqa: F401  (imported for their @route regist
     routes_misc,
     routes_policies,
     routes_schedules,
+    routes_schedules_v3,
     routes_teams,
     routes_users,
 )

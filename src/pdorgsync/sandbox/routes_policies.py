@@ -12,6 +12,7 @@ TARGET_KINDS = {
     "user_reference": "user",
     "schedule": "schedule",
     "schedule_reference": "schedule",
+    "schedule_v3_reference": "schedule",  # CONTRACT §5: a shift-based schedule target
 }
 HANDOFF = ("if_has_services", "always")
 
@@ -41,6 +42,8 @@ def _rule(state: State, raw: Any, where: str, old_ids: set[str]) -> dict[str, An
             raise invalid(f"{where}.targets[{i}] must be a user or schedule reference")
         if target["id"] not in state.table(kind):
             raise invalid(f"{where}.targets[{i}]: {kind} {target['id']} not found")
+        if target["type"] == "schedule_v3_reference" and not state.is_v3_schedule(target["id"]):
+            raise invalid(f"{where}.targets[{i}]: schedule {target['id']} is not shift-based (v3)")
         out_targets.append({"id": target["id"], "type": f"{kind}_reference"})
     rule_id = raw.get("id") if raw.get("id") in old_ids else state.new_id()
     rule: dict[str, Any] = {
@@ -94,6 +97,17 @@ def _policy_fields(
     return fields
 
 
+def _target_out(state: State, target: dict[str, Any]) -> dict[str, Any]:
+    kind = target["type"].removesuffix("_reference")
+    ref = state.ref(kind, target["id"])
+    if kind == "schedule" and state.is_v3_schedule(target["id"]):
+        # An upgraded schedule keeps its id; escalation policies reference it as
+        # ``schedule_v3_reference`` (developer docs, "Schedules v2 to v3 Upgrade";
+        # OpenAPI EscalationTargetReference).
+        ref.update(type="schedule_v3_reference", self=f"{state.base_url}/v3/schedules/{ref['id']}")
+    return ref
+
+
 def policy_out(state: State, ep: dict[str, Any]) -> dict[str, Any]:
     out = {
         "id": ep["id"],
@@ -105,10 +119,7 @@ def policy_out(state: State, ep: dict[str, Any]) -> dict[str, Any]:
         "escalation_rules": [
             {
                 **rule,
-                "targets": [
-                    state.ref(t["type"].removesuffix("_reference"), t["id"])
-                    for t in rule["targets"]
-                ],
+                "targets": [_target_out(state, t) for t in rule["targets"]],
             }
             for rule in ep["escalation_rules"]
         ],

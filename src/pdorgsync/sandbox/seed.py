@@ -162,6 +162,8 @@ class _Seeder:
                 "layers": layers,
                 "overrides": overrides,
             }
+            if raw.get("upgraded_to_v3"):  # shift-based (v3), see State.upgrade_schedule
+                schedule["v3"] = True
             self.state.schedules[schedule["id"]] = schedule
 
     def escalation_policies(self, items: list[dict[str, Any]]) -> None:

@@ -136,6 +136,11 @@ class Sandbox:
         with self.runtime.lock:
             self.runtime.faults.queued.extend([(kind, method)] * n)
 
+    def upgrade_schedule(self, schedule_id: str) -> None:
+        """Upgrade a schedule to shift-based (v3), as PagerDuty's upgrade tool does."""
+        with self.state.lock:
+            self.state.upgrade_schedule(schedule_id)
+
     def reset(self, seed: dict[str, Any] | None = None) -> None:
         """Forget everything and start over from ``seed`` (keeps the server running)."""
         runtime = self._fresh_runtime(seed)
