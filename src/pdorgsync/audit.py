@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from pdorgsync.abilities import TEAMS, read_abilities
 from pdorgsync.core import coverage
 from pdorgsync.core.coverage import Engagement
 from pdorgsync.core.schedules import Shift
@@ -190,7 +191,16 @@ def run_audit(
     """Observe what the audit needs and run every rule; ``now`` is injected."""
     say = progress or (lambda _msg: None)
     calls_before = client.total_calls
-    snapshot = observe(client, None, user_details=True, now=now, progress=say, v3_for=org)
+    abilities = read_abilities(client)
+    snapshot = observe(
+        client,
+        None,
+        user_details=True,
+        now=now,
+        progress=say,
+        v3_for=org,
+        with_teams=abilities.has(TEAMS),
+    )
     since, until = coverage.horizon(now, horizon_days)
     wanted = coverage.schedules_to_render(org, snapshot)
     if wanted:
@@ -218,6 +228,7 @@ def run_audit(
         engagements=engagements,
         api_calls=calls,
     )
+    report = report.model_copy(update={"notices": abilities.notices()})
     log.info(
         "audit.done",
         departments=len(report.departments),

@@ -236,6 +236,7 @@ def observe(
     now: datetime | None = None,
     progress: Progress | None = None,
     v3_for: Org | None = None,
+    with_teams: bool = True,
 ) -> snap.Snapshot:
     """Read the account in bulk (see the module docstring for what costs a request).
 
@@ -245,6 +246,8 @@ def observe(
     ``user_details``: include contact methods and notification rules in the user list
     (same single walk, ``include[]``), as the audit needs.
     ``v3_for``: the org whose upgraded (v3) schedules to look for when ``org`` is None.
+    ``with_teams=False``: the account lacks the "teams" ability; every ``/teams`` call would
+    answer 402, so no team is read.
     """
     say = progress or (lambda _msg: None)
     user_params: dict[str, Any] = dict(PAGE)
@@ -253,7 +256,7 @@ def observe(
     say("reading users")
     users = [parse_user(u) for u in client.list_all("/users", user_params)]
     say("reading teams")
-    teams = [parse_team(t) for t in client.list_all("/teams", PAGE)]
+    teams = [parse_team(t) for t in client.list_all("/teams", PAGE)] if with_teams else []
     say("reading schedules")
     schedule_params: dict[str, Any] = dict(PAGE)
     if org is not None or with_layers_for is not None:

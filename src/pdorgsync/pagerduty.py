@@ -315,6 +315,9 @@ class PagerDutyClient:
         # Ids of objects this client created (from POST answers): a 404 naming one of
         # them is PagerDuty's read-after-write lag, not a missing object (see _attempt).
         self._created: set[str] = set()
+        # PagerDuty's rate-limit headers of the latest answer that carried them:
+        # (limit, remaining, seconds to reset or None); ``pdorgsync doctor`` shows them.
+        self.rate_limit: tuple[int, int, float | None] | None = None
         self._session = self._make_session()
 
     @classmethod
@@ -551,8 +554,11 @@ class PagerDutyClient:
             raise self._network_error(method, path, cause, retry_safe) from exc
         status = response.status_code
         request_id = response.headers.get("X-Request-Id")
+        seen_limit = _rate_limit_headers(response.headers)
         with self._lock:
             self.status_counts[status] += 1
+            if seen_limit is not None:
+                self.rate_limit = seen_limit
         if self.on_response is not None:
             self.on_response(method, route, status)
         log.debug(
@@ -702,6 +708,20 @@ class PagerDutyClient:
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._token, "[REDACTED]") if self._token in text else text
+
+
+def _rate_limit_headers(headers: Mapping[str, str]) -> tuple[int, int, float | None] | None:
+    """``ratelimit-limit`` / ``-remaining`` / ``-reset`` (developer docs, "Rate Limits")."""
+    try:
+        limit = int(headers["ratelimit-limit"])
+        remaining = int(headers["ratelimit-remaining"])
+    except (KeyError, ValueError):
+        return None
+    try:
+        reset: float | None = float(headers["ratelimit-reset"])
+    except (KeyError, ValueError):
+        reset = None
+    return limit, remaining, reset
 
 
 def _is_empty(response: requests.Response) -> bool:

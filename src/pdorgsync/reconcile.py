@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 import tenacity
 
+from pdorgsync.abilities import TEAMS, read_abilities
 from pdorgsync.core.planning import plan as build_plan
 from pdorgsync.errors import (
     NotFoundError,
@@ -109,9 +110,15 @@ def plan_account(
     progress: Progress | None = None,
 ) -> Plan:
     """Observe the account in bulk and plan: the one way every caller builds a plan
-    (``plan``/``apply`` commands, the daemon's reconcile loop, the demo)."""
-    snapshot = observe(client, loaded.org, now=now, progress=progress)
-    return build_plan(
+    (``plan``/``apply`` commands, the daemon's reconcile loop, the demo).
+
+    Reads ``GET /abilities`` first (once per plan): an account without the plan-gated
+    "teams" ability gets a plan without teams, and the plan's ``notices`` say so.
+    """
+    abilities = read_abilities(client)
+    teams = abilities.has(TEAMS)
+    snapshot = observe(client, loaded.org, now=now, progress=progress, with_teams=teams)
+    result = build_plan(
         loaded.org,
         snapshot,
         now=now,
@@ -119,7 +126,9 @@ def plan_account(
         at_next_handoff=at_next_handoff,
         locate=loaded.location,
         impact=impact,
+        teams=teams,
     )
+    return result.model_copy(update={"notices": abilities.notices((TEAMS,))})
 
 
 def apply(client: Client, plan: Plan, *, progress: Progress | None = None) -> ApplyReport:

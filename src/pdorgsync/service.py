@@ -61,12 +61,20 @@ def make_cycle(daemon: Daemon) -> CycleFn:
     client = make_client(daemon, "reconcile")
     settings = daemon.settings
     metrics = daemon.metrics
+    said: set[str] = set()  # plan-gated features are reported once, not every cycle
+
+    def notify(notices: list[str]) -> None:
+        for notice in notices:
+            if notice not in said:
+                said.add(notice)
+                log.warning("abilities.missing", notice=notice)
 
     def cycle(files: Files) -> None:
         now = datetime.now(UTC)
         org = files.org.org
         client.reset_counts()
         plan = plan_account(client, files.org, now=now, impact=False)
+        notify(plan.notices)
         drift = Counter(c.department for c in plan.pending)
         conflicts = Counter(c.department for c in plan.conflicts)
         metrics.set_drift(
@@ -93,6 +101,7 @@ def make_cycle(daemon: Daemon) -> CycleFn:
             now=now,
             engagements=engagements_from_policies(files.policies.policies),
         )
+        notify(audit.notices)
         counts: Counter[tuple[str, str]] = Counter(
             (f.department or "-", f.severity) for f in audit.findings
         )

@@ -162,6 +162,8 @@ def audit_cmd(
         engagements=engagements,
         progress=progress,
     )
+    for notice in report.notices:
+        click.echo(f"pdorgsync: note: {notice}", err=True)
     text = _renderer(fmt)(report)
     if output is not None:
         try:

@@ -57,6 +57,8 @@ def make_plan(
         at_next_handoff=at_next_handoff,
         progress=_progress,
     )
+    for notice in result.notices:
+        _progress(f"note: {notice}")
     return result, client
 
 

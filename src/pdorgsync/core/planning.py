@@ -78,11 +78,16 @@ def plan(
     at_next_handoff: bool = False,
     locate: Locate | None = None,
     impact: bool = True,
+    teams: bool = True,
 ) -> Plan:
-    """Build the plan that makes ``snapshot`` match ``org`` (see the module docstring)."""
-    return _Planner(org, snapshot, now, prune, at_next_handoff, locate or (lambda _p: None)).run(
-        impact
-    )
+    """Build the plan that makes ``snapshot`` match ``org`` (see the module docstring).
+
+    ``teams=False``: the account lacks PagerDuty's plan-gated "teams" ability, so no
+    team or membership is planned and escalation policies get no team.
+    """
+    planner = _Planner(org, snapshot, now, prune, at_next_handoff, locate or (lambda _p: None))
+    planner.teams_enabled = teams
+    return planner.run(impact)
 
 
 class _Planner(ObjectPlanner):
@@ -280,6 +285,8 @@ class _Planner(ObjectPlanner):
             d = _Dept(dept, index)
             self._unknown_users(d)
             for kind in ("team", "schedule", "escalation_policy", "service"):
+                if kind == "team" and not self.teams_enabled:
+                    continue
                 self._match(kind, d)
             depts[dept.key] = d
         self._references(depts)
@@ -312,7 +319,8 @@ class _Planner(ObjectPlanner):
             if m.obj is not None
         }
         orphans: list[Orphan] = []
-        for kind in ("service", "escalation_policy", "schedule", "team"):
+        kinds = ("service", "escalation_policy", "schedule", "team")
+        for kind in kinds if self.teams_enabled else kinds[:-1]:
             for obj in self.objects[kind]:
                 owner = parse_marker(obj.description)
                 if owner is None or owner[0] != self.org.org or (kind, obj.id) in kept:

@@ -103,6 +103,7 @@ class ObjectPlanner:
         }
         self.changes: list[Change] = []
         self.impacts: list[OnCallImpact] = []
+        self.teams_enabled = True  # False: the account lacks the "teams" ability
 
     # -- matching -------------------------------------------------------------------------
     def _description(self, dept: Department, text: str | None = None) -> str:
@@ -163,7 +164,8 @@ class ObjectPlanner:
 
     def _plan_department(self, d: _Dept, depts: dict[str, _Dept], impact: bool) -> None:
         dept = d.dept
-        self._plan_team(d)
+        if self.teams_enabled:
+            self._plan_team(d)
         if dept.schedule:
             self._plan_schedule(d, impact)
         if dept.escalation_policy:
@@ -350,7 +352,7 @@ class ObjectPlanner:
             shown.append({"delay_minutes": level.delay_minutes, "targets": names})
         team_id = self._id_or_placeholder("team", d)
         description = self._description(dept)
-        body = {
+        body: dict[str, Any] = {
             "type": "escalation_policy",
             "name": dept.escalation_policy_name,
             "description": description,
@@ -358,6 +360,8 @@ class ObjectPlanner:
             "escalation_rules": rules,
             "teams": [{"id": team_id, "type": "team_reference"}],
         }
+        if not self.teams_enabled:
+            del body["teams"]  # setting it needs the "teams" ability (402 otherwise)
         if obj is None:
             compare: dict[str, tuple[Any, Any]] = {
                 "name": (None, dept.escalation_policy_name),
@@ -397,6 +401,8 @@ class ObjectPlanner:
                     [self._team_name(team_id)],
                 ),
             }
+        if not self.teams_enabled:
+            compare.pop("team", None)
         self._emit(
             "escalation_policy", d, dept.escalation_policy_name, "escalation_policy", body, compare
         )

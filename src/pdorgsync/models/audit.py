@@ -106,6 +106,9 @@ class AuditReport(_Model):
     findings: list[Finding] = Field(default_factory=list)
     departments: list[DepartmentCoverage] = Field(default_factory=list)
     api_calls: int | None = None
+    # Plain-words notes on what the audit could not look at (plan-gated features the
+    # account lacks); shown once on stderr.
+    notices: list[str] = Field(default_factory=list)
 
     def findings_for(self, department: str | None) -> list[Finding]:
         return [f for f in self.findings if f.department == department]

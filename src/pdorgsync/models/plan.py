@@ -149,6 +149,9 @@ class Plan(_Model):
     conflicts: list[Conflict] = Field(default_factory=list)
     orphans: list[Orphan] = Field(default_factory=list)
     impacts: list[OnCallImpact] = Field(default_factory=list)
+    # Plain-words notes on what the plan leaves out (plan-gated features the account
+    # lacks); shown once on stderr, not part of the SPEC §3 JSON shape.
+    notices: list[str] = Field(default_factory=list)
 
     @property
     def summary(self) -> dict[str, int]:

@@ -56,6 +56,25 @@ from pdorgsync.sandbox.validation import (
 )
 
 UNAUTHORIZED = 2006
+
+# Plan-gated features: without the ability PagerDuty answers 402, code 2014 (CONTRACT
+# §4; OpenAPI: every /teams operation lists 402; responder requests need
+# ``coordinated_responding``). Status-update subscriptions are plan-gated too
+# (support.pagerduty.com, stakeholder/status updates: Business and higher), but no
+# ability name for them is documented; the sandbox gates them on its own name
+# ``status_update_subscribers`` so tests can take the feature away. pdorgsync never
+# looks that name up: it reads PagerDuty's 402 as the answer.
+GATED: dict[str, str] = {
+    "/teams": "teams",
+    "/teams/{id}": "teams",
+    "/teams/{id}/members": "teams",
+    "/teams/{id}/users/{user_id}": "teams",
+    "/teams/{id}/escalation_policies/{escalation_policy_id}": "teams",
+    "/incidents/{id}/status_updates/subscribers": "status_update_subscribers",
+}
+SUBSCRIBE_ONLY = {"/incidents/{id}/status_updates/subscribers": "POST"}
+# Sandbox-only: lets a handler know which user a user-level token acts as.
+TOKEN_USER_HEADER = "x-pdorgsync-sandbox-token-user"
 # The live API answers flat responder targets with its own 404 (CONTRACT §5), so that
 # handler sees requests the description refuses; the refusal is still recorded.
 HANDLER_DECIDES = {"/incidents/{id}/responder_requests"}
@@ -94,6 +113,7 @@ class Runtime:
         self.lock = threading.Lock()
         self.faults = Faults(rng=random.Random(random_seed + 2))
         self.lagging: dict[str, float] = {}  # object id -> sandbox time it becomes visible
+        self.user_tokens: dict[str, str] = {}  # user-level API keys: token -> user email
         self._tokens = float(rate_limit_per_minute or 0)
         self._refilled_at: float | None = None
 
@@ -124,14 +144,36 @@ class Runtime:
             return _failure(self.failure_rng.choice((500, 502, 503)), 0, 0)
         return None
 
+    def rate_headers(self) -> dict[str, str]:
+        """PagerDuty's ``ratelimit-*`` headers (developer docs, "Rate Limits"): sent with
+        the answers when the sandbox enforces a limit, so a client can see its headroom."""
+        limit = self.rate_limit_per_minute
+        if limit is None:
+            return {}
+        with self.lock:
+            remaining = max(0, int(self._tokens))
+        return {
+            "ratelimit-limit": str(limit),
+            "ratelimit-remaining": str(remaining),
+            "ratelimit-reset": "60",
+        }
+
     # -- one request ----------------------------------------------------------
 
     def dispatch(self, template: str, handler: Handler, request: Request, raw: bytes) -> Outcome:
         headers = {k.lower(): v for k, v in request.headers.items()}
-        if headers.get("authorization") != f"Token token={self.token}":
+        headers.pop(TOKEN_USER_HEADER, None)
+        auth = headers.get("authorization", "")
+        user_token = next(
+            (email for token, email in self.user_tokens.items() if auth == f"Token token={token}"),
+            None,
+        )
+        if auth != f"Token token={self.token}" and user_token is None:
             return Outcome(
                 401, {"error": {"message": "Unauthorized", "code": UNAUTHORIZED}}, validate=False
             )
+        if user_token is not None:
+            headers[TOKEN_USER_HEADER] = user_token
         with self.lock:
             injected = self._injected()
         if injected is not None:
@@ -163,12 +205,20 @@ class Runtime:
             headers=headers,
             body=body,
         )
+        ability = GATED.get(template)
+        if SUBSCRIBE_ONLY.get(template, request.method) != request.method:
+            ability = None
+        if ability is not None and ability not in self.state.abilities:
+            return Outcome(402, _missing_ability(ability))
         with self.state.lock:
             try:
                 status, out = handler(self.state, call)
             except ApiError as exc:
                 status, out = exc.status, exc.body()
-        return Outcome(status, out)
+        # PagerDuty answers a few errors with a bare string (GET /users/me with an
+        # account key); its description does not type that shape, so skip the check.
+        string_error = isinstance(out, dict) and isinstance(out.get("error"), str)
+        return Outcome(status, out, validate=not string_error)
 
     # -- read-after-write lag ---------------------------------------------------
     # Right after a create PagerDuty can answer 404 for the new object and leave it
@@ -238,6 +288,16 @@ class Runtime:
         )
 
 
+def _missing_ability(ability: str) -> Body:
+    return {
+        "error": {
+            "message": "Required abilities are unavailable",
+            "code": 2014,
+            "errors": [f"The {ability} account ability is required"],
+        }
+    }
+
+
 def _failure(status: int, retry_after: float, limit: int) -> Outcome:
     if status == 429:
         wait = max(0, math.ceil(retry_after))
@@ -292,7 +352,11 @@ def _endpoint(runtime: Runtime, template: str, handler: Handler) -> Any:
         if fault == "timeout":  # applied, answered after the client gave up
             await _answer_late(request, runtime.faults.slow_seconds)
         data = b"" if outcome.body is None else json.dumps(outcome.body).encode("utf-8")
-        headers = {"X-Request-Id": runtime.state.new_id(), **outcome.headers}
+        headers = {
+            "X-Request-Id": runtime.state.new_id(),
+            **runtime.rate_headers(),
+            **outcome.headers,
+        }
         if outcome.body is None:
             response = Response(status_code=outcome.status, headers=headers)
         else:

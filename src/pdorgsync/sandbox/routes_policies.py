@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from pdorgsync.sandbox.protocol import Body, Call, invalid, matches_query, paginate, route
+from pdorgsync.sandbox.protocol import (
+    MISSING_ABILITY,
+    ApiError,
+    Body,
+    Call,
+    invalid,
+    matches_query,
+    paginate,
+    route,
+)
 from pdorgsync.sandbox.state import State, iso
 
 TARGET_KINDS = {
@@ -89,6 +98,15 @@ def _policy_fields(
         fields["description"] = body["description"]
     if "teams" in body:
         teams = body["teams"] or []
+        if teams and "teams" not in state.abilities:
+            # OpenAPI, EscalationPolicy.teams: setting it needs the account's "teams"
+            # ability (402 otherwise, CONTRACT §4).
+            raise ApiError(
+                402,
+                MISSING_ABILITY,
+                "Required abilities are unavailable",
+                ["The teams account ability is required"],
+            )
         if not isinstance(teams, list) or len(teams) > 1:
             raise invalid("An escalation policy can belong to at most one team")
         fields["team_ids"] = [

@@ -44,7 +44,10 @@ class Sandbox:
         rate_limit_per_minute: int | None = None,
         random_seed: int = 0,
         clock: Callable[[], datetime] = utc_now,
+        user_tokens: dict[str, str] | None = None,
     ) -> None:
+        """``user_tokens``: user-level API keys the sandbox accepts besides ``token``
+        (an account-level key), each acting as the user with that email."""
         if not 0.0 <= failure_rate <= 1.0:
             raise PdOrgSyncError(f"failure rate must be between 0 and 1, got {failure_rate}")
         if latency < 0:
@@ -59,6 +62,7 @@ class Sandbox:
         }
         self._clock = clock
         self._seed = seed
+        self._user_tokens = dict(user_tokens or {})
         self.base_url: str | None = None
         self.runtime = self._fresh_runtime(seed)
         self._server: uvicorn.Server | None = None
@@ -72,7 +76,9 @@ class Sandbox:
         )
         if seed:
             apply_seed(state, seed)
-        return Runtime(state, **self._options)  # type: ignore[arg-type]  # options typed by __init__
+        runtime = Runtime(state, **self._options)  # type: ignore[arg-type]  # options typed by __init__
+        runtime.user_tokens = dict(self._user_tokens)
+        return runtime
 
     # -- inspection -------------------------------------------------------------
 
