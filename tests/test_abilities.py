@@ -140,3 +140,42 @@ def test_worker_skips_what_the_plan_lacks_and_says_it_once(
     said = [e["notice"] for e in logs if e["event"] == "abilities.missing"]
     assert len(said) == 2  # once per missing feature, not once per engagement
     assert not inbox.has_engagement(incident["id"], "support", "responder")
+
+
+def test_daemon_reconcile_cycle_says_it_once_not_every_cycle(
+    no_teams: Sandbox, tmp_path: Path
+) -> None:
+    """Two reconcile cycles on an account without 'teams': no failure, one warning in all."""
+    from pdorgsync.daemon import Daemon
+    from pdorgsync.service import make_cycle
+    from pdorgsync.settings import load_settings
+
+    settings = load_settings(
+        api_url=str(no_teams.base_url),
+        from_email=BOT_EMAIL,
+        org_file=ROOT / "examples" / "org.yaml",
+        policy_dir=ROOT / "policies",
+        state_path=tmp_path / "state.db",
+        webhook_secrets="s3cret",
+        listen="127.0.0.1:0",
+    )
+    daemon = Daemon(settings, make_worker=lambda _d: _Idle(), make_cycle=lambda _d: lambda _f: None)
+    try:
+        cycle = make_cycle(daemon)
+        with capture_logs() as logs:
+            cycle(daemon.files())
+            cycle(daemon.files())
+    finally:
+        daemon.inbox.close()
+    said = [e for e in logs if e["event"] == "abilities.missing"]
+    assert len(said) == 1
+    assert "no 'teams' ability" in said[0]["notice"]
+    assert 402 not in {status for _m, _p, status in no_teams.requests}
+
+
+class _Idle:
+    def update_config(self, org: Any, policies: Any) -> None:
+        pass
+
+    def run(self, stop: Any) -> None:  # pragma: no cover - not started here
+        stop.wait()
