@@ -93,10 +93,21 @@ def test_plan_cli_says_it_once_on_stderr(
 def test_audit_without_teams_ability_runs_and_says_so(
     no_teams: Sandbox, empty_pd: PagerDutyClient, loaded: LoadedOrg
 ) -> None:
-    """The audit reads no /teams (402) and carries the notice."""
-    report = run_audit(empty_pd, loaded.org, now=_now())
+    """No /teams read (402); subscriber engagements are COV010 info (skipped), not COV008."""
+    from pdorgsync.core.coverage import engagements_from_policies
+
+    _, policies = org_and_policies()
+    needs = engagements_from_policies(policies)
+    report = run_audit(empty_pd, loaded.org, now=_now(), engagements=needs)
     assert any("no 'teams' ability" in n for n in report.notices)
     assert ("GET", "/teams") not in empty_pd.calls
+    skipped = [f for f in report.findings if f.rule == "COV010"]
+    subscribers = {n.department for n in needs if n.as_ == "subscriber"}
+    assert {f.department for f in skipped} == subscribers
+    assert all(f.severity == "info" and "skipped" in f.message for f in skipped)
+    assert not [
+        f for f in report.findings if f.rule == "COV008" and f.details.get("problem") == "no_team"
+    ]
 
 
 @pytest.fixture

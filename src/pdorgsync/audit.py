@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from pdorgsync.abilities import TEAMS, read_abilities
+from pdorgsync.abilities import RESPONDERS, TEAMS, read_abilities
 from pdorgsync.core import coverage
 from pdorgsync.core.coverage import Engagement
 from pdorgsync.core.schedules import Shift
@@ -227,6 +227,7 @@ def run_audit(
         horizon_days=horizon_days,
         engagements=engagements,
         api_calls=calls,
+        missing_abilities=abilities.missing((TEAMS, RESPONDERS)),
     )
     report = report.model_copy(update={"notices": abilities.notices()})
     log.info(

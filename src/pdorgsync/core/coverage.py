@@ -553,7 +553,16 @@ def _cov007(
     return findings
 
 
-def _cov008(org: Org, snapshot: Snapshot, engagements: Iterable[Engagement]) -> list[Finding]:
+# The plan-gated ability each engagement kind needs (PagerDuty abilities, CONTRACT §4).
+ENGAGEMENT_ABILITY = {"responder": "coordinated_responding", "subscriber": "teams"}
+
+
+def _cov008(
+    org: Org,
+    snapshot: Snapshot,
+    engagements: Iterable[Engagement],
+    missing_abilities: Sequence[str] = (),
+) -> list[Finding]:
     needs: dict[tuple[str, str], list[str]] = {}
     for need in engagements:
         policies = needs.setdefault((need.department, need.as_), [])
@@ -573,6 +582,23 @@ def _cov008(org: Org, snapshot: Snapshot, engagements: Iterable[Engagement]) -> 
                     **{"as": as_},
                     policies=policies,
                     problem="unknown_department",
+                )
+            )
+            continue
+        lacking = ENGAGEMENT_ABILITY.get(as_)
+        if lacking in missing_abilities:
+            # Not something `apply` can fix: the account's plan lacks the feature.
+            findings.append(
+                _finding(
+                    "COV010",
+                    "info",
+                    key,
+                    f"Policy {names} engages {dept.name} as {as_}, but this PagerDuty "
+                    f"account has no {lacking!r} ability (a plan-gated feature): the "
+                    "engagement is skipped",
+                    **{"as": as_},
+                    policies=policies,
+                    ability=lacking,
                 )
             )
             continue
@@ -629,6 +655,7 @@ def audit(
     horizon_days: int = DEFAULT_HORIZON_DAYS,
     engagements: Iterable[Engagement] = (),
     api_calls: int | None = None,
+    missing_abilities: Sequence[str] = (),
 ) -> AuditReport:
     """Run every rule for every department of ``org``.
 
@@ -660,7 +687,7 @@ def audit(
         findings.extend(_cov006(dept, snapshot))
         findings.extend(_cov007(org, dept, snapshot, rendered, horizon_days))
         findings.extend(_cov009(dept, objs, rendered))
-    findings.extend(_cov008(org, snapshot, engagements))
+    findings.extend(_cov008(org, snapshot, engagements, missing_abilities))
     order = {d.key: i for i, d in enumerate(org.departments)}
     findings.sort(key=lambda f: (-f.rank, order.get(f.department or "", len(order)), f.rule))
     return AuditReport(

@@ -27,6 +27,7 @@ RULE_TITLES: dict[str, str] = {
     "COV007": "On-call user without a high-urgency notification rule",
     "COV008": "A policy engages a department that lacks what it needs",
     "COV009": "Shift-based (v3) schedule: coverage not checked",
+    "COV010": "An engagement the account's plan does not allow",
 }
 
 
