@@ -67,6 +67,9 @@ PAGE_SIZE = 100
 # 10000. We stop before sending such a request.
 PAGINATION_CEILING = 10_000
 _SANDBOX_TOKEN = "sandbox"
+# How long after creating an object a 404 for it counts as PagerDuty's read-after-
+# write lag (seconds to a minute in the reports cited at _should_retry).
+FRESH_SECONDS = 300.0
 
 # pdpyras logs its own warnings/errors (e.g. on every 5xx) to the stdlib logger
 # "pdpyras", which would reach stderr through logging's last-resort handler. We
@@ -314,7 +317,7 @@ class PagerDutyClient:
         self.status_counts: Counter[int] = Counter()
         # Ids of objects this client created (from POST answers): a 404 naming one of
         # them is PagerDuty's read-after-write lag, not a missing object (see _attempt).
-        self._created: set[str] = set()
+        self._created: dict[str, float] = {}  # id -> time.monotonic() of its create
         # PagerDuty's rate-limit headers of the latest answer that carried them:
         # (limit, remaining, seconds to reset or None); ``pdorgsync doctor`` shows them.
         self.rate_limit: tuple[int, int, float | None] | None = None
@@ -373,14 +376,9 @@ class PagerDutyClient:
         """Wait with the injected ``sleep`` (callers that wait for PagerDuty use it too)."""
         self._sleep(seconds)
 
-    def created_by_this_run(self, object_id: str) -> bool:
-        """Whether this client's POSTs created ``object_id``."""
-        with self._lock:
-            return object_id in self._created
-
     def _mentions_created(self, path: str, body: Mapping[str, Any] | None) -> bool:
         with self._lock:
-            created = set(self._created)
+            created = self._fresh_ids()
         if not created:
             return False
         segments = set(path.split("?", 1)[0].strip("/").split("/"))
@@ -577,6 +575,14 @@ class PagerDutyClient:
             return data
         raise self._http_error(response, method, path, request_id, retry_safe)
 
+    def _fresh_ids(self) -> set[str]:
+        """Ids created within ``FRESH_SECONDS`` (caller holds the lock); older ones are
+        forgotten: a 404 for them is a real one, and a daemon's set stays small."""
+        horizon = time.monotonic() - FRESH_SECONDS
+        for object_id in [i for i, at in self._created.items() if at < horizon]:
+            del self._created[object_id]
+        return set(self._created)
+
     def _remember_created(self, data: JSON) -> None:
         ids = {
             str(value["id"])
@@ -585,7 +591,8 @@ class PagerDutyClient:
         }
         if ids:
             with self._lock:
-                self._created |= ids
+                now = time.monotonic()
+                self._created.update(dict.fromkeys(ids, now))
 
     def _parse_success(
         self,
