@@ -151,8 +151,8 @@ def test_audit_names_the_friday_gap_and_the_low_urgency_person(
 def test_api_calls_are_counted_exactly_and_do_not_grow_with_the_horizon(
     small: tuple[Sandbox, PagerDutyClient],
 ) -> None:
-    """5 list walks + 1 rendered schedule + 1 request per person on call: 8 for 28 days as
-    for 90; 7 for one week, when only Fiona is on call."""
+    """Abilities + 5 list walks + 1 rendered schedule + 1 request per person on call: 9 for
+    28 days as for 90; 8 for one week, when only Fiona is on call."""
     box, client = small
     counts = []
     for days in (7, 28, 90, 28):
@@ -160,7 +160,7 @@ def test_api_calls_are_counted_exactly_and_do_not_grow_with_the_horizon(
         report = run_audit(client, SMALL_ORG, now=NOW, horizon_days=days)
         assert report.api_calls == len(box.requests) - before
         counts.append(report.api_calls)
-    assert counts == [7, 8, 8, 8]
+    assert counts == [8, 9, 9, 9]  # GET /abilities once per run (issue 10 item 12)
     routes = {path for _method, path, _status in box.requests[-8:]}
     assert any(p.startswith("/schedules/") for p in routes)
 

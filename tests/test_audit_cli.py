@@ -71,7 +71,7 @@ def test_text_report_names_the_gap_and_exits_3(workdir: Path) -> None:
     assert result.exit_code == 3, result.output
     assert "Finance has nobody on call Fri 09:00 – Fri 17:00 (8 h) 4 times" in result.stdout
     assert "Fri 6 Mar 09:00 CST" in result.stdout
-    assert "8 PagerDuty API calls." in result.stdout
+    assert "9 PagerDuty API calls." in result.stdout  # incl. GET /abilities
     assert "audit: rendering 1 schedules over 28 days" in result.stderr
     assert "audit:" not in result.stdout
 
@@ -106,7 +106,7 @@ def test_json_report_to_file_has_the_spec_shape(workdir: Path) -> None:
     }
     rules = {f["rule"]: f["severity"] for f in data["findings"]}
     assert rules == {"COV002": "critical", "COV007": "warning"}
-    assert data["api_calls"] == 8
+    assert data["api_calls"] == 9
 
 
 @pytest.fixture

@@ -26,7 +26,10 @@ def test_seeded_account_costs_one_list_walk_each_plus_candidates(pd: PagerDutyCl
     assert pd.calls[("GET", "/schedules/{id}")] == 0
     # Both seeded teams are candidates (Engineering owned, Customer Support same-named).
     assert pd.calls[("GET", "/teams/{id}/members")] == 2
-    assert pd.total_calls == 7
+    # Customer Support's team is ours but its schedule is not in GET /schedules: one
+    # walk of GET /v3/schedules checks whether PagerDuty upgraded it (issue 10 item 7).
+    assert pd.calls[("GET", "/v3/schedules")] == 1
+    assert pd.total_calls == 8
     engineering = next(s for s in snapshot.schedules if s.name == "Engineering On-Call")
     assert engineering.layers is not None
     assert all(la.start.tzinfo is not None for la in engineering.layers)

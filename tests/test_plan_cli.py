@@ -45,7 +45,8 @@ def test_plan_on_seeded_account_exits_2_and_lists_missing_objects(workdir: Path)
     assert '+ create team "Finance" (finance)' in result.stdout
     assert '+ create service "Finance Operations" (finance)' in result.stdout
     assert "Plan: " in result.stdout
-    assert result.stdout.rstrip().splitlines()[-1] == "API calls: 7"
+    # 7 reads, GET /abilities and the v3 schedule walk (issue 10 items 7 and 12)
+    assert result.stdout.rstrip().splitlines()[-1] == "API calls: 9"
     assert "\x1b[" not in result.stdout  # no colour when not on a terminal
     assert "reading users" in result.stderr  # progress goes to stderr
 
@@ -93,7 +94,7 @@ def test_plan_markdown_to_a_file(workdir: Path) -> None:
     text = (workdir / "plan.md").read_text(encoding="utf-8")
     assert text.startswith("### pdorgsync plan for `acme`")
     assert "| `+` | create | team | Finance | finance |" in text
-    assert text.rstrip().endswith("_API calls: 7_")
+    assert text.rstrip().endswith("_API calls: 9_")
 
 
 def test_unknown_user_is_a_located_conflict_and_apply_exits_1(workdir: Path) -> None:

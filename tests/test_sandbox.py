@@ -177,14 +177,14 @@ def test_query_and_team_filters_narrow_lists(pd: PagerDutyClient) -> None:
     assert members == {"sam.patel@acme.test", "tia.morgan@acme.test", "uma.reyes@acme.test"}
 
 
-def test_users_me_follows_the_from_header(sandbox: Sandbox) -> None:
-    """/users/me is the From user, else the first admin (the bot)."""
+def test_users_me_needs_a_user_level_key(sandbox: Sandbox) -> None:
+    """/users/me answers 400 to an account-level key, whatever From says (python-pagerduty)."""
     assert sandbox.base_url
-    me = httpx.get(
+    answer = httpx.get(
         sandbox.base_url + "/users/me", headers={**AUTH, "From": "tia.morgan@acme.test"}
-    ).json()
-    assert me["user"]["email"] == "tia.morgan@acme.test"
-    assert get(sandbox.base_url, "/users/me").json()["user"]["email"] == "pdorgsync-bot@acme.test"
+    )
+    assert answer.status_code == 400
+    assert "account-level access token" in answer.json()["error"]
 
 
 def _layer(users: list[str], **extra: Any) -> dict[str, Any]:

@@ -39,8 +39,14 @@ OVERLAY = SANDBOX / "openapi-overlay.json"
 EXAMPLES_OUTPUT = SANDBOX / "openapi-examples.json"
 PROSE = {"description", "summary", "example", "examples", "x-examples"}
 # Operations taken from the full description in addition to the subset: the sandbox
-# creates incidents (demo, tests) and pdorgsync deletes orphaned teams under --prune.
-EXTRA_OPERATIONS = [("/incidents", "post"), ("/teams/{id}", "delete")]
+# creates incidents (demo, tests) and pdorgsync deletes orphaned teams under --prune;
+# observe and audit read upgraded shift-based (v3) schedules (issue 10, item 7).
+EXTRA_OPERATIONS = [
+    ("/incidents", "post"),
+    ("/teams/{id}", "delete"),
+    ("/v3/schedules", "get"),
+    ("/v3/schedules/{id}", "get"),
+]
 
 
 def strip_prose(node: Any, *, in_properties: bool = False) -> Any:

@@ -23,10 +23,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from pdorgsync.abilities import RESPONDERS, TEAMS, read_abilities
 from pdorgsync.core import coverage
 from pdorgsync.core.coverage import Engagement
 from pdorgsync.core.schedules import Shift
-from pdorgsync.errors import NotFoundError
+from pdorgsync.errors import NotFoundError, PermanentPagerDutyError
 from pdorgsync.logs import get_logger
 from pdorgsync.models import zones
 from pdorgsync.models.audit import AuditReport
@@ -87,6 +88,45 @@ def fetch_final_schedule(
         log.warning("audit.schedule_vanished", schedule_id=schedule_id)
         return None
     return parse_final_schedule(body.get("schedule") or {})
+
+
+def parse_v3_final_schedule(raw: Mapping[str, Any]) -> list[Shift] | None:
+    """The ``computed_shift_assignments`` of a v3 schedule's ``final_schedule`` as shifts;
+    None when the answer has no final schedule (PagerDuty did not compute it)."""
+    final = raw.get("final_schedule")
+    if not isinstance(final, Mapping):
+        return None
+    shifts: list[Shift] = []
+    for item in final.get("computed_shift_assignments") or []:
+        member = item.get("member") or {}
+        if member.get("type") != "user_member" or not member.get("user_id"):
+            continue  # an empty slot is a gap
+        start = datetime.fromisoformat(str(item["start_time"]))
+        end = datetime.fromisoformat(str(item["end_time"]))
+        if end > start:
+            shifts.append(Shift(start, end, str(member["user_id"])))
+    return shifts
+
+
+def fetch_v3_final_schedule(
+    client: Client, schedule_id: str, time_zone: str, since: datetime, until: datetime
+) -> list[Shift] | None:
+    """A shift-based schedule's computed on-call over ``[since, until)``
+    (``GET /v3/schedules/{id}?include[]=final_schedule``, PagerDuty's OpenAPI
+    description); None when PagerDuty does not give it (the audit reports COV009)."""
+    params = {
+        "since": _iso(since),
+        "until": _iso(until),
+        "time_zone": time_zone,
+        "overflow": False,
+        "include[]": ["final_schedule"],
+    }
+    try:
+        body = client.get(f"/v3/schedules/{schedule_id}", params)
+    except PermanentPagerDutyError as exc:
+        log.warning("audit.v3_schedule_unreadable", schedule_id=schedule_id, error=str(exc))
+        return None
+    return parse_v3_final_schedule(body.get("schedule") or {})
 
 
 def _notification_rules(client: Client, user_id: str) -> list[NotificationRule]:
@@ -152,14 +192,29 @@ def run_audit(
     """Observe what the audit needs and run every rule; ``now`` is injected."""
     say = progress or (lambda _msg: None)
     calls_before = client.total_calls
-    snapshot = observe(client, None, user_details=True, now=now, progress=say)
+    abilities = read_abilities(client)
+    snapshot = observe(
+        client,
+        None,
+        user_details=True,
+        now=now,
+        progress=say,
+        v3_for=org,
+        with_teams=abilities.has(TEAMS),
+    )
     since, until = coverage.horizon(now, horizon_days)
     wanted = coverage.schedules_to_render(org, snapshot)
     if wanted:
         say(f"rendering {len(wanted)} schedules over {horizon_days} days")
     rendered: dict[str, list[Shift]] = {}
     for schedule_id, zone in wanted:
-        shifts = fetch_final_schedule(client, schedule_id, zone, since, until)
+        found = snapshot.schedule_by_id(schedule_id)
+        fetch = (
+            fetch_v3_final_schedule
+            if found is not None and found.type == "schedule_v3"
+            else fetch_final_schedule
+        )
+        shifts = fetch(client, schedule_id, zone, since, until)
         if shifts is not None:
             rendered[schedule_id] = shifts
     people = coverage.people_who_matter(org, snapshot, rendered)
@@ -173,7 +228,9 @@ def run_audit(
         horizon_days=horizon_days,
         engagements=engagements,
         api_calls=calls,
+        missing_abilities=abilities.missing((TEAMS, RESPONDERS)),
     )
+    report = report.model_copy(update={"notices": abilities.notices()})
     log.info(
         "audit.done",
         departments=len(report.departments),

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from pdorgsync.abilities import RESPONDERS, TEAMS, WITHOUT, Abilities, read_abilities
 from pdorgsync.core.policies import Engagement, managed_service_labels
 from pdorgsync.errors import ConfigError, PermanentPagerDutyError
 from pdorgsync.logs import get_logger
@@ -33,6 +34,13 @@ from pdorgsync.state.base import StateStore
 __all__ = ["ApiClient", "Directory", "EngagementOutcome", "Engager", "Outcome", "note_tag"]
 
 log = get_logger("pdorgsync.engagements")
+
+# PagerDuty documents no ability name for status-update subscriptions (plan-gated,
+# Business and higher): the 402 of the subscribe call is the answer (see abilities).
+NO_SUBSCRIPTIONS = (
+    "this PagerDuty account cannot subscribe teams to status updates (PagerDuty answered "
+    "402: a plan-gated feature): subscriber engagements are skipped"
+)
 
 Outcome = Literal["engaged", "already_engaged", "skipped"]
 
@@ -104,7 +112,12 @@ class Directory:
 
     def refresh(self) -> None:
         self._eps = self.client.list_all("/escalation_policies")
-        self._teams = self.client.list_all("/teams")
+        try:
+            self._teams = self.client.list_all("/teams")
+        except PermanentPagerDutyError as exc:
+            if exc.status != 402:
+                raise
+            self._teams = []  # no "teams" ability (plan-gated): there are none to find
         self._services = self.client.list_all("/services")
         self._loaded_at = self._monotonic()
 
@@ -185,11 +198,14 @@ def incident_has_responder_request(incident: Mapping[str, Any], ep_id: str, ep_n
                 if target.get("id") == ep_id and "escalation_policy" in str(target.get("type")):
                     return True
     for responder in incident.get("incidents_responders") or []:
-        # Documented as EP names; some accounts (and the sandbox) show ids: accept both.
+        # PagerDuty's description (IncidentsRespondersReference) holds the *names* of the
+        # escalation policies a responder was requested through, never their ids. This
+        # catches a request made outside pdorgsync (the web UI, another tool) whose
+        # ``responder_requests`` entry the incident no longer shows.
         requested = (
             responder.get("escalation_policy_requests") if isinstance(responder, Mapping) else None
         )
-        if isinstance(requested, list) and (ep_name in requested or ep_id in requested):
+        if isinstance(requested, list) and ep_name in requested:
             return True
     return False
 
@@ -207,6 +223,21 @@ class Engager:
 
     def __post_init__(self) -> None:
         self.directory = Directory(self.client, self.org)
+        self._abilities: Abilities | None = None
+        self._no_subscriptions: str | None = None  # why, once PagerDuty answered 402
+        self._said: set[str] = set()
+
+    def abilities(self) -> Abilities:
+        """The account's abilities, read once (``GET /abilities``) for this engager."""
+        if self._abilities is None:
+            self._abilities = read_abilities(self.client)
+        return self._abilities
+
+    def _lacking(self, notice: str) -> str:
+        if notice not in self._said:  # said once per run, not once per event
+            self._said.add(notice)
+            log.warning("abilities.missing", notice=notice)
+        return notice
 
     def set_org(self, org: Org) -> None:
         self.org = org
@@ -238,6 +269,12 @@ class Engager:
         dept = self.org.department(key)
         if dept is None:
             return outcome("skipped", f"department {key!r} is not in the org file")
+        if as_ == "responder" and not self.abilities().has(RESPONDERS):
+            return outcome("skipped", self._lacking(WITHOUT[RESPONDERS]))
+        if as_ == "subscriber" and not self.abilities().has(TEAMS):
+            return outcome("skipped", self._lacking(WITHOUT[TEAMS]))
+        if as_ == "subscriber" and self._no_subscriptions is not None:
+            return outcome("skipped", self._no_subscriptions)
         if as_ == "responder":
             target_id = self.directory.escalation_policy_id(dept)
             if target_id is None:
@@ -256,7 +293,13 @@ class Engager:
                     f"no team {dept.team_name!r} in PagerDuty "
                     "(run pdorgsync apply; audit reports it as COV008)",
                 )
-            wrote = self._subscribe_team(incident_id, target_id, dept)
+            try:
+                wrote = self._subscribe_team(incident_id, target_id, dept)
+            except PermanentPagerDutyError as exc:
+                if exc.status != 402:
+                    raise
+                self._no_subscriptions = self._lacking(NO_SUBSCRIPTIONS)
+                return outcome("skipped", self._no_subscriptions)
             details = {"team_id": target_id}
         if self.incident_notes:
             self._note(incident_id, dept, as_, engagement.policy)

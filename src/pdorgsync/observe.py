@@ -256,6 +256,8 @@ def observe(
     user_details: bool = False,
     now: datetime | None = None,
     progress: Progress | None = None,
+    v3_for: Org | None = None,
+    with_teams: bool = True,
 ) -> snap.Snapshot:
     """Read the account in bulk (see the module docstring for what costs a request).
 
@@ -264,6 +266,9 @@ def observe(
     collection of ids or a predicate on the parsed ``snapshot.Schedule`` / ``Team``.
     ``user_details``: include contact methods and notification rules in the user list
     (same single walk, ``include[]``), as the audit needs.
+    ``v3_for``: the org whose upgraded (v3) schedules to look for when ``org`` is None.
+    ``with_teams=False``: the account lacks the "teams" ability; every ``/teams`` call would
+    answer 402, so no team is read.
     """
     say = progress or (lambda _msg: None)
     user_params: dict[str, Any] = dict(PAGE)
@@ -272,7 +277,7 @@ def observe(
     say("reading users")
     users = [parse_user(u) for u in client.list_all("/users", user_params)]
     say("reading teams")
-    teams = [parse_team(t) for t in client.list_all("/teams", PAGE)]
+    teams = [parse_team(t) for t in client.list_all("/teams", PAGE)] if with_teams else []
     say("reading schedules")
     schedule_params: dict[str, Any] = dict(PAGE)
     if org is not None or with_layers_for is not None:
@@ -284,6 +289,10 @@ def observe(
     eps = [parse_escalation_policy(e) for e in client.list_all("/escalation_policies", PAGE)]
     say("reading services")
     services = [parse_service(s) for s in client.list_all("/services", PAGE)]
+    v3_org = org if org is not None else v3_for
+    if may_hold_v3_schedules(v3_org, teams, schedules, eps):
+        say("reading shift-based schedules")
+        schedules += read_v3_schedules(client, v3_org, eps)
 
     detailed = [
         s
@@ -321,6 +330,90 @@ def observe(
         services=services,
         observed_at=now,
     )
+
+
+def may_hold_v3_schedules(
+    org: Org | None,
+    teams: Iterable[snap.Team],
+    schedules: Iterable[snap.Schedule],
+    eps: Iterable[snap.EscalationPolicy],
+) -> bool:
+    """Whether the account may hold an upgraded schedule that matters, so that the
+    ``/v3/schedules`` walk is worth a request: an escalation policy targets one
+    (``schedule_v3_reference``), or a department of the file that already exists in
+    PagerDuty (its team carries the marker) has no layer-based schedule any more."""
+    eps = list(eps)
+    if any(t.type == "schedule_v3_reference" for ep in eps for r in ep.rules for t in r.targets):
+        return True
+    if org is None:
+        return False
+    schedules = list(schedules)
+    owned_teams = {
+        owner[1]
+        for t in teams
+        if (owner := parse_marker(t.description)) is not None and owner[0] == org.org
+    }
+    for dept in org.departments:
+        if dept.schedule is None or dept.key not in owned_teams:
+            continue
+        if not any(
+            parse_marker(s.description) == (org.org, dept.key) or s.name == dept.schedule_name
+            for s in schedules
+        ):
+            return True
+    return False
+
+
+def read_v3_schedules(
+    client: Client, org: Org | None, eps: Iterable[snap.EscalationPolicy]
+) -> list[snap.Schedule]:
+    """Shift-based (v3) schedules: one list walk of ``GET /v3/schedules``.
+
+    An upgraded schedule leaves ``GET /schedules`` (PagerDuty developer docs,
+    "Schedules v2 to v3 Upgrade"), so without this walk a managed schedule that was
+    upgraded would look missing and be created again. The list holds references
+    (id and name); ``GET /v3/schedules/{id}`` (description, so the ownership marker,
+    and time zone) is read only for candidates: named like a schedule the file wants,
+    or targeted by an escalation policy that carries this org's marker. An account
+    that cannot list v3 schedules (a permanent error) has none.
+    """
+    try:
+        refs = client.list_all("/v3/schedules", PAGE)
+    except PermanentPagerDutyError as exc:
+        log.info("observe.v3_schedules_unavailable", error=str(exc))
+        return []
+    wanted = desired_names(org, "schedule") if org is not None else set()
+    targeted = {
+        t.id
+        for ep in eps
+        if org is not None
+        and (owner := parse_marker(ep.description)) is not None
+        and owner[0] == org.org
+        for rule in ep.rules
+        for t in rule.targets
+        if t.type == "schedule_v3_reference"
+    }
+    out: list[snap.Schedule] = []
+    for ref in refs:
+        schedule_id = str(ref["id"])
+        name = str(ref.get("summary") or ref.get("name") or "")
+        if name in wanted or schedule_id in targeted:
+            raw = client.get(f"/v3/schedules/{schedule_id}")["schedule"]
+            out.append(
+                snap.Schedule(
+                    id=schedule_id,
+                    name=str(raw.get("name") or name),
+                    type="schedule_v3",
+                    description=raw.get("description"),
+                    time_zone=raw.get("time_zone") or "Etc/UTC",
+                    team_ids=_ref_ids(raw.get("teams")),
+                )
+            )
+        else:
+            out.append(
+                snap.Schedule(id=schedule_id, name=name, type="schedule_v3", time_zone="Etc/UTC")
+            )
+    return out
 
 
 def fetch_schedule(client: Client, schedule_id: str) -> snap.Schedule:
@@ -362,10 +455,12 @@ __all__ = [
     "fetch_schedule",
     "find_existing",
     "is_candidate",
+    "may_hold_v3_schedules",
     "observe",
     "parse_escalation_policy",
     "parse_schedule",
     "parse_service",
     "parse_team",
     "parse_user",
+    "read_v3_schedules",
 ]

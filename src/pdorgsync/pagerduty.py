@@ -67,6 +67,9 @@ PAGE_SIZE = 100
 # 10000. We stop before sending such a request.
 PAGINATION_CEILING = 10_000
 _SANDBOX_TOKEN = "sandbox"
+# How long after creating an object a 404 for it counts as PagerDuty's read-after-
+# write lag (seconds to a minute in the reports cited at _should_retry).
+FRESH_SECONDS = 300.0
 
 # pdpyras logs its own warnings/errors (e.g. on every 5xx) to the stdlib logger
 # "pdpyras", which would reach stderr through logging's last-resort handler. We
@@ -312,6 +315,12 @@ class PagerDutyClient:
         self._lock = threading.Lock()
         self.calls: Counter[tuple[str, str]] = Counter()
         self.status_counts: Counter[int] = Counter()
+        # Ids of objects this client created (from POST answers): a 404 naming one of
+        # them is PagerDuty's read-after-write lag, not a missing object (see _attempt).
+        self._created: dict[str, float] = {}  # id -> time.monotonic() of its create
+        # PagerDuty's rate-limit headers of the latest answer that carried them:
+        # (limit, remaining, seconds to reset or None); ``pdorgsync doctor`` shows them.
+        self.rate_limit: tuple[int, int, float | None] | None = None
         self._session = self._make_session()
 
     @classmethod
@@ -362,6 +371,20 @@ class PagerDutyClient:
         with self._lock:
             self.calls.clear()
             self.status_counts.clear()
+
+    def sleep(self, seconds: float) -> None:
+        """Wait with the injected ``sleep`` (callers that wait for PagerDuty use it too)."""
+        self._sleep(seconds)
+
+    def _mentions_created(self, path: str, body: Mapping[str, Any] | None) -> bool:
+        with self._lock:
+            created = self._fresh_ids()
+        if not created:
+            return False
+        segments = set(path.split("?", 1)[0].strip("/").split("/"))
+        if segments & created:
+            return True
+        return body is not None and bool(_ids_in(body) & created)
 
     # ------------------------------------------------------------------- verbs
 
@@ -457,12 +480,17 @@ class PagerDutyClient:
                 wait_s=round(state.next_action.sleep, 3) if state.next_action else None,
                 status=getattr(exc, "status", None),
                 error=str(exc),
+                read_after_write=isinstance(exc, NotFoundError),
             )
+
+        def should_retry(exc: BaseException) -> bool:
+            fresh = isinstance(exc, NotFoundError) and self._mentions_created(path, body)
+            return _should_retry(exc, names_fresh_object=fresh)
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.max_attempts),
             wait=wait,
-            retry=tenacity.retry_if_exception(_should_retry),
+            retry=tenacity.retry_if_exception(should_retry),
             sleep=self._sleep,
             before_sleep=before_sleep,
         )
@@ -524,8 +552,11 @@ class PagerDutyClient:
             raise self._network_error(method, path, cause, retry_safe) from exc
         status = response.status_code
         request_id = response.headers.get("X-Request-Id")
+        seen_limit = _rate_limit_headers(response.headers)
         with self._lock:
             self.status_counts[status] += 1
+            if seen_limit is not None:
+                self.rate_limit = seen_limit
         if self.on_response is not None:
             self.on_response(method, route, status)
         log.debug(
@@ -538,8 +569,30 @@ class PagerDutyClient:
             request_id=request_id,
         )
         if 200 <= status < 300:
-            return self._parse_success(response, method, path, request_id, retry_safe)
+            data = self._parse_success(response, method, path, request_id, retry_safe)
+            if method == "POST":
+                self._remember_created(data)
+            return data
         raise self._http_error(response, method, path, request_id, retry_safe)
+
+    def _fresh_ids(self) -> set[str]:
+        """Ids created within ``FRESH_SECONDS`` (caller holds the lock); older ones are
+        forgotten: a 404 for them is a real one, and a daemon's set stays small."""
+        horizon = time.monotonic() - FRESH_SECONDS
+        for object_id in [i for i, at in self._created.items() if at < horizon]:
+            del self._created[object_id]
+        return set(self._created)
+
+    def _remember_created(self, data: JSON) -> None:
+        ids = {
+            str(value["id"])
+            for value in data.values()
+            if isinstance(value, dict) and isinstance(value.get("id"), str)
+        }
+        if ids:
+            with self._lock:
+                now = time.monotonic()
+                self._created.update(dict.fromkeys(ids, now))
 
     def _parse_success(
         self,
@@ -664,14 +717,50 @@ class PagerDutyClient:
         return text.replace(self._token, "[REDACTED]") if self._token in text else text
 
 
+def _rate_limit_headers(headers: Mapping[str, str]) -> tuple[int, int, float | None] | None:
+    """``ratelimit-limit`` / ``-remaining`` / ``-reset`` (developer docs, "Rate Limits")."""
+    try:
+        limit = int(headers["ratelimit-limit"])
+        remaining = int(headers["ratelimit-remaining"])
+    except (KeyError, ValueError):
+        return None
+    try:
+        reset: float | None = float(headers["ratelimit-reset"])
+    except (KeyError, ValueError):
+        reset = None
+    return limit, remaining, reset
+
+
 def _is_empty(response: requests.Response) -> bool:
     """204, or a 2xx with no body at all."""
     return response.status_code == 204 or not response.content.strip()
 
 
-def _should_retry(exc: BaseException) -> bool:
+def _should_retry(exc: BaseException, *, names_fresh_object: bool = False) -> bool:
+    # Read-after-write lag: right after a create PagerDuty can answer 404 for the new
+    # object (terraform-provider-pagerduty #273, PR #274 retries such reads; #1069).
+    # A 404 on a request that names an object this client created is retried with
+    # backoff like a temporary error; any other 404 is final. A 404 means nothing was
+    # applied, so even a POST is safe to resend.
+    if isinstance(exc, NotFoundError):
+        return names_fresh_object
     # OutcomeUnknownError is temporary in kind but must never be resent blindly.
     return is_temporary(exc) and not isinstance(exc, OutcomeUnknownError)
+
+
+def _ids_in(value: Any) -> set[str]:
+    """Every ``"id"`` string in a JSON body (references at any depth)."""
+    found: set[str] = set()
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if key == "id" and isinstance(item, str):
+                found.add(item)
+            else:
+                found |= _ids_in(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            found |= _ids_in(item)
+    return found
 
 
 def _query_value(value: Any) -> Any:

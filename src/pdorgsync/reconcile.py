@@ -11,7 +11,10 @@ decided here are the ones that cannot be known when planning:
   remaining changes are skipped (they depend on each other); other departments go on.
 * **unknown outcomes**: a POST that timed out may have created the object.
   Before sending it again the account is looked up (by marker and name), so
-  nothing is created twice (CONTRACT §9; errors.OutcomeUnknownError).
+  nothing is created twice (CONTRACT §9; errors.OutcomeUnknownError). PagerDuty's
+  lists lag behind a create for a short while (terraform-provider-pagerduty #273,
+  #1069), so the look-up is repeated with backoff (bounded, logged) before the
+  object is taken to be missing.
 * **refused deletes**: PagerDuty refuses to delete a schedule or policy that an open
   incident still references (CONTRACT §9.3); the report names those incidents.
 
@@ -26,6 +29,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
+import tenacity
+
+from pdorgsync.abilities import TEAMS, read_abilities
 from pdorgsync.core.planning import plan as build_plan
 from pdorgsync.errors import (
     NotFoundError,
@@ -49,6 +55,12 @@ log = get_logger(__name__)
 
 Progress = Callable[[str], None]
 
+# How often the look-up after an unknown outcome is tried before the object counts
+# as not created, and the cap of the exponential wait between tries (1, 2, 4, 8 s:
+# about 15 s in all, longer than the list lag PagerDuty users report).
+SETTLE_ATTEMPTS = 5
+SETTLE_MAX_WAIT = 8.0
+
 
 class Client(Protocol):
     """The writing half of ``pagerduty.PagerDutyClient`` that apply needs."""
@@ -60,6 +72,7 @@ class Client(Protocol):
     def post(self, path: str, body: Any, *, idempotent: bool = False) -> dict[str, Any]: ...
     def put(self, path: str, body: Any = None) -> dict[str, Any]: ...
     def delete(self, path: str) -> dict[str, Any]: ...
+    def sleep(self, seconds: float) -> None: ...
 
 
 class _Unresolved(Exception):
@@ -97,9 +110,15 @@ def plan_account(
     progress: Progress | None = None,
 ) -> Plan:
     """Observe the account in bulk and plan: the one way every caller builds a plan
-    (``plan``/``apply`` commands, the daemon's reconcile loop, the demo)."""
-    snapshot = observe(client, loaded.org, now=now, progress=progress)
-    return build_plan(
+    (``plan``/``apply`` commands, the daemon's reconcile loop, the demo).
+
+    Reads ``GET /abilities`` first (once per plan): an account without the plan-gated
+    "teams" ability gets a plan without teams, and the plan's ``notices`` say so.
+    """
+    abilities = read_abilities(client)
+    teams = abilities.has(TEAMS)
+    snapshot = observe(client, loaded.org, now=now, progress=progress, with_teams=teams)
+    result = build_plan(
         loaded.org,
         snapshot,
         now=now,
@@ -107,7 +126,9 @@ def plan_account(
         at_next_handoff=at_next_handoff,
         locate=loaded.location,
         impact=impact,
+        teams=teams,
     )
+    return result.model_copy(update={"notices": abilities.notices((TEAMS,))})
 
 
 def apply(client: Client, plan: Plan, *, progress: Progress | None = None) -> ApplyReport:
@@ -123,6 +144,9 @@ def apply(client: Client, plan: Plan, *, progress: Progress | None = None) -> Ap
         say(
             f"[{number}/{total}] {change.action} {change.kind} {change.name!r} ({change.department})"
         )
+        if change.action == "skip":  # nothing to send: the plan says why
+            results.append(ChangeResult(change=change, outcome="skipped", error=change.reason))
+            continue
         if change.department in failed_departments:
             reason = f"skipped: {failed_departments[change.department]} failed earlier"
             results.append(ChangeResult(change=change, outcome="skipped", error=reason))
@@ -193,11 +217,36 @@ def _post_once(client: Client, change: Change, path: str, body: dict[str, Any]) 
         return client.post(path, body)
     except OutcomeUnknownError as exc:
         log.warning("reconcile.outcome_unknown", kind=change.kind, name=change.name, error=str(exc))
-        existing = find_existing(client, change.kind, change.name, change.marker)
+        existing = _settled_lookup(client, change)
         if existing is not None:
             log.info("reconcile.outcome_found", kind=change.kind, name=change.name, id=existing)
             return {change.kind: {"id": existing}}
         return client.post(path, body)
+
+
+def _settled_lookup(client: Client, change: Change) -> str | None:
+    """``find_existing``, repeated with backoff while lists may still lag behind a create."""
+
+    def waiting(state: tenacity.RetryCallState) -> None:
+        log.warning(
+            "reconcile.lookup_waiting",
+            kind=change.kind,
+            name=change.name,
+            attempt=state.attempt_number,
+            max_attempts=SETTLE_ATTEMPTS,
+            wait_s=round(state.next_action.sleep, 3) if state.next_action else None,
+        )
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(SETTLE_ATTEMPTS),
+        wait=tenacity.wait_exponential(multiplier=1, max=SETTLE_MAX_WAIT),
+        retry=tenacity.retry_if_result(lambda found: found is None),
+        sleep=client.sleep,
+        before_sleep=waiting,
+        retry_error_callback=lambda _state: None,
+    )
+    found: str | None = retrying(find_existing, client, change.kind, change.name, change.marker)
+    return found
 
 
 def _explain(client: Client, change: Change, exc: PagerDutyError) -> str:
@@ -210,8 +259,12 @@ def _explain(client: Client, change: Change, exc: PagerDutyError) -> str:
     ):
         return text
     try:
+        # Without date_range=all PagerDuty lists only incidents created in the last
+        # 30 days (its since/until defaults), so an older open incident that blocks
+        # the delete would go unnamed (OpenAPI ``listIncidents``, parameter date_range).
         incidents = client.list_all(
-            "/incidents", {"statuses[]": ["triggered", "acknowledged"], "limit": 100}
+            "/incidents",
+            {"statuses[]": ["triggered", "acknowledged"], "date_range": "all", "limit": 100},
         )
     except PagerDutyError:
         return text

@@ -76,13 +76,21 @@ def make_cycle(daemon: Daemon) -> CycleFn:
     client = make_client(daemon, "reconcile")
     settings = daemon.settings
     metrics = daemon.metrics
+    said: set[str] = set()  # plan-gated features are reported once, not every cycle
+
+    def notify(notices: list[str]) -> None:
+        for notice in notices:
+            if notice not in said:
+                said.add(notice)
+                log.warning("abilities.missing", notice=notice)
 
     def cycle(files: Files) -> None:
         now = datetime.now(UTC)
         org = files.org.org
         client.reset_counts()
         plan = plan_account(client, files.org, now=now, impact=False)
-        drift = Counter(c.department for c in plan.changes)
+        notify(plan.notices)
+        drift = Counter(c.department for c in plan.pending)
         conflicts = Counter(c.department for c in plan.conflicts)
         metrics.set_drift(
             {d.key: drift.get(d.key, 0) for d in org.departments},
@@ -94,11 +102,11 @@ def make_cycle(daemon: Daemon) -> CycleFn:
             conflicts=len(plan.conflicts),
             orphans=len(plan.orphans),
         )
-        if settings.reconcile_mode == "apply" and plan.changes and not daemon.leader.is_leader():
+        if settings.reconcile_mode == "apply" and plan.pending and not daemon.leader.is_leader():
             # Another replica took the lead while this one was planning: it applies.
-            log.warning("reconcile.leadership_lost", changes=len(plan.changes))
+            log.warning("reconcile.leadership_lost", changes=len(plan.pending))
             return
-        if settings.reconcile_mode == "apply" and plan.changes:
+        if settings.reconcile_mode == "apply" and plan.pending:
             report = apply_plan(client, plan)
             log.info(
                 "reconcile.applied",
@@ -112,6 +120,7 @@ def make_cycle(daemon: Daemon) -> CycleFn:
             now=now,
             engagements=engagements_from_policies(files.policies.policies),
         )
+        notify(audit.notices)
         counts: Counter[tuple[str, str]] = Counter(
             (f.department or "-", f.severity) for f in audit.findings
         )

@@ -504,14 +504,23 @@ def test_engagements_are_read_from_policy_files() -> None:
 # ---------------------------------------------------------------- COV009 and plumbing
 
 
-def test_v3_schedule_is_flagged_not_rendered() -> None:
-    """A shift-based schedule gets a warning and no coverage ratio; no crash."""
+def test_v3_schedule_is_flagged_when_its_on_call_is_not_given() -> None:
+    """A shift-based schedule PagerDuty gave no on-call for: a warning, no ratio, no crash."""
     snap = make_snapshot(schedule_type="schedule_v3")
-    report = run(snapshot=snap, shifts=[])
+    report = audit(make_org(), snap, {}, now=NOW)
     (finding,) = rules(report, "COV009")
     assert finding.severity == "warning"
     assert report.departments[0].coverage_ratio is None
-    assert schedules_to_render(make_org(), snap) == []
+    assert rules(report, "COV004") == []  # not "paging nobody"
+    assert schedules_to_render(make_org(), snap) == [("PS00001", "Etc/UTC")]
+
+
+def test_v3_schedule_with_computed_on_call_is_measured() -> None:
+    """Where PagerDuty gives a v3 schedule's on-call, coverage is measured as for any other."""
+    snap = make_snapshot(schedule_type="schedule_v3")
+    report = run(snapshot=snap)
+    assert rules(report, "COV009") == []
+    assert report.departments[0].coverage_ratio == 1.0
 
 
 def test_schedules_and_people_the_shell_must_fetch() -> None:

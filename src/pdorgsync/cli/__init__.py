@@ -164,6 +164,7 @@ def _register() -> None:
     from pdorgsync.cli import (
         audit,
         demo,
+        doctor,
         engage,
         inbox,
         reconcile,
@@ -173,7 +174,18 @@ def _register() -> None:
         webhook,
     )
 
-    for module in (validate, reconcile, audit, engage, webhook, serve, sandbox, demo, inbox):
+    for module in (
+        validate,
+        reconcile,
+        audit,
+        engage,
+        webhook,
+        serve,
+        sandbox,
+        demo,
+        inbox,
+        doctor,
+    ):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -125,7 +125,9 @@ def audit_cmd(
       COV007 warning   someone on call without a high-urgency notification rule
       COV008 critical  a policy engages a department lacking an escalation
                        policy (responder) or a team (subscriber)
-      COV009 warning   shift-based (v3) schedule: coverage not checked
+      COV009 warning   shift-based (v3) schedule whose on-call PagerDuty did not give
+      COV010 info      a policy engagement the account's plan does not allow
+                       (no teams / coordinated_responding ability): skipped
 
     \b
     Exit codes: 0 nothing at or above --fail-on, 3 findings at or above
@@ -172,6 +174,8 @@ def audit_cmd(
         engagements=engagements,
         progress=progress,
     )
+    for notice in report.notices:
+        click.echo(f"pdorgsync: note: {notice}", err=True)
     text = _renderer(fmt)(report)
     if output is not None:
         try:

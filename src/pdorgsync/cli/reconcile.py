@@ -57,6 +57,8 @@ def make_plan(
         at_next_handoff=at_next_handoff,
         progress=_progress,
     )
+    for notice in result.notices:
+        _progress(f"note: {notice}")
     return result, client
 
 
@@ -177,9 +179,9 @@ def apply_cmd(
         raise PdOrgSyncError("not on a terminal: pass --yes to apply without confirmation")
     result, client = make_plan(app, org_file, prune, at_next_handoff)
     colour = colour_for(sys.stdout)
-    if not yes or not result.changes:
+    if not yes or not result.pending:
         click.echo(render_plan_text(result, api_calls=client.total_calls, colour=colour), nl=False)
-    if not result.changes:
+    if not result.pending:
         raise click.exceptions.Exit(1 if result.conflicts else 0)
     if not yes and not click.confirm("Apply these changes to PagerDuty?", default=False):
         _progress("nothing applied")

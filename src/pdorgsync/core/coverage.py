@@ -106,7 +106,8 @@ def schedules_to_render(org: Org, snapshot: Snapshot) -> list[tuple[str, str]]:
     """``(schedule id, time zone)`` of every schedule the audit needs rendered: each
     department's own schedule and every schedule its escalation policy targets.
 
-    Shift-based (v3) schedules are left out: they are flagged (COV009), not rendered.
+    Shift-based (v3) schedules are included: the shell reads their computed on-call
+    from ``/v3/schedules/{id}`` where PagerDuty gives it (else COV009).
     """
     wanted: dict[str, str] = {}
     for dept in org.departments:
@@ -120,11 +121,11 @@ def schedules_to_render(org: Org, snapshot: Snapshot) -> list[tuple[str, str]]:
                 t.id
                 for rule in objs.escalation_policy.rules
                 for t in rule.targets
-                if t.type in ("schedule_reference", "schedule")
+                if t.type in ("schedule_reference", "schedule", "schedule_v3_reference")
             )
         for schedule_id in ids:
             schedule = snapshot.schedule_by_id(schedule_id)
-            if schedule is None or schedule.type in V3_SCHEDULE_TYPES:
+            if schedule is None:
                 continue
             wanted.setdefault(
                 schedule_id, zone if schedule is objs.schedule else schedule.time_zone
@@ -169,7 +170,7 @@ def _level_people(
         for target in rule.targets:
             if target.type in ("user_reference", "user"):
                 people.append(target.id)
-            elif target.type in ("schedule_reference", "schedule"):
+            elif target.type in ("schedule_reference", "schedule", "schedule_v3_reference"):
                 people.extend(_schedule_people(target.id, snapshot, rendered))
         levels.append(_unique(people))
     return levels
@@ -404,15 +405,15 @@ def _cov003_004(
                         problem="missing_user",
                     )
                 )
-            elif target.type in ("schedule_reference", "schedule"):
+            elif target.type in ("schedule_reference", "schedule", "schedule_v3_reference"):
                 schedule = snapshot.schedule_by_id(target.id)
                 if schedule is None:
                     problem, what = (
                         "missing_schedule",
                         f"schedule {target.id}, which no longer exists",
                     )
-                elif schedule.type in V3_SCHEDULE_TYPES:
-                    continue
+                elif schedule.type in V3_SCHEDULE_TYPES and target.id not in rendered:
+                    continue  # shift-based, on-call not readable: COV009, not "nobody"
                 elif not _schedule_people(target.id, snapshot, rendered):
                     problem, what = (
                         "empty_schedule",
@@ -552,7 +553,16 @@ def _cov007(
     return findings
 
 
-def _cov008(org: Org, snapshot: Snapshot, engagements: Iterable[Engagement]) -> list[Finding]:
+# The plan-gated ability each engagement kind needs (PagerDuty abilities, CONTRACT §4).
+ENGAGEMENT_ABILITY = {"responder": "coordinated_responding", "subscriber": "teams"}
+
+
+def _cov008(
+    org: Org,
+    snapshot: Snapshot,
+    engagements: Iterable[Engagement],
+    missing_abilities: Sequence[str] = (),
+) -> list[Finding]:
     needs: dict[tuple[str, str], list[str]] = {}
     for need in engagements:
         policies = needs.setdefault((need.department, need.as_), [])
@@ -572,6 +582,23 @@ def _cov008(org: Org, snapshot: Snapshot, engagements: Iterable[Engagement]) -> 
                     **{"as": as_},
                     policies=policies,
                     problem="unknown_department",
+                )
+            )
+            continue
+        lacking = ENGAGEMENT_ABILITY.get(as_)
+        if lacking in missing_abilities:
+            # Not something `apply` can fix: the account's plan lacks the feature.
+            findings.append(
+                _finding(
+                    "COV010",
+                    "info",
+                    key,
+                    f"Policy {names} engages {dept.name} as {as_}, but this PagerDuty "
+                    f"account has no {lacking!r} ability (a plan-gated feature): the "
+                    "engagement is skipped",
+                    **{"as": as_},
+                    policies=policies,
+                    ability=lacking,
                 )
             )
             continue
@@ -600,9 +627,11 @@ def _cov008(org: Org, snapshot: Snapshot, engagements: Iterable[Engagement]) -> 
     return findings
 
 
-def _cov009(dept: Department, objs: DepartmentObjects) -> list[Finding]:
+def _cov009(
+    dept: Department, objs: DepartmentObjects, rendered: Mapping[str, Sequence[Shift]]
+) -> list[Finding]:
     schedule = objs.schedule
-    if schedule is None or schedule.type not in V3_SCHEDULE_TYPES:
+    if schedule is None or schedule.type not in V3_SCHEDULE_TYPES or schedule.id in rendered:
         return []
     return [
         _finding(
@@ -626,6 +655,7 @@ def audit(
     horizon_days: int = DEFAULT_HORIZON_DAYS,
     engagements: Iterable[Engagement] = (),
     api_calls: int | None = None,
+    missing_abilities: Sequence[str] = (),
 ) -> AuditReport:
     """Run every rule for every department of ``org``.
 
@@ -656,8 +686,8 @@ def audit(
         findings.extend(_cov005(dept, objs, snapshot))
         findings.extend(_cov006(dept, snapshot))
         findings.extend(_cov007(org, dept, snapshot, rendered, horizon_days))
-        findings.extend(_cov009(dept, objs))
-    findings.extend(_cov008(org, snapshot, engagements))
+        findings.extend(_cov009(dept, objs, rendered))
+    findings.extend(_cov008(org, snapshot, engagements, missing_abilities))
     order = {d.key: i for i, d in enumerate(org.departments)}
     findings.sort(key=lambda f: (-f.rank, order.get(f.department or "", len(order)), f.rule))
     return AuditReport(

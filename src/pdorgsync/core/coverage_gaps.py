@@ -106,7 +106,8 @@ def department_coverage(
     is paged at any time whatever the schedule says (PagerDuty's "permanent" on-call).
 
     Without a schedule nobody is on call (ratio 0, the whole window is a gap); a
-    shift-based (v3) schedule cannot be measured (ratio None); ``coverage: none``
+    shift-based (v3) schedule whose on-call PagerDuty did not give cannot be measured
+    (ratio None); ``coverage: none``
     has no required window (ratio None).
     """
     zone_name = org.zone_of(dept)
@@ -119,8 +120,8 @@ def department_coverage(
         "schedule_id": schedule.id if schedule else None,
         "schedule_name": schedule.name if schedule else None,
     }
-    if schedule is not None and schedule.type in V3_SCHEDULE_TYPES:
-        return DepartmentCoverage(**base)
+    if schedule is not None and schedule.type in V3_SCHEDULE_TYPES and schedule.id not in rendered:
+        return DepartmentCoverage(**base)  # shift-based and not readable: COV009
     covered = (
         iv.always_window(since, until)
         if always_paged

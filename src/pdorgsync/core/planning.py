@@ -27,6 +27,7 @@ from typing import Protocol
 from pdorgsync.core.planning_objects import (
     COLLECTION,
     KIND_LABEL,
+    STAKEHOLDER_ROLES,
     Locate,
     ObjectPlanner,
     Path,
@@ -48,7 +49,7 @@ from pdorgsync.models.plan import (
 PHASES: list[tuple[str, tuple[str, ...]]] = [
     ("team", ("create", "update", "adopt")),
     ("team_membership", ("create", "update")),
-    ("schedule", ("create", "update", "adopt")),
+    ("schedule", ("create", "update", "adopt", "skip")),
     ("escalation_policy", ("create", "update", "adopt")),
     ("service", ("create", "update", "adopt")),
     ("service", ("delete",)),
@@ -77,11 +78,16 @@ def plan(
     at_next_handoff: bool = False,
     locate: Locate | None = None,
     impact: bool = True,
+    teams: bool = True,
 ) -> Plan:
-    """Build the plan that makes ``snapshot`` match ``org`` (see the module docstring)."""
-    return _Planner(org, snapshot, now, prune, at_next_handoff, locate or (lambda _p: None)).run(
-        impact
-    )
+    """Build the plan that makes ``snapshot`` match ``org`` (see the module docstring).
+
+    ``teams=False``: the account lacks PagerDuty's plan-gated "teams" ability, so no
+    team or membership is planned and escalation policies get no team.
+    """
+    planner = _Planner(org, snapshot, now, prune, at_next_handoff, locate or (lambda _p: None))
+    planner.teams_enabled = teams
+    return planner.run(impact)
 
 
 class _Planner(ObjectPlanner):
@@ -136,7 +142,9 @@ class _Planner(ObjectPlanner):
             return
         obj = named[0]
         owner = parse_marker(obj.description)
-        if getattr(obj, "type", "schedule") == "schedule_v3":
+        if getattr(obj, "type", "schedule") == "schedule_v3" and self.org.defaults.adopt_existing:
+            d.matches[kind] = _Match(obj, adopt=True)  # planned as ``skip``: never written
+        elif getattr(obj, "type", "schedule") == "schedule_v3":
             reason = f"{label} {name!r} ({obj.id}) is a shift-based (v3) schedule, which pdorgsync cannot manage"
             d.conflicts.append(self._conflict(kind, d, name, reason))
         elif owner is not None:
@@ -183,15 +191,28 @@ class _Planner(ObjectPlanner):
                         paths.append((target[5:], (*path, "targets", ti)))
         seen: set[str] = set()
         for email, path in paths:
-            if email in self.user_ids or email in seen:
+            if email in seen:
                 continue
+            if email in self.user_ids:
+                role = self.base_roles.get(self.user_ids[email], "user")
+                if role not in STAKEHOLDER_ROLES:
+                    continue
+                # SPEC §1 "Account roles": a stakeholder seat is always a team observer
+                # and cannot be paged, so it cannot fill any position the file gives.
+                reason = (
+                    f"{email} has a stakeholder seat ({role}): PagerDuty cannot page them "
+                    "and keeps them a team observer; give them a full user license or "
+                    "remove them from this position"
+                )
+            else:
+                reason = f"{email} is not a PagerDuty user (pdorgsync never creates users)"
             seen.add(email)
             d.conflicts.append(
                 Conflict(
                     kind="user",
                     department=dept.key,
                     name=email,
-                    reason=f"{email} is not a PagerDuty user (pdorgsync never creates users)",
+                    reason=reason,
                     location=self.locate(path),
                 )
             )
@@ -264,6 +285,8 @@ class _Planner(ObjectPlanner):
             d = _Dept(dept, index)
             self._unknown_users(d)
             for kind in ("team", "schedule", "escalation_policy", "service"):
+                if kind == "team" and not self.teams_enabled:
+                    continue
                 self._match(kind, d)
             depts[dept.key] = d
         self._references(depts)
@@ -296,16 +319,20 @@ class _Planner(ObjectPlanner):
             if m.obj is not None
         }
         orphans: list[Orphan] = []
-        for kind in ("service", "escalation_policy", "schedule", "team"):
+        kinds = ("service", "escalation_policy", "schedule", "team")
+        for kind in kinds if self.teams_enabled else kinds[:-1]:
             for obj in self.objects[kind]:
                 owner = parse_marker(obj.description)
                 if owner is None or owner[0] != self.org.org or (kind, obj.id) in kept:
                     continue
                 orphans.append(Orphan(kind=kind, department=owner[1], name=obj.name, id=obj.id))
+        v3 = {s.id for s in self.snap.schedules if s.type == "schedule_v3"}
         if self.prune:
             deleted: set[tuple[str, str]] = {(o.kind, o.id) for o in orphans}
             for orphan in orphans:
                 reason = self._delete_blocker(orphan, deleted, depts)
+                if orphan.kind == "schedule" and orphan.id in v3:
+                    reason = "not deleted: it is a shift-based (v3) schedule, which pdorgsync never changes"
                 if reason:
                     conflicts.append(
                         Conflict(

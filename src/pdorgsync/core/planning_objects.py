@@ -47,6 +47,19 @@ COLLECTION = {
 }
 
 
+# PagerDuty fixes the team role of some account (base) roles (support.pagerduty.com,
+# "Advanced Permissions" → team roles; SPEC §1 "Account roles"): owner and admins are
+# always team managers, stakeholder seats always observers. Wanting that fixed role is
+# the only way not to see drift on them forever.
+FIXED_TEAM_ROLES = {
+    "owner": "manager",
+    "admin": "manager",
+    "read_only_user": "observer",
+    "read_only_limited_user": "observer",
+}
+STAKEHOLDER_ROLES = frozenset({"read_only_user", "read_only_limited_user"})
+
+
 @dataclass
 class _Match:
     obj: Any = None  # the snapshot object, or None (create)
@@ -81,6 +94,7 @@ class ObjectPlanner:
         self.locate = locate
         self.user_ids = {u.email.lower(): u.id for u in snapshot.users}
         self.emails = {u.id: u.email for u in snapshot.users}
+        self.base_roles = {u.id: u.role for u in snapshot.users}
         self.objects: dict[str, Sequence[Any]] = {
             "team": snapshot.teams,
             "schedule": snapshot.schedules,
@@ -89,6 +103,7 @@ class ObjectPlanner:
         }
         self.changes: list[Change] = []
         self.impacts: list[OnCallImpact] = []
+        self.teams_enabled = True  # False: the account lacks the "teams" ability
 
     # -- matching -------------------------------------------------------------------------
     def _description(self, dept: Department, text: str | None = None) -> str:
@@ -149,7 +164,8 @@ class ObjectPlanner:
 
     def _plan_department(self, d: _Dept, depts: dict[str, _Dept], impact: bool) -> None:
         dept = d.dept
-        self._plan_team(d)
+        if self.teams_enabled:
+            self._plan_team(d)
         if dept.schedule:
             self._plan_schedule(d, impact)
         if dept.escalation_policy:
@@ -176,9 +192,10 @@ class ObjectPlanner:
         team_id = self._id_or_placeholder("team", d)
         wanted: dict[str, str] = {}
         for email in dept.members:
-            wanted[self.user_ids[email]] = "responder"
+            wanted[self.user_ids[email]] = self._team_role(self.user_ids[email], "responder")
         if dept.point_of_contact:
-            wanted[self.user_ids[dept.point_of_contact]] = "manager"
+            contact = self.user_ids[dept.point_of_contact]
+            wanted[contact] = self._team_role(contact, "manager")
         have = {m.user_id: m.role for m in (obj.members or [])} if obj else {}
         for user_id, role in wanted.items():
             if have.get(user_id) == role:
@@ -190,6 +207,10 @@ class ObjectPlanner:
             if user_id not in wanted:
                 email = self.emails.get(user_id, user_id)
                 self._membership(d, email, user_id, team_id, "delete", role, None)
+
+    def _team_role(self, user_id: str, role: str) -> str:
+        """The role PagerDuty will hold for ``user_id`` when ``role`` is asked for."""
+        return FIXED_TEAM_ROLES.get(self.base_roles.get(user_id, "user"), role)
 
     def _membership(
         self,
@@ -224,6 +245,25 @@ class ObjectPlanner:
         dept = d.dept
         match = d.matches["schedule"]
         obj: snap.Schedule | None = match.obj
+        if obj is not None and obj.type == "schedule_v3":
+            # SPEC §1 "Shift-based (v3) schedules": PagerDuty upgraded it; the v2 layer
+            # model cannot describe it, so it is neither rewritten nor recreated.
+            self.changes.append(
+                Change(
+                    action="skip",
+                    kind="schedule",
+                    department=dept.key,
+                    name=obj.name,
+                    id=obj.id,
+                    ref=f"schedule:{dept.key}",
+                    reason=(
+                        "PagerDuty upgraded it to a shift-based (v3) schedule: pdorgsync "
+                        "leaves it as it is (edit it in PagerDuty, or remove the schedule "
+                        "block from the file)"
+                    ),
+                )
+            )
+            return
         result = plan_schedule(
             self.org,
             dept,
@@ -301,13 +341,18 @@ class ObjectPlanner:
                     continue
                 other = depts[target[9:]] if target != "schedule" else d
                 sched_id = self._id_or_placeholder("schedule", other)
-                targets.append({"id": sched_id, "type": "schedule_reference"})
+                found = other.matches.get("schedule")
+                v3 = found is not None and getattr(found.obj, "type", None) == "schedule_v3"
+                # An upgraded schedule is referenced as schedule_v3_reference (developer
+                # docs, "Schedules v2 to v3 Upgrade"): keep pointing at it, same id.
+                ref_type = "schedule_v3_reference" if v3 else "schedule_reference"
+                targets.append({"id": sched_id, "type": ref_type})
                 names.append(f"schedule:{other.dept.schedule_name}")
             rules.append({"escalation_delay_in_minutes": level.delay_minutes, "targets": targets})
             shown.append({"delay_minutes": level.delay_minutes, "targets": names})
         team_id = self._id_or_placeholder("team", d)
         description = self._description(dept)
-        body = {
+        body: dict[str, Any] = {
             "type": "escalation_policy",
             "name": dept.escalation_policy_name,
             "description": description,
@@ -315,6 +360,8 @@ class ObjectPlanner:
             "escalation_rules": rules,
             "teams": [{"id": team_id, "type": "team_reference"}],
         }
+        if not self.teams_enabled:
+            del body["teams"]  # setting it needs the "teams" ability (402 otherwise)
         if obj is None:
             compare: dict[str, tuple[Any, Any]] = {
                 "name": (None, dept.escalation_policy_name),
@@ -354,6 +401,8 @@ class ObjectPlanner:
                     [self._team_name(team_id)],
                 ),
             }
+        if not self.teams_enabled:
+            compare.pop("team", None)
         self._emit(
             "escalation_policy", d, dept.escalation_policy_name, "escalation_policy", body, compare
         )

@@ -27,6 +27,7 @@ RULE_TITLES: dict[str, str] = {
     "COV007": "On-call user without a high-urgency notification rule",
     "COV008": "A policy engages a department that lacks what it needs",
     "COV009": "Shift-based (v3) schedule: coverage not checked",
+    "COV010": "An engagement the account's plan does not allow",
 }
 
 
@@ -106,6 +107,9 @@ class AuditReport(_Model):
     findings: list[Finding] = Field(default_factory=list)
     departments: list[DepartmentCoverage] = Field(default_factory=list)
     api_calls: int | None = None
+    # Plain-words notes on what the audit could not look at (plan-gated features the
+    # account lacks); shown once on stderr.
+    notices: list[str] = Field(default_factory=list)
 
     def findings_for(self, department: str | None) -> list[Finding]:
         return [f for f in self.findings if f.department == department]

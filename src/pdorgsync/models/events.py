@@ -37,6 +37,10 @@ HANDLED_EVENT_TYPES = frozenset(
         "incident.annotated",
         "incident.delegated",
         "incident.escalated",
+        # Its ``data`` is the incident (PagerDuty developer docs, webhooks "Event
+        # Types"); policies accept it in ``on`` (models/policy.py), so it must reach
+        # the worker rather than be stored as ignored (issue 10 item 10).
+        "incident.incident_type.changed",
         "incident.priority_updated",
         "incident.reassigned",
         "incident.reopened",

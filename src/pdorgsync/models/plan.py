@@ -18,9 +18,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-Action = Literal["create", "update", "delete", "adopt"]
+# ``skip``: an object pdorgsync matched but leaves alone, with the ``reason`` (a managed
+# schedule PagerDuty upgraded to shift-based v3, SPEC §1). It sends no request and is
+# not drift: a plan holding only skips exits 0.
+Action = Literal["create", "update", "delete", "adopt", "skip"]
 Kind = Literal["team", "team_membership", "schedule", "escalation_policy", "service"]
-ACTIONS: tuple[Action, ...] = ("create", "update", "delete", "adopt")
+ACTIONS: tuple[Action, ...] = ("create", "update", "delete", "adopt")  # summary keys (SPEC §3)
 
 PLACEHOLDER_RE = re.compile(r"\{\{([a-z_]+:[a-z0-9-]+)\}\}")
 
@@ -63,9 +66,10 @@ class Change(_Model):
     # Facts apply needs to report a refused delete or recover from an unknown outcome.
     blocked_by_incidents_of: list[str] = Field(default_factory=list)  # EP ids
     marker: str | None = None  # ownership marker a created object carries
+    reason: str | None = None  # why a ``skip`` leaves the object alone
 
     def to_report(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "action": self.action,
             "kind": self.kind,
             "department": self.department,
@@ -73,6 +77,9 @@ class Change(_Model):
             "id": self.id,
             "diff": {k: {"from": v.before, "to": v.after} for k, v in self.diff.items()},
         }
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
 
 
 class Conflict(_Model):
@@ -142,11 +149,14 @@ class Plan(_Model):
     conflicts: list[Conflict] = Field(default_factory=list)
     orphans: list[Orphan] = Field(default_factory=list)
     impacts: list[OnCallImpact] = Field(default_factory=list)
+    # Plain-words notes on what the plan leaves out (plan-gated features the account
+    # lacks); shown once on stderr, not part of the SPEC §3 JSON shape.
+    notices: list[str] = Field(default_factory=list)
 
     @property
     def summary(self) -> dict[str, int]:
         counts: dict[str, int] = dict.fromkeys(ACTIONS, 0)
-        for change in self.changes:
+        for change in self.pending:
             counts[change.action] += 1
         return counts
 
@@ -155,9 +165,14 @@ class Plan(_Model):
         return list(dict.fromkeys(c.department for c in self.conflicts))
 
     @property
+    def pending(self) -> list[Change]:
+        """The changes that would change something (every action but ``skip``)."""
+        return [c for c in self.changes if c.action != "skip"]
+
+    @property
     def has_changes(self) -> bool:
         """SPEC §3 exit 2: anything would change, or a conflict keeps the account off the file."""
-        return bool(self.changes or self.conflicts)
+        return bool(self.pending or self.conflicts)
 
     def to_report(self) -> dict[str, Any]:
         """The JSON shape of SPEC §3."""
@@ -203,7 +218,9 @@ class ApplyReport(_Model):
     @property
     def ok(self) -> bool:
         """SPEC §3 apply exit 0: everything applied and nothing blocked by a conflict."""
-        return not self.conflicts and all(r.outcome == "applied" for r in self.results)
+        return not self.conflicts and all(
+            r.outcome == "applied" or r.change.action == "skip" for r in self.results
+        )
 
     def to_report(self) -> dict[str, Any]:
         return {

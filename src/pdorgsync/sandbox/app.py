@@ -33,6 +33,7 @@ from pdorgsync.sandbox import (  # noqa: F401  (imported for their @route regist
     routes_misc,
     routes_policies,
     routes_schedules,
+    routes_schedules_v3,
     routes_teams,
     routes_users,
 )
@@ -57,6 +58,25 @@ from pdorgsync.sandbox.validation import (
 )
 
 UNAUTHORIZED = 2006
+
+# Plan-gated features: without the ability PagerDuty answers 402, code 2014 (CONTRACT
+# §4; OpenAPI: every /teams operation lists 402; responder requests need
+# ``coordinated_responding``). Status-update subscriptions are plan-gated too
+# (support.pagerduty.com, stakeholder/status updates: Business and higher), but no
+# ability name for them is documented; the sandbox gates them on its own name
+# ``status_update_subscribers`` so tests can take the feature away. pdorgsync never
+# looks that name up: it reads PagerDuty's 402 as the answer.
+GATED: dict[str, str] = {
+    "/teams": "teams",
+    "/teams/{id}": "teams",
+    "/teams/{id}/members": "teams",
+    "/teams/{id}/users/{user_id}": "teams",
+    "/teams/{id}/escalation_policies/{escalation_policy_id}": "teams",
+    "/incidents/{id}/status_updates/subscribers": "status_update_subscribers",
+}
+SUBSCRIBE_ONLY = {"/incidents/{id}/status_updates/subscribers": "POST"}
+# Sandbox-only: lets a handler know which user a user-level token acts as.
+TOKEN_USER_HEADER = "x-pdorgsync-sandbox-token-user"
 # The live API answers flat responder targets with its own 404 (CONTRACT §5), so that
 # handler sees requests the description refuses; the refusal is still recorded.
 HANDLER_DECIDES = {"/incidents/{id}/responder_requests"}
@@ -96,6 +116,8 @@ class Runtime:
         self.forced: list[tuple[int, float]] = []  # (status, retry_after) for the next requests
         self.lock = threading.Lock()
         self.faults = Faults(rng=random.Random(random_seed + 2))
+        self.lagging: dict[str, float] = {}  # object id -> sandbox time it becomes visible
+        self.user_tokens: dict[str, str] = {}  # user-level API keys: token -> user email
         self._tokens = float(rate_limit_per_minute or 0)
         self._refilled_at: float | None = None
 
@@ -126,14 +148,36 @@ class Runtime:
             return _failure(self.failure_rng.choice((500, 502, 503)), 0, 0)
         return None
 
+    def rate_headers(self) -> dict[str, str]:
+        """PagerDuty's ``ratelimit-*`` headers (developer docs, "Rate Limits"): sent with
+        the answers when the sandbox enforces a limit, so a client can see its headroom."""
+        limit = self.rate_limit_per_minute
+        if limit is None:
+            return {}
+        with self.lock:
+            remaining = max(0, int(self._tokens))
+        return {
+            "ratelimit-limit": str(limit),
+            "ratelimit-remaining": str(remaining),
+            "ratelimit-reset": "60",
+        }
+
     # -- one request ----------------------------------------------------------
 
     def dispatch(self, template: str, handler: Handler, request: Request, raw: bytes) -> Outcome:
         headers = {k.lower(): v for k, v in request.headers.items()}
-        if headers.get("authorization") != f"Token token={self.token}":
+        headers.pop(TOKEN_USER_HEADER, None)
+        auth = headers.get("authorization", "")
+        user_token = next(
+            (email for token, email in self.user_tokens.items() if auth == f"Token token={token}"),
+            None,
+        )
+        if auth != f"Token token={self.token}" and user_token is None:
             return Outcome(
                 401, {"error": {"message": "Unauthorized", "code": UNAUTHORIZED}}, validate=False
             )
+        if user_token is not None:
+            headers[TOKEN_USER_HEADER] = user_token
         with self.lock:
             injected = self._injected()
         if injected is not None:
@@ -165,6 +209,11 @@ class Runtime:
             headers=headers,
             body=body,
         )
+        ability = GATED.get(template)
+        if SUBSCRIBE_ONLY.get(template, request.method) != request.method:
+            ability = None
+        if ability is not None and ability not in self.state.abilities:
+            return Outcome(402, _missing_ability(ability))
         if self.examples and has_example(request.method, template):
             # PagerDuty's data, verbatim: not ours to judge against its own schema.
             status, out = example_answer(request.method, template, call)
@@ -174,7 +223,58 @@ class Runtime:
                 status, out = handler(self.state, call)
             except ApiError as exc:
                 status, out = exc.status, exc.body()
-        return Outcome(status, out)
+        # PagerDuty answers a few errors with a bare string (GET /users/me with an
+        # account key); its description does not type that shape, so skip the check.
+        string_error = isinstance(out, dict) and isinstance(out.get("error"), str)
+        return Outcome(status, out, validate=not string_error)
+
+    # -- read-after-write lag ---------------------------------------------------
+    # Right after a create PagerDuty can answer 404 for the new object and leave it
+    # out of lists for a short while (terraform-provider-pagerduty #273 and PR #274:
+    # a team read right after its create returned 404, fixed by retrying; #1069:
+    # the same for escalation policies and the schedules they reference). The
+    # sandbox emulates it for objects created by a request drawn with the "lag"
+    # fault: for ``Faults.lag_seconds`` of sandbox time the object is missing from
+    # list answers, and any request naming it in its path or body gets a 404 and
+    # is not applied.
+
+    def start_lag(self, body: Body) -> None:
+        until = self.state.now().timestamp() + self.faults.lag_seconds
+        if isinstance(body, dict):
+            for value in body.values():
+                if isinstance(value, dict) and isinstance(value.get("id"), str):
+                    with self.lock:
+                        self.lagging[value["id"]] = until
+
+    def _lagging_now(self) -> set[str]:
+        now = self.state.now().timestamp()
+        with self.lock:
+            for object_id in [i for i, until in self.lagging.items() if until <= now]:
+                del self.lagging[object_id]
+            return set(self.lagging)
+
+    def lagging_in(self, path: str, raw: bytes) -> str | None:
+        """The id of a still-lagging object the request names (path or body), if any."""
+        if not self.lagging:
+            return None
+        text = raw.decode("utf-8", "replace")
+        for object_id in self._lagging_now():
+            if f"/{object_id}" in path or f'"{object_id}"' in text:
+                return object_id
+        return None
+
+    def hide_lagging(self, body: Body) -> None:
+        """Drop still-lagging objects from a list answer (the plural key's items)."""
+        if not self.lagging or not isinstance(body, dict):
+            return
+        hidden = self._lagging_now()
+        for key, value in body.items():
+            if isinstance(value, list) and key != "errors":
+                body[key] = [
+                    item
+                    for item in value
+                    if not (isinstance(item, dict) and item.get("id") in hidden)
+                ]
 
     def _record(self, message: str) -> None:
         with self.lock:
@@ -194,6 +294,16 @@ class Runtime:
         self._record(
             f"{request.method} {request.url.path}: response {response.status_code}: {problem}"
         )
+
+
+def _missing_ability(ability: str) -> Body:
+    return {
+        "error": {
+            "message": "Required abilities are unavailable",
+            "code": 2014,
+            "errors": [f"The {ability} account ability is required"],
+        }
+    }
 
 
 def _failure(status: int, retry_after: float, limit: int) -> Outcome:
@@ -224,7 +334,11 @@ def _endpoint(runtime: Runtime, template: str, handler: Handler) -> Any:
         if runtime.latency > 0:
             await asyncio.sleep(runtime.latency)
         with runtime.lock:
-            fault = runtime.faults.draw(request.method)
+            drawn = runtime.faults.draw(request.method)
+        # A drawn fault may combine "lag" with one other kind ("lag+reset_after_apply").
+        parts = set(drawn.split("+")) if drawn else set()
+        lag = "lag" in parts
+        fault = next((p for p in parts if p != "lag"), None)
         if fault == "reset":  # nothing applied, the connection just dies
             return _drop_connection(runtime, request, "reset")
         if fault in HTTP_FAULTS:
@@ -232,13 +346,25 @@ def _endpoint(runtime: Runtime, template: str, handler: Handler) -> Any:
                 int(fault), runtime.faults.retry_after, runtime.rate_limit_per_minute or 960
             )
         else:
-            outcome = runtime.dispatch(template, handler, request, raw)
+            hidden = runtime.lagging_in(request.url.path, raw)
+            if hidden is not None:
+                outcome = Outcome(404, not_found(hidden).body())
+            else:
+                outcome = runtime.dispatch(template, handler, request, raw)
+                if lag and request.method == "POST" and 200 <= outcome.status < 300:
+                    runtime.start_lag(outcome.body)
+                elif request.method == "GET" and outcome.status == 200:
+                    runtime.hide_lagging(outcome.body)
         if fault == "reset_after_apply":  # applied, but the client never hears of it
             return _drop_connection(runtime, request, "reset_after_apply")
         if fault == "timeout":  # applied, answered after the client gave up
             await _answer_late(request, runtime.faults.slow_seconds)
         data = b"" if outcome.body is None else json.dumps(outcome.body).encode("utf-8")
-        headers = {"X-Request-Id": runtime.state.new_id(), **outcome.headers}
+        headers = {
+            "X-Request-Id": runtime.state.new_id(),
+            **runtime.rate_headers(),
+            **outcome.headers,
+        }
         if outcome.body is None:
             response = Response(status_code=outcome.status, headers=headers)
         else:
@@ -256,7 +382,9 @@ def _endpoint(runtime: Runtime, template: str, handler: Handler) -> Any:
 
 HTTP_FAULTS = ("429", "500", "502", "503")
 NETWORK_FAULTS = ("reset", "reset_after_apply", "timeout")
-FAULT_KINDS = HTTP_FAULTS + NETWORK_FAULTS
+LAG_FAULTS = ("lag",)  # read-after-write lag of what a POST creates (Runtime.start_lag)
+FAULT_KINDS = HTTP_FAULTS + NETWORK_FAULTS + LAG_FAULTS
+RANDOM_FAULT_KINDS = HTTP_FAULTS + NETWORK_FAULTS  # lag is drawn only when asked for
 
 
 @dataclass
@@ -266,15 +394,19 @@ class Faults:
     ``reset`` drops the connection before the request is applied; ``reset_after_apply``
     applies it and then drops the connection (the ambiguous write PagerDuty can give
     you); ``timeout`` applies it and answers after ``slow_seconds``, later than a
-    client timeout. A drawn 5xx repeats for ``burst`` consecutive requests.
+    client timeout. A drawn 5xx repeats for ``burst`` consecutive requests. ``lag``
+    applies a POST normally, but what it created stays invisible (404, left out of
+    lists) for ``lag_seconds`` of sandbox time; it combines with one other kind as
+    ``"lag+<kind>"`` in ``Sandbox.fault_next`` (e.g. ``lag+reset_after_apply``).
     """
 
     rng: random.Random
     rate: float = 0.0
-    kinds: tuple[str, ...] = FAULT_KINDS
+    kinds: tuple[str, ...] = RANDOM_FAULT_KINDS
     burst: int = 1
     slow_seconds: float = 2.0
     retry_after: float = 0.0
+    lag_seconds: float = 2.0
     queued: list[tuple[str, str | None]] = field(default_factory=list)  # (kind, method)
     drawn: list[str] = field(default_factory=list)
 

@@ -106,7 +106,7 @@ def list_oncalls(state: State, call: Call) -> tuple[int, Body]:
         {
             "escalation_policy": state.ref("escalation_policy", r["ep_id"]),
             "escalation_level": r["level"],
-            "schedule": state.ref("schedule", r["schedule_id"]) if r["schedule_id"] else None,
+            "schedule": _schedule_ref(state, r["schedule_id"]) if r["schedule_id"] else None,
             "user": state.ref("user", r["user_id"]),
             "start": iso(r["start"], zone),
             "end": iso(r["end"], zone),
@@ -114,3 +114,13 @@ def list_oncalls(state: State, call: Call) -> tuple[int, Body]:
         for r in page["oncalls"]
     ]
     return 200, page
+
+
+def _schedule_ref(state: State, schedule_id: str) -> dict[str, Any]:
+    """CONTRACT §6: ``/oncalls`` rows may carry a ``schedule_v3_reference`` (upgraded)."""
+    ref = state.ref("schedule", schedule_id)
+    if state.is_v3_schedule(schedule_id):
+        ref.update(
+            type="schedule_v3_reference", self=f"{state.base_url}/v3/schedules/{schedule_id}"
+        )
+    return ref

@@ -46,7 +46,12 @@ def _responders_for(
             "requested_at": now,
         }
         if target["type"] not in ("user", "user_reference"):
-            responder["escalation_policy_requests"] = [target["id"]]
+            # PagerDuty's OpenAPI description, IncidentsRespondersReference: "Names of
+            # escalation policies that this responder was requested through" — names,
+            # not ids (issue 10 item 11).
+            responder["escalation_policy_requests"] = [
+                state.summary("escalation_policy", target["id"])
+            ]
         responders.append(responder)
     return responders
 
@@ -117,7 +122,11 @@ def cancel_responders(state: State, call: Call) -> tuple[int, Body]:
             r
             for r in incident["responders"]
             if (target.get("type") == "user_reference" and r["user"]["id"] == target.get("id"))
-            or target.get("id") in r.get("escalation_policy_requests", [])
+            or (
+                target.get("type") == "escalation_policy_reference"
+                and state.summary("escalation_policy", str(target.get("id")))
+                in r.get("escalation_policy_requests", [])
+            )
         ]
         result = "not_found"
         for responder in matching:

@@ -30,9 +30,56 @@ def _filter(state: State, raw: Any) -> dict[str, Any]:
     return {"type": raw["type"], "id": raw["id"]}
 
 
+# The V3 event types PagerDuty documents (developer docs, webhooks "Overview" → "Event
+# Types"; CONTRACT §8). A subscription naming another type is refused with 400, so a
+# product that subscribes to a misspelt or invented type sees it in the tests.
+EVENT_TYPES = frozenset(
+    {
+        *(
+            f"incident.{name}"
+            for name in (
+                "acknowledged",
+                "annotated",
+                "conference_bridge.updated",
+                "custom_field_values.updated",
+                "delegated",
+                "escalated",
+                "incident_type.changed",
+                "priority_updated",
+                "reassigned",
+                "reopened",
+                "resolved",
+                "responder.added",
+                "responder.replied",
+                "role.assigned",
+                "service_updated",
+                "status_update_published",
+                "task.created",
+                "task.updated",
+                "task.completed",
+                "triggered",
+                "unacknowledged",
+                "action_invocation.created",
+                "action_invocation.updated",
+                "action_invocation.terminated",
+                "workflow.started",
+                "workflow.completed",
+            )
+        ),
+        "service.created",
+        "service.updated",
+        "service.deleted",
+        "service.custom_field_values.updated",
+    }
+)
+
+
 def _events(raw: Any) -> list[str]:
     if not isinstance(raw, list) or not raw or len(set(raw)) != len(raw):
         raise invalid("events must be a non-empty list of unique event types")
+    unknown = sorted(str(e) for e in raw if e not in EVENT_TYPES)
+    if unknown:
+        raise invalid(f"events: unknown event type(s) {', '.join(unknown)}")
     return [str(e) for e in raw]
 
 

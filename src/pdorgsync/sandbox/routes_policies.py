@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from pdorgsync.sandbox.protocol import Body, Call, invalid, matches_query, paginate, route
+from pdorgsync.sandbox.protocol import (
+    MISSING_ABILITY,
+    ApiError,
+    Body,
+    Call,
+    invalid,
+    matches_query,
+    paginate,
+    route,
+)
 from pdorgsync.sandbox.state import State, iso
 
 TARGET_KINDS = {
@@ -12,6 +21,7 @@ TARGET_KINDS = {
     "user_reference": "user",
     "schedule": "schedule",
     "schedule_reference": "schedule",
+    "schedule_v3_reference": "schedule",  # CONTRACT §5: a shift-based schedule target
 }
 HANDOFF = ("if_has_services", "always")
 
@@ -41,6 +51,8 @@ def _rule(state: State, raw: Any, where: str, old_ids: set[str]) -> dict[str, An
             raise invalid(f"{where}.targets[{i}] must be a user or schedule reference")
         if target["id"] not in state.table(kind):
             raise invalid(f"{where}.targets[{i}]: {kind} {target['id']} not found")
+        if target["type"] == "schedule_v3_reference" and not state.is_v3_schedule(target["id"]):
+            raise invalid(f"{where}.targets[{i}]: schedule {target['id']} is not shift-based (v3)")
         out_targets.append({"id": target["id"], "type": f"{kind}_reference"})
     rule_id = raw.get("id") if raw.get("id") in old_ids else state.new_id()
     rule: dict[str, Any] = {
@@ -86,12 +98,32 @@ def _policy_fields(
         fields["description"] = body["description"]
     if "teams" in body:
         teams = body["teams"] or []
+        if teams and "teams" not in state.abilities:
+            # OpenAPI, EscalationPolicy.teams: setting it needs the account's "teams"
+            # ability (402 otherwise, CONTRACT §4).
+            raise ApiError(
+                402,
+                MISSING_ABILITY,
+                "Required abilities are unavailable",
+                ["The teams account ability is required"],
+            )
         if not isinstance(teams, list) or len(teams) > 1:
             raise invalid("An escalation policy can belong to at most one team")
         fields["team_ids"] = [
             state.resolve_ref(t, ("team",), f"teams[{i}]")[1] for i, t in enumerate(teams)
         ]
     return fields
+
+
+def _target_out(state: State, target: dict[str, Any]) -> dict[str, Any]:
+    kind = target["type"].removesuffix("_reference")
+    ref = state.ref(kind, target["id"])
+    if kind == "schedule" and state.is_v3_schedule(target["id"]):
+        # An upgraded schedule keeps its id; escalation policies reference it as
+        # ``schedule_v3_reference`` (developer docs, "Schedules v2 to v3 Upgrade";
+        # OpenAPI EscalationTargetReference).
+        ref.update(type="schedule_v3_reference", self=f"{state.base_url}/v3/schedules/{ref['id']}")
+    return ref
 
 
 def policy_out(state: State, ep: dict[str, Any]) -> dict[str, Any]:
@@ -105,10 +137,7 @@ def policy_out(state: State, ep: dict[str, Any]) -> dict[str, Any]:
         "escalation_rules": [
             {
                 **rule,
-                "targets": [
-                    state.ref(t["type"].removesuffix("_reference"), t["id"])
-                    for t in rule["targets"]
-                ],
+                "targets": [_target_out(state, t) for t in rule["targets"]],
             }
             for rule in ep["escalation_rules"]
         ],

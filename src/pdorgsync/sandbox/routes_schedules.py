@@ -250,7 +250,9 @@ def list_schedules(state: State, call: Call) -> tuple[int, Body]:
     found = [
         s
         for s in sorted(state.schedules.values(), key=lambda s: s["name"].lower())
-        if matches_query(call, s["name"]) and (not team_ids or team_ids & set(s["team_ids"]))
+        if not s.get("v3")  # upgraded schedules are listed only under /v3/schedules
+        and matches_query(call, s["name"])
+        and (not team_ids or team_ids & set(s["team_ids"]))
     ]
     page = paginate(call, found, "schedules")
     with_layers = "schedule_layers" in call.args("include")

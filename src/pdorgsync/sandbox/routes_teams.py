@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pdorgsync.sandbox.protocol import ApiError, Body, Call, invalid, matches_query, paginate, route
-from pdorgsync.sandbox.state import State
+from pdorgsync.sandbox.state import State, team_role_of
 
 TEAM_ROLES = ("observer", "responder", "manager")
 TEAM_HAS_ASSOCIATIONS = 6006
@@ -111,9 +111,10 @@ def put_member(state: State, call: Call) -> tuple[int, Body]:
     role = body.get("role", "manager" if team.get("default_role") == "manager" else "responder")
     if role not in TEAM_ROLES:
         raise invalid(f"role must be one of {', '.join(TEAM_ROLES)}")
-    if user.get("role") == "read_only_user":
-        raise invalid("A read-only user cannot be given a team role")
-    state.members[team["id"]][user["id"]] = role
+    # CONTRACT §5 reads a 400 for read-only users; the support docs (and SPEC §1) say
+    # the role is fixed instead. pdorgsync never sends a role other than the fixed one
+    # (and refuses stakeholder seats in the file), so it works under either reading.
+    state.members[team["id"]][user["id"]] = team_role_of(user, role)
     return 204, None
 
 

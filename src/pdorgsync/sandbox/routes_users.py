@@ -89,13 +89,15 @@ def list_users(state: State, call: Call) -> tuple[int, Body]:
 
 @route("GET", "/users/me")
 def current_user(state: State, call: Call) -> tuple[int, Body]:
-    """With an account key PagerDuty needs a user context; we use ``From`` or the first admin."""
-    user = state.user_by_email(call.headers.get("from"))
+    """The user a user-level key acts as. An account-level key has no user: PagerDuty
+    answers 400 with a bare error string (PagerDuty/python-pagerduty,
+    ``RestApiV2Client.api_key_access`` and its test, which tell key kinds apart so)."""
+    user = state.user_by_email(call.headers.get("x-pdorgsync-sandbox-token-user"))
     if user is None:
-        admins = [u for u in state.users.values() if u.get("role") in ("owner", "admin")]
-        if not admins:
-            raise ApiError(400, 2001, "Invalid Input Provided", ["No user context"])
-        user = admins[0]
+        return 400, {
+            "error": "Because this request was made using an account-level access token, "
+            "we were unable to determine the user's identity. Please use a user-level token."
+        }
     return 200, {"user": user_out(state, user)}
 
 

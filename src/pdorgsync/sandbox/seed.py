@@ -13,7 +13,7 @@ from typing import Any
 
 from pdorgsync.errors import ConfigError
 from pdorgsync.sandbox.protocol import ApiError
-from pdorgsync.sandbox.state import State, check_zone, parse_time
+from pdorgsync.sandbox.state import State, check_zone, parse_time, team_role_of
 
 
 def load_seed(path: str | Path) -> dict[str, Any]:
@@ -114,7 +114,9 @@ class _Seeder:
             for j, member in enumerate(raw.get("members", [])):
                 member = member if isinstance(member, dict) else {"user": member}
                 user_id = self.lookup("user", member["user"], f"teams[{i}].members[{j}]")
-                members[user_id] = member.get("role", "responder")
+                members[user_id] = team_role_of(
+                    self.state.users[user_id], member.get("role", "responder")
+                )
 
     def schedules(self, items: list[dict[str, Any]]) -> None:
         for i, raw in enumerate(items):
@@ -160,6 +162,8 @@ class _Seeder:
                 "layers": layers,
                 "overrides": overrides,
             }
+            if raw.get("upgraded_to_v3"):  # shift-based (v3), see State.upgrade_schedule
+                schedule["v3"] = True
             self.state.schedules[schedule["id"]] = schedule
 
     def escalation_policies(self, items: list[dict[str, Any]]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import uvicorn
 
 from pdorgsync.errors import PdOrgSyncError
-from pdorgsync.sandbox.app import FAULT_KINDS, Runtime, build_app
+from pdorgsync.sandbox.app import FAULT_KINDS, RANDOM_FAULT_KINDS, Runtime, build_app
 from pdorgsync.sandbox.seed import apply_seed
 from pdorgsync.sandbox.state import State, utc_now
 from pdorgsync.sandbox.validation import openapi
@@ -45,9 +45,12 @@ class Sandbox:
         random_seed: int = 0,
         clock: Callable[[], datetime] = utc_now,
         examples: bool = False,
+        user_tokens: dict[str, str] | None = None,
     ) -> None:
         """``examples``: answer every request with PagerDuty's published response example
-        for its operation (``sandbox/examples.py``) instead of the seeded account."""
+        for its operation (``sandbox/examples.py``) instead of the seeded account.
+        ``user_tokens``: user-level API keys the sandbox accepts besides ``token``
+        (an account-level key), each acting as the user with that email."""
         if not 0.0 <= failure_rate <= 1.0:
             raise PdOrgSyncError(f"failure rate must be between 0 and 1, got {failure_rate}")
         if latency < 0:
@@ -63,6 +66,7 @@ class Sandbox:
         }
         self._clock = clock
         self._seed = seed
+        self._user_tokens = dict(user_tokens or {})
         self.base_url: str | None = None
         self.runtime = self._fresh_runtime(seed)
         self._server: uvicorn.Server | None = None
@@ -76,7 +80,9 @@ class Sandbox:
         )
         if seed:
             apply_seed(state, seed)
-        return Runtime(state, **self._options)  # type: ignore[arg-type]  # options typed by __init__
+        runtime = Runtime(state, **self._options)  # type: ignore[arg-type]  # options typed by __init__
+        runtime.user_tokens = dict(self._user_tokens)
+        return runtime
 
     # -- inspection -------------------------------------------------------------
 
@@ -106,11 +112,12 @@ class Sandbox:
     def inject_faults(
         self,
         rate: float,
-        kinds: tuple[str, ...] = FAULT_KINDS,
+        kinds: tuple[str, ...] = RANDOM_FAULT_KINDS,
         *,
         burst: int = 1,
         slow_seconds: float = 2.0,
         retry_after: float = 0.0,
+        lag_seconds: float = 2.0,
     ) -> None:
         """Break a fraction ``rate`` of requests with faults drawn from ``kinds`` (see ``Faults``)."""
         unknown = set(kinds) - set(FAULT_KINDS)
@@ -122,10 +129,17 @@ class Sandbox:
             faults = self.runtime.faults
             faults.rate, faults.kinds, faults.burst = rate, tuple(kinds), burst
             faults.slow_seconds, faults.retry_after = slow_seconds, retry_after
+            faults.lag_seconds = lag_seconds
 
     def fault_next(self, kind: str, n: int = 1, *, method: str | None = None) -> None:
-        """Inject ``kind`` (one of ``FAULT_KINDS``) into the next ``n`` requests (of ``method``)."""
-        if kind not in FAULT_KINDS:
+        """Inject ``kind`` (one of ``FAULT_KINDS``, or ``"lag+<kind>"``) into the next ``n``
+        requests (of ``method``)."""
+        parts = kind.split("+")
+        if (
+            any(p not in FAULT_KINDS for p in parts)
+            or len(parts) > 2
+            or (len(parts) == 2 and "lag" not in parts)
+        ):
             raise PdOrgSyncError(
                 f"unknown fault {kind!r}; expected one of {', '.join(FAULT_KINDS)}"
             )
@@ -136,6 +150,11 @@ class Sandbox:
         """Use ``clock`` for "now" until the next ``reset`` (tests that plan at a fixed time)."""
         with self.runtime.state.lock:
             self.runtime.state.clock = clock
+
+    def upgrade_schedule(self, schedule_id: str) -> None:
+        """Upgrade a schedule to shift-based (v3), as PagerDuty's upgrade tool does."""
+        with self.state.lock:
+            self.state.upgrade_schedule(schedule_id)
 
     def reset(self, seed: dict[str, Any] | None = None) -> None:
         """Forget everything and start over from ``seed`` (keeps the server running)."""

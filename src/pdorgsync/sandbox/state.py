@@ -46,6 +46,24 @@ DEFAULT_ABILITIES = [
 ]
 
 
+# PagerDuty fixes the team role of some base roles (support.pagerduty.com, "Advanced
+# Permissions" → team roles, and "User Roles"; SPEC §1 "Account roles"): the account
+# owner and global admins are managers of every team they are on, stakeholder seats
+# (read-only users, limited stakeholders) are always observers. Asking for another
+# role leaves the fixed one in place.
+FIXED_TEAM_ROLES = {
+    "owner": "manager",
+    "admin": "manager",
+    "read_only_user": "observer",
+    "read_only_limited_user": "observer",
+}
+
+
+def team_role_of(user: dict[str, Any], asked: str) -> str:
+    """The team role PagerDuty stores for ``user`` when ``asked`` is requested."""
+    return FIXED_TEAM_ROLES.get(str(user.get("role") or "user"), asked)
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -141,6 +159,13 @@ class State:
     def get(self, kind: str, object_id: str) -> dict[str, Any]:
         """The object or PagerDuty's 404 (code 2100)."""
         found = self.table(kind).get(object_id)
+        # An upgraded (shift-based, v3) schedule is gone from the v2 endpoints: it
+        # "disappears from GET /schedules" and lives under /v3/schedules (PagerDuty
+        # developer docs, "Schedules v2 to v3 Upgrade"). What a v2 read of its id
+        # answers is not documented; a 404 is the safe choice here: pdorgsync never
+        # reads or writes it through v2.
+        if found is not None and kind == "schedule" and found.get("v3"):
+            found = None
         if found is None:
             raise not_found(f"{kind.replace('_', ' ').title()} {object_id}")
         return found
@@ -220,6 +245,14 @@ class State:
                     found.append(ep["id"])
                     break
         return found
+
+    def upgrade_schedule(self, schedule_id: str) -> None:
+        """Upgrade a layer-based schedule to shift-based (v3), as PagerDuty's upgrade
+        tool does: same id, same on-call, only reachable under ``/v3/schedules``."""
+        self.get("schedule", schedule_id)["v3"] = True
+
+    def is_v3_schedule(self, schedule_id: str) -> bool:
+        return bool(self.schedules.get(schedule_id, {}).get("v3"))
 
     def services_using(self, ep_id: str) -> list[str]:
         return [s["id"] for s in self.services.values() if s["escalation_policy_id"] == ep_id]

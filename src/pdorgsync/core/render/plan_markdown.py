@@ -21,6 +21,8 @@ def render_plan_markdown(plan: Plan, *, api_calls: int) -> str:
         out += ["| | action | kind | name | department | fields |", "|---|---|---|---|---|---|"]
         for c in plan.changes:
             fields = ", ".join(f"`{f}`" for f in c.diff) if c.action != "delete" else ""
+            if c.action == "skip":
+                fields = _cell(c.reason or "")
             out.append(
                 f"| `{SYMBOL[c.action]}` | {c.action} | {c.kind} | {_cell(c.name)} | "
                 f"{c.department} | {fields} |"

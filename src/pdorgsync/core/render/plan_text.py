@@ -18,8 +18,14 @@ import click
 
 from pdorgsync.models.plan import ApplyReport, Change, OnCallImpact, OnCallShift, Plan
 
-SYMBOL = {"create": "+", "update": "~", "delete": "-", "adopt": "="}
-COLOUR = {"create": "green", "update": "yellow", "delete": "red", "adopt": "cyan"}
+SYMBOL = {"create": "+", "update": "~", "delete": "-", "adopt": "=", "skip": "!"}
+COLOUR = {
+    "create": "green",
+    "update": "yellow",
+    "delete": "red",
+    "adopt": "cyan",
+    "skip": "magenta",
+}
 MAX_SHIFTS = 14
 
 
@@ -45,6 +51,8 @@ def change_lines(change: Change, colour: bool = False) -> list[str]:
     lines = ["  " + style(head, fg=COLOUR[change.action], bold=True)]
     if change.action == "delete":
         return lines
+    if change.action == "skip":
+        return [*lines, f"      reason: {change.reason}"]
     for field, diff in change.diff.items():
         if change.action == "create" or diff.before is None:
             lines.append(f"      {field}: {value(diff.after)}")
@@ -90,6 +98,9 @@ def summary_line(plan: Plan) -> str:
         f"Plan: {s['create']} to create, {s['update']} to update, {s['delete']} to delete, "
         f"{s['adopt']} to adopt; {len(plan.conflicts)} conflicts, {len(plan.orphans)} orphans."
     )
+    skipped = len(plan.changes) - len(plan.pending)
+    if skipped:
+        text += f" {skipped} left alone (see skip)."
     if not plan.has_changes:
         text = "No changes: PagerDuty matches the org file. " + text
     return text

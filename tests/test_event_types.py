@@ -1,0 +1,100 @@
+"""Every event type a policy may name in ``on`` can fire (SPEC §2; issue 10, item 10).
+
+``validate`` accepts ``models.policy.INCIDENT_EVENT_TYPES``; ``webhook ensure``
+subscribes to them; the receiver must store them for the worker (not as ignored)
+and the worker must run the policy on them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pdorgsync.cli.webhook import ensure_subscription, needed_events
+from pdorgsync.errors import PermanentPagerDutyError
+from pdorgsync.inbox import Inbox
+from pdorgsync.loading import load_policies
+from pdorgsync.models.events import HANDLED_EVENT_TYPES, parse_envelope
+from pdorgsync.models.policy import INCIDENT_EVENT_TYPES
+from pdorgsync.pagerduty import PagerDutyClient
+from pdorgsync.sandbox import Sandbox
+from pdorgsync.worker import Worker
+from tests.engagement_support import (
+    BOT_EMAIL,
+    applied_seed,
+    create_incident,
+    department_ids,
+    engaged_state,
+    org_and_policies,
+    webhook_data,
+)
+from tests.webhook_fixtures import FakeClock, envelope
+
+
+@pytest.fixture
+def applied(sandbox: Sandbox) -> Sandbox:
+    sandbox.reset(applied_seed())
+    return sandbox
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> Iterator[Inbox]:
+    inbox = Inbox(tmp_path / "state.db")
+    yield inbox
+    inbox.close()
+
+
+def test_every_type_accepted_in_on_is_stored_for_the_worker() -> None:
+    """No type that validate accepts in ``on`` is stored as ignored by the receiver."""
+    assert set(INCIDENT_EVENT_TYPES) <= HANDLED_EVENT_TYPES
+
+
+@pytest.mark.parametrize("event_type", INCIDENT_EVENT_TYPES)
+def test_policy_fires_on_each_type_it_names(
+    event_type: str, applied: Sandbox, pd: PagerDutyClient, inbox: Inbox, tmp_path: Path
+) -> None:
+    """A policy with ``on: [<type>]`` engages when a webhook of that type arrives."""
+    org, _ = org_and_policies()
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    (folder / "one.yaml").write_text(
+        "policies:\n"
+        "  - name: only-this-type\n"
+        f"    on: [{event_type}]\n"
+        "    engage:\n"
+        "      - {department: executive, as: subscriber}\n"
+    )
+    policies = load_policies(folder, org).policies
+    incident = create_incident(pd, "Checkout down")
+    raw = json.dumps(
+        envelope(event_type, incident=webhook_data(incident), occurred_at=FakeClock()())
+    )
+    inbox.store(parse_envelope(raw), raw)
+    worker = Worker(
+        inbox, pd, org, policies, from_email=BOT_EMAIL, clock=FakeClock(), poll_interval=None
+    )
+    assert worker.drain() == 1
+    _, teams, _ = engaged_state(applied, incident["id"])
+    assert teams == [department_ids(pd, org)["executive"]["team"]]
+    assert [e.status for e in inbox.events()] == ["done"]
+
+
+def test_webhook_ensure_subscribes_to_incident_type_changed(
+    sandbox: Sandbox, pd: PagerDutyClient
+) -> None:
+    """The subscription carries the type; the sandbox, like PagerDuty, accepts only documented types."""
+    events = needed_events(["incident.incident_type.changed"])
+    _, sub, _ = ensure_subscription(
+        pd, "https://hooks.example.test/pd", events, {"type": "account_reference"}
+    )
+    assert "incident.incident_type.changed" in sub["events"]
+    with pytest.raises(PermanentPagerDutyError, match="unknown event type"):
+        ensure_subscription(
+            pd,
+            "https://hooks.example.test/other",
+            ["incident.type_changed"],
+            {"type": "account_reference"},
+        )
