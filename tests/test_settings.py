@@ -90,18 +90,21 @@ def test_missing_token_file_is_config_error(
 @pytest.mark.parametrize(
     "url", ["http://127.0.0.1:8765", "http://localhost:8080/", "http://[::1]:9000"]
 )
-def test_sandbox_url_defaults_token(url: str) -> None:
-    """Against a loopback API URL (the sandbox) no token is needed."""
+def test_loopback_url_alone_still_needs_a_token(url: str) -> None:
+    """A loopback API URL may be a proxy to PagerDuty: no token is still an error (SPEC §4)."""
     settings = load_settings(api_url=url)
-    assert settings.is_sandbox
-    assert settings.token() == SANDBOX_TOKEN
+    with pytest.raises(ConfigError, match="PDORGSYNC_API_TOKEN"):
+        settings.token()
+    assert settings.effective_rate_limit() == 900
+    assert settings.token(sandbox=True) == SANDBOX_TOKEN  # once the server said it is ours
+    assert settings.effective_rate_limit(sandbox=True) is None
     assert settings.sensitive_values() == []
 
 
 def test_missing_token_names_variable() -> None:
     """Against real PagerDuty a missing token is a ConfigError naming PDORGSYNC_API_TOKEN."""
     settings = load_settings()
-    assert not settings.is_sandbox
+    assert settings.is_pagerduty
     with pytest.raises(ConfigError, match="PDORGSYNC_API_TOKEN") as info:
         settings.token()
     assert "\n" not in str(info.value)

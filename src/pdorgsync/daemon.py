@@ -146,6 +146,20 @@ class ReconcileLoop:
                 stop.wait(min(1.0, max(0.0, deadline - self.clock())))
 
 
+def store_problems(inbox: Inbox) -> list[str]:
+    """Why the state store cannot be trusted now: deleted or replaced file, recent
+    write failures (disk full, malformed database). Cheap: one ``stat``, no query."""
+    problems: list[str] = []
+    try:
+        inbox.check_file()
+    except PdOrgSyncError as exc:
+        problems.append(f"state store not usable: {exc}")
+    failure = inbox.write_failure()
+    if failure is not None and not problems:
+        problems.append(f"state store not writable: {failure}")
+    return problems
+
+
 def health_routes(
     health: Health, metrics: Metrics, inbox: Inbox, refresh: Callable[[], None]
 ) -> list[Route]:
@@ -160,6 +174,7 @@ def health_routes(
             inbox.set_state("readyz.probe", str(time.time()))
         except PdOrgSyncError as exc:
             problems.append(f"state store not writable: {exc}")
+        problems.extend(p for p in store_problems(inbox) if p not in problems)
         with health.lock:
             if not health.policies_loaded:
                 problems.append("policies not loaded")
@@ -199,6 +214,7 @@ class Daemon:
         self._files = load_files(settings)  # fail fast, before anything listens
         self.health.policies_loaded = True
         self.inbox = Inbox(settings.state_path)
+        self.inbox.quick_check()  # a damaged file is refused before anything listens
         released = self.inbox.release_claims()
         if released:
             log.warning("inbox.claims_released", count=released)

@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -228,6 +230,9 @@ class Inbox:
         # p99s near the busy timeout and needless 503s. Other processes still
         # meet SQLite's lock and busy_timeout as before.
         self._write_lock = threading.Lock()
+        self._identity: tuple[int, int] | None = None
+        self._last_write_failure: tuple[float, str] | None = None
+        _create_private(self.path)
         try:
             conn = self._conn()
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -236,6 +241,41 @@ class Inbox:
             conn.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise InboxError(f"inbox {self.path}: {exc}") from None
+        self._identity = _file_identity(self.path)
+
+    # -- the file itself ------------------------------------------------------------------
+
+    def check_file(self) -> None:
+        """InboxError if the state file was deleted or replaced under us.
+
+        SQLite keeps writing to an unlinked file through its open descriptor, so
+        after ``rm pdorgsync.db*`` every "stored" event would vanish at the next
+        start. One ``stat`` per write compares the path with what was opened.
+        """
+        if self._identity is None:
+            return
+        current = _file_identity(self.path)
+        if current is None:
+            raise InboxError(f"inbox {self.path}: the state file was deleted; restart the daemon")
+        if current != self._identity:
+            raise InboxError(
+                f"inbox {self.path}: the state file was replaced by another file; "
+                "restart the daemon"
+            )
+
+    def quick_check(self) -> None:
+        """``PRAGMA quick_check``; InboxError naming the first problem of a damaged file."""
+        rows = self._read("PRAGMA quick_check")
+        result = str(rows[0][0]) if rows else "no answer"
+        if result != "ok":
+            raise InboxError(f"inbox {self.path}: damaged database (quick_check: {result})")
+
+    def write_failure(self, *, within: float = 60.0) -> str | None:
+        """The last write failure of the past ``within`` seconds (for /readyz), or None."""
+        failure = self._last_write_failure
+        if failure is None or time.monotonic() - failure[0] > within:
+            return None
+        return failure[1]
 
     # -- connections and transactions ---------------------------------------------------
 
@@ -263,6 +303,17 @@ class Inbox:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction; a failure is remembered for ``write_failure``."""
+        try:
+            self.check_file()
+            with self._write_transaction() as conn:
+                yield conn
+        except InboxError as exc:
+            self._last_write_failure = (time.monotonic(), str(exc))
+            raise
+
+    @contextmanager
+    def _write_transaction(self) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction (takes the write lock up front, waits busy_timeout)."""
         if not self._write_lock.acquire(timeout=self.busy_timeout):
             raise InboxError(
@@ -601,6 +652,28 @@ class Inbox:
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+
+def _create_private(path: Path) -> None:
+    """Create the state file readable by its owner only (it holds incident titles and
+    names); SQLite gives its -wal and -shm files the same mode."""
+    try:
+        if path.parent and not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise InboxError(f"inbox {path}: cannot create: {exc.strerror}") from None
+    os.close(fd)
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

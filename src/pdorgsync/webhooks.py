@@ -150,13 +150,24 @@ def create_app(
         )
     hooks = metrics_hooks or ReceiverHooks()
 
-    def answer(outcome: str, status: int, **extra: object) -> JSONResponse:
+    def answer(
+        outcome: str, status: int, headers: dict[str, str] | None = None, **extra: object
+    ) -> JSONResponse:
         hooks.on_delivery(outcome)
-        return JSONResponse({"status": outcome, **extra}, status_code=status)
+        return JSONResponse({"status": outcome, **extra}, status_code=status, headers=headers)
 
     async def receive(request: Request) -> JSONResponse:
         started = time.perf_counter()
         webhook_id = request.headers.get("x-webhook-id") or None
+        if "content-length" in request.headers and "transfer-encoding" in request.headers:
+            # RFC 9112 §6.1: a request with both is a smuggling attempt or a broken
+            # proxy; answer and close the connection rather than guess its framing.
+            return answer(
+                "bad_request",
+                400,
+                error="both Content-Length and Transfer-Encoding",
+                headers={"connection": "close"},
+            )
         try:
             body = await _read_capped(request, max_body_bytes)
         except _TooLarge:
@@ -165,7 +176,10 @@ def create_app(
         except ClientDisconnect:
             return answer("bad_request", 400, error="client disconnected")
 
-        if not signature_matches(request.headers.get("x-pagerduty-signature"), body, secrets):
+        # Several header lines are one comma-separated list (RFC 9110 §5.3): a
+        # proxy may split them, and only the first line counted before.
+        signature = ", ".join(request.headers.getlist("x-pagerduty-signature"))
+        if not signature_matches(signature, body, secrets):
             # Alert-worthy: three dropped deliveries in a row disable the subscription.
             log.warning(
                 "webhooks.bad_signature",
@@ -219,4 +233,8 @@ def create_app(
             return answer("accepted", 202, event_id=event.id, id=result.seq)
         return answer("ignored", 202, event_id=event.id, id=result.seq)
 
-    return Starlette(routes=[Route(WEBHOOK_PATH, receive, methods=["POST"])])
+    app = Starlette(routes=[Route(WEBHOOK_PATH, receive, methods=["POST"])])
+    # No 307 to a slash variant: its Location would be built from the client's Host
+    # header (an open redirect), and PagerDuty never adds the slash.
+    app.router.redirect_slashes = False
+    return app

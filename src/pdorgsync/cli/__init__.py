@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,6 +44,9 @@ class AppContext:
         if self._settings is None or overrides or daemon:
             settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
             register_secrets(settings.sensitive_values())
+            if self._settings is None:
+                for warning in settings.permission_warnings():
+                    click.echo(f"warning: {warning}", err=True)
             asked = self._log_level or (
                 settings.log_level if daemon or "PDORGSYNC_LOG_LEVEL" in os.environ else None
             )
@@ -101,7 +105,7 @@ class GuardedGroup(click.Group):
             ctx.exit(1)
         except PdOrgSyncError as exc:
             if _debug(ctx):
-                raise
+                _print_traceback()
             fail(str(exc))
             ctx.exit(1)
         except KeyboardInterrupt:
@@ -109,9 +113,16 @@ class GuardedGroup(click.Group):
             ctx.exit(130)
         except Exception as exc:
             if _debug(ctx):
-                raise
-            fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
+                _print_traceback()
+                fail(f"internal error: {type(exc).__name__}: {exc}")
+            else:
+                fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
             ctx.exit(1)
+
+
+def _print_traceback() -> None:
+    """``--debug``: the traceback on stderr, scrubbed of secrets like every other line."""
+    click.echo(redact_text(traceback.format_exc()), err=True, nl=False)
 
 
 def _debug(ctx: click.Context) -> bool:
