@@ -43,6 +43,7 @@ from pdorgsync.errors import InboxError
 from pdorgsync.models.events import WebhookEnvelope
 
 __all__ = [
+    "DEDUPE_WINDOW",
     "STATUSES",
     "EngagementRecord",
     "Inbox",
@@ -57,6 +58,13 @@ __all__ = [
 Status = Literal["pending", "done", "ignored", "dead"]
 STATUSES: tuple[Status, ...] = ("pending", "done", "ignored", "dead")
 Clock = Callable[[], datetime]
+
+#: How long an event's dedupe keys (event id, webhook id) are kept, whatever the
+#: purge asks: PagerDuty retries a delivery for up to 48 hours (CONTRACT §8, its
+#: webhook docs "retries ... over 48 hours"), plus a day of margin. The receiver
+#: refuses (stores as ignored) deliveries that occurred longer ago than this, so a
+#: captured delivery replayed after its keys were purged is never evaluated again.
+DEDUPE_WINDOW = timedelta(hours=72)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -368,6 +376,7 @@ class Inbox:
         webhook_id: str | None = None,
         source: str = "webhook",
         status: Status | None = None,
+        note: str | None = None,
     ) -> StoreResult:
         """Store one verified event durably; a duplicate (event id or webhook id) is not stored.
 
@@ -381,8 +390,8 @@ class Inbox:
         with self._write() as conn:
             cur = conn.execute(
                 "INSERT OR IGNORE INTO events (event_id, webhook_id, received_at, event_type,"
-                " incident_id, source, status, next_attempt_at, finished_at, payload)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " incident_id, source, status, next_attempt_at, finished_at, payload, last_error)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     event.id,
                     webhook_id or None,
@@ -394,6 +403,7 @@ class Inbox:
                     now,
                     None if status == "pending" else now,
                     payload,
+                    note,
                 ),
             )
             if cur.rowcount == 0:
@@ -513,15 +523,20 @@ class Inbox:
         return [_event(r) for r in self._read(sql, params)]
 
     def purge(self, *, statuses: Sequence[Status], older_than: datetime | None = None) -> int:
-        """Delete finished events (never pending ones) received before ``older_than``."""
+        """Delete finished events (never pending ones) received before ``older_than``.
+
+        Events younger than ``DEDUPE_WINDOW`` are always kept: their ids are what
+        makes a redelivery (or a replayed capture) a duplicate.
+        """
         chosen = [s for s in statuses if s != "pending"]
         if not chosen:
             return 0
+        keep_from = self.clock() - DEDUPE_WINDOW
+        cutoff = keep_from if older_than is None else min(older_than, keep_from)
         sql = f"DELETE FROM events WHERE status IN ({', '.join('?' for _ in chosen)})"
         params: list[Any] = list(chosen)
-        if older_than is not None:
-            sql += " AND received_at < ?"
-            params.append(_ts(older_than))
+        sql += " AND received_at < ?"
+        params.append(_ts(cutoff))
         with self._write() as conn:
             return conn.execute(sql, params).rowcount
 

@@ -136,7 +136,9 @@ class Settings(BaseSettings):
 
     def permission_warnings(self) -> list[str]:
         """Secret files that other users can read (the token file, ``.env``)."""
-        candidates: list[tuple[str, Path]] = [("PDORGSYNC_API_TOKEN_FILE", p) for p in [self.api_token_file] if p]
+        candidates: list[tuple[str, Path]] = [
+            ("PDORGSYNC_API_TOKEN_FILE", p) for p in [self.api_token_file] if p
+        ]
         env_file = self.model_config.get("env_file")
         if isinstance(env_file, str | Path):
             candidates.append((".env file", Path(env_file)))
@@ -196,9 +198,8 @@ class Settings(BaseSettings):
         if self.api_token is not None:
             raw = self.api_token.get_secret_value()
         elif self.api_token_file is not None:
-            with contextlib.suppress(OSError):
-                with self.api_token_file.open("rb") as handle:
-                    raw = handle.read(4096).decode("utf-8", "replace")
+            with contextlib.suppress(OSError), self.api_token_file.open("rb") as handle:
+                raw = handle.read(4096).decode("utf-8", "replace")
         return [word for word in raw.split() if len(word) >= 8]
 
 
@@ -262,9 +263,7 @@ def check_api_url(settings: Settings, *, trusted: bool) -> None:
     if parts.scheme not in ("https", "http") or not host:
         raise ConfigError(f"PDORGSYNC_API_URL: expected an http(s) URL, got {settings.api_url!r}")
     if host in PAGERDUTY_API_HOSTS and parts.scheme != "https":
-        raise ConfigError(
-            f"PDORGSYNC_API_URL: PagerDuty's API is HTTPS only; use https://{host}"
-        )
+        raise ConfigError(f"PDORGSYNC_API_URL: PagerDuty's API is HTTPS only; use https://{host}")
     if not trusted and settings.api_url != DEFAULT_API_URL and not settings.is_pagerduty:
         raise ConfigError(
             f"PDORGSYNC_API_URL from a .env file names {host}, which is not PagerDuty's API: "

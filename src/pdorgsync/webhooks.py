@@ -23,6 +23,7 @@ import hmac
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol
 
 from starlette.applications import Starlette
@@ -32,9 +33,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from pdorgsync.errors import ConfigError, InboxError
-from pdorgsync.inbox import Inbox
+from pdorgsync.inbox import DEDUPE_WINDOW, Inbox
 from pdorgsync.logs import get_logger
-from pdorgsync.models.events import EnvelopeError, parse_envelope
+from pdorgsync.models.events import EnvelopeError, WebhookEnvelope, parse_envelope
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -110,6 +111,25 @@ def signature_matches(header: str | None, body: bytes, secrets: Sequence[str]) -
         for digest in expected:
             matched |= hmac.compare_digest(candidate, digest)
     return matched
+
+
+def stale_reason(envelope: WebhookEnvelope, now: datetime) -> str | None:
+    """Why a delivery is too old to act on, or None.
+
+    V3 signatures carry no timestamp, so a captured delivery verifies forever;
+    only its ``occurred_at`` dates it. Older than the dedupe window, its id may
+    already be purged: it is acknowledged (202) and stored as ignored, never
+    evaluated with stale data. (PagerDuty itself stops retrying after 48 h.)
+    """
+    occurred = envelope.event.occurred_at
+    if occurred is None:
+        return None
+    if occurred.tzinfo is None:
+        occurred = occurred.replace(tzinfo=UTC)
+    if now - occurred > DEDUPE_WINDOW:
+        hours = int(DEDUPE_WINDOW.total_seconds() // 3600)
+        return f"stale delivery: occurred at {occurred.isoformat()}, more than {hours} h ago"
+    return None
 
 
 class _TooLarge(Exception):
@@ -195,8 +215,20 @@ def create_app(
             return answer("bad_request", 400, error=str(exc))
 
         payload = body.decode("utf-8")  # parse_envelope proved it is valid UTF-8 JSON
+        stale = stale_reason(envelope, inbox.clock())
+        if stale is not None:
+            log.warning(
+                "webhooks.stale", event_id=envelope.event.id, webhook_id=webhook_id, reason=stale
+            )
         try:
-            result = await run_in_threadpool(inbox.store, envelope, payload, webhook_id=webhook_id)
+            result = await run_in_threadpool(
+                inbox.store,
+                envelope,
+                payload,
+                webhook_id=webhook_id,
+                status="ignored" if stale else None,
+                note=stale,
+            )
         except InboxError as exc:
             log.error("webhooks.store_failed", event_id=envelope.event.id, error=str(exc))
             return answer("store_failed", 503, error="could not store the event; retry later")
