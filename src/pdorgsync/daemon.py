@@ -211,6 +211,7 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
+        self._reloading = threading.Event()
         self._files = load_files(settings)  # fail fast, before anything listens
         self.health.policies_loaded = True
         self.inbox = Inbox(settings.state_path)
@@ -332,11 +333,11 @@ class Daemon:
         last_ping = 0.0
         while not self.stop_event.is_set():
             self.stop_event.wait(tick)
-            if self.reload_event.is_set():
+            if self.reload_event.is_set() and not self._reloading.is_set():
                 self.reload_event.clear()
-                self.notifier.reloading()
-                self.reload()
-                self.notifier.ready()
+                self._reloading.set()
+                # Off this loop: it feeds the watchdog, and a reload reads files.
+                threading.Thread(target=self._reload_in_background, name="reload").start()
             if interval and time.monotonic() - last_ping >= interval and self.alive():
                 self.notifier.watchdog()
                 last_ping = time.monotonic()
@@ -345,6 +346,14 @@ class Daemon:
                     "serve.thread_died", threads=[t.name for t in self._threads if not t.is_alive()]
                 )
                 break
+
+    def _reload_in_background(self) -> None:
+        try:
+            self.notifier.reloading()
+            self.reload()
+            self.notifier.ready()
+        finally:
+            self._reloading.clear()
 
     def shutdown(self) -> None:
         """Stop taking requests, let the loops finish or requeue, within the budget."""
