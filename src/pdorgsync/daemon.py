@@ -31,6 +31,7 @@ from starlette.routing import Route
 
 from pdorgsync import loading
 from pdorgsync.errors import PdOrgSyncError
+from pdorgsync.httpserver import connection_budget, guarded_protocol, raise_open_file_limit
 from pdorgsync.inbox import Inbox
 from pdorgsync.logs import get_logger
 from pdorgsync.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -229,17 +230,28 @@ class Daemon:
             ).inc(),
             on_stored=getattr(self.worker, "wake", lambda: None),
         )
-        self.app: Starlette = create_app(settings, self.inbox, hooks)
+        self.app: Starlette = create_app(
+            settings, self.inbox, hooks, read_timeout=settings.http_read_timeout
+        )
         for route in health_routes(self.health, self.metrics, self.inbox, self.refresh_gauges):
             self.app.router.routes.append(route)
+        max_connections = connection_budget(
+            settings.http_max_connections, raise_open_file_limit()
+        )
         config = uvicorn.Config(
             self.app,
             host=settings.listen_host,
             port=settings.listen_port,
+            http=guarded_protocol(
+                read_timeout=settings.http_read_timeout, max_connections=max_connections
+            ),
             log_config=None,
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=3,
+            timeout_keep_alive=5,
+            h11_max_incomplete_event_size=64 * 1024,
+            backlog=128,
         )
         self.server = uvicorn.Server(config)
         self._threads: list[threading.Thread] = []

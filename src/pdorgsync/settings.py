@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     # Client-side budget per API token (PagerDuty allows 960/min). None: 900 against
     # PagerDuty, unlimited against the sandbox (it has its own --rate-limit); 0: off.
     rate_limit_per_minute: int | None = Field(default=None, ge=0)
+    # The receiver's defences against slow or idle clients (issue 15): headers and
+    # body each within HTTP_READ_TIMEOUT seconds; at most HTTP_MAX_CONNECTIONS open.
+    http_read_timeout: float = Field(default=10.0, gt=0, le=300)
+    http_max_connections: int = Field(default=256, ge=8, le=100_000)
     log_format: Literal["console", "json"] = Field(default_factory=_default_log_format)  # type: ignore[arg-type]  # factory returns one of the literals
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -18,6 +18,7 @@ or answer any other 5xx (every unexpected error while storing is a 503).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -136,6 +137,41 @@ class _TooLarge(Exception):
     pass
 
 
+class RejectionLog:
+    """Logs rejected requests (401, 400, 413, 408) at most ``budget`` per ``window``
+    seconds, values truncated: anyone can send them, and every 401 used to log
+    whatever headers the sender chose (120 KB a request). Suppressed lines are
+    counted in one ``webhooks.rejections_suppressed`` line per window."""
+
+    def __init__(
+        self, budget: int = 20, window: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.budget = budget
+        self.window = window
+        self.clock = clock
+        self._started = clock()
+        self._logged = 0
+        self._suppressed = 0
+
+    def warning(self, event: str, **values: object) -> None:
+        now = self.clock()
+        if now - self._started >= self.window:
+            if self._suppressed:
+                log.warning("webhooks.rejections_suppressed", count=self._suppressed)
+            self._started, self._logged, self._suppressed = now, 0, 0
+        if self._logged >= self.budget:
+            self._suppressed += 1
+            return
+        self._logged += 1
+        log.warning(event, **{k: _short(v) for k, v in values.items()})
+
+
+def _short(value: object, limit: int = 120) -> object:
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + f"…({len(value)} chars)"
+    return value
+
+
 async def _read_capped(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -156,6 +192,8 @@ def create_app(
     metrics_hooks: ReceiverHooks | None = None,
     *,
     max_body_bytes: int = MAX_BODY_BYTES,
+    read_timeout: float = 10.0,
+    rejections: RejectionLog | None = None,
 ) -> Starlette:
     """The receiver app. The daemon may add routes (``app.router.routes.append``).
 
@@ -169,6 +207,7 @@ def create_app(
             "'pdorgsync webhook ensure' there (comma-separated during rotation)"
         )
     hooks = metrics_hooks or ReceiverHooks()
+    rejected = rejections or RejectionLog()
 
     def answer(
         outcome: str, status: int, headers: dict[str, str] | None = None, **extra: object
@@ -179,6 +218,8 @@ def create_app(
     async def receive(request: Request) -> JSONResponse:
         started = time.perf_counter()
         webhook_id = request.headers.get("x-webhook-id") or None
+        if webhook_id is not None and len(webhook_id) > 200:
+            webhook_id = None  # not PagerDuty's (a UUID); dedupe on the event id alone
         if "content-length" in request.headers and "transfer-encoding" in request.headers:
             # RFC 9112 §6.1: a request with both is a smuggling attempt or a broken
             # proxy; answer and close the connection rather than guess its framing.
@@ -189,9 +230,19 @@ def create_app(
                 headers={"connection": "close"},
             )
         try:
-            body = await _read_capped(request, max_body_bytes)
+            # A body that trickles in holds a connection: it has a deadline too.
+            async with asyncio.timeout(read_timeout):
+                body = await _read_capped(request, max_body_bytes)
+        except TimeoutError:
+            rejected.warning("webhooks.body_timeout", webhook_id=webhook_id)
+            return answer(
+                "bad_request",
+                408,
+                error=f"body not received within {read_timeout:g} s",
+                headers={"connection": "close"},
+            )
         except _TooLarge:
-            log.warning("webhooks.too_large", webhook_id=webhook_id)
+            rejected.warning("webhooks.too_large", webhook_id=webhook_id)
             return answer("too_large", 413, error="body larger than 1 MiB")
         except ClientDisconnect:
             return answer("bad_request", 400, error="client disconnected")
@@ -201,7 +252,7 @@ def create_app(
         signature = ", ".join(request.headers.getlist("x-pagerduty-signature"))
         if not signature_matches(signature, body, secrets):
             # Alert-worthy: three dropped deliveries in a row disable the subscription.
-            log.warning(
+            rejected.warning(
                 "webhooks.bad_signature",
                 webhook_id=webhook_id,
                 subscription=request.headers.get("x-webhook-subscription"),
@@ -211,7 +262,7 @@ def create_app(
         try:
             envelope = parse_envelope(body)
         except EnvelopeError as exc:
-            log.warning("webhooks.bad_request", webhook_id=webhook_id, reason=str(exc))
+            rejected.warning("webhooks.bad_request", webhook_id=webhook_id, reason=str(exc))
             return answer("bad_request", 400, error=str(exc))
 
         payload = body.decode("utf-8")  # parse_envelope proved it is valid UTF-8 JSON
