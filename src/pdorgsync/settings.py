@@ -202,9 +202,23 @@ class Settings(BaseSettings):
         if self.api_token is not None:
             raw = self.api_token.get_secret_value()
         elif self.api_token_file is not None:
-            with contextlib.suppress(OSError), self.api_token_file.open("rb") as handle:
-                raw = handle.read(4096).decode("utf-8", "replace")
+            with contextlib.suppress(OSError, ValueError):
+                raw = _read_small(self.api_token_file).decode("utf-8", "replace")
         return [word for word in raw.split() if len(word) >= 8]
+
+
+def _read_small(path: Path, limit: int = 4096) -> bytes:
+    """A regular file of at most ``limit`` bytes, opened non-blocking (a FIFO never hangs)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("is not a regular file")
+        raw = os.read(fd, limit + 1)
+    finally:
+        os.close(fd)
+    if len(raw) > limit:
+        raise ValueError(f"is larger than {limit} bytes; it should hold one token")
+    return raw
 
 
 def _checked_token(value: str, what: str) -> str:
@@ -222,12 +236,11 @@ def _checked_token(value: str, what: str) -> str:
 
 def _read_secret_file(path: Path, what: str) -> str:
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(4097)
+        raw = _read_small(path)
     except OSError as exc:
         raise ConfigError(f"{what}: cannot read {path}: {exc.strerror}") from None
-    if len(raw) > 4096:
-        raise ConfigError(f"{what}: {path} is larger than 4 KiB; it should hold one token")
+    except ValueError as exc:
+        raise ConfigError(f"{what}: {path} {exc}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -235,6 +248,23 @@ def _read_secret_file(path: Path, what: str) -> str:
     if not text.strip():
         raise ConfigError(f"{what}: {path} is empty")
     return _checked_token(text, f"{what} ({path})")
+
+
+def raw_secrets_from_env() -> list[str]:
+    """Secret-looking values straight from the environment, for the log redactor.
+
+    Used before (and whether or not) the settings load: a settings error must not
+    leave the token unregistered, or a ``--debug`` traceback would print it.
+    """
+    raw = [
+        os.environ.get("PDORGSYNC_API_TOKEN", ""),
+        *os.environ.get("PDORGSYNC_WEBHOOK_SECRETS", "").split(","),
+    ]
+    token_file = os.environ.get("PDORGSYNC_API_TOKEN_FILE")
+    if token_file:
+        with contextlib.suppress(OSError, ValueError):
+            raw.append(_read_small(Path(token_file)).decode("utf-8", "replace"))
+    return [word for value in raw for word in value.split() if len(word) >= 8]
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -136,6 +136,13 @@ def serve(_sandbox_server: Sandbox, tmp_path: Path) -> Iterator[Callable[..., Se
         served.stop()
 
 
+@pytest.fixture
+def sandbox_base(_sandbox_server: Sandbox) -> str:
+    """The session sandbox's URL (its state is whatever earlier tests left)."""
+    assert _sandbox_server.base_url is not None
+    return _sandbox_server.base_url
+
+
 @pytest.fixture(scope="module")
 def shared_serve(
     _sandbox_server: Sandbox, tmp_path_factory: pytest.TempPathFactory

@@ -22,7 +22,7 @@ import click
 from pdorgsync import __version__
 from pdorgsync.errors import FileValidationError, PdOrgSyncError
 from pdorgsync.logs import configure_logging, redact_text, register_secrets
-from pdorgsync.settings import Settings, load_settings
+from pdorgsync.settings import Settings, load_settings, raw_secrets_from_env
 
 
 class AppContext:
@@ -166,6 +166,7 @@ def main(ctx: click.Context, debug: bool, log_level: str | None, log_format: str
     # Whatever the command, the configured token and webhook secrets are scrubbed
     # from everything it prints, even text echoed back from a user's file.
     # (A settings problem is reported by the command that needs the settings.)
+    register_secrets(raw_secrets_from_env())  # even when the settings do not load
     with contextlib.suppress(PdOrgSyncError):
         register_secrets(load_settings().sensitive_values())
     ctx.obj = AppContext(debug=debug, log_level=log_level, log_format=log_format)
