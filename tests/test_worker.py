@@ -534,3 +534,23 @@ def test_perform_engagements_for_the_engage_cli(
     )
     assert {o.outcome for o in first} == {"engaged"}
     assert {o.outcome for o in second} == {"already_engaged"}
+
+
+def test_late_trigger_of_a_resolved_incident_engages_nobody(
+    worker: Worker,
+    inbox: Inbox,
+    box: Sandbox,
+    pd: PagerDutyClient,
+    clock: FakeClock,
+) -> None:
+    """A P1 trigger that arrives after the incident was resolved (a retry, a replay) pages nobody."""
+    incident = create_incident(pd, "Checkout API down for EU customers")
+    pd.put(
+        f"/incidents/{incident['id']}",
+        {"incident": {"type": "incident_reference", "status": "resolved"}},
+    )
+    _enqueue(inbox, _triggered(incident, clock))  # the payload still says "triggered"
+    assert worker.drain() == 1
+    assert engaged_state(box, incident["id"]) == ([], [], 0)
+    assert inbox.engagements(incident["id"]) == []
+    assert [e.status for e in inbox.events()] == ["done"]
