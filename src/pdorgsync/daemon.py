@@ -235,9 +235,7 @@ class Daemon:
         )
         for route in health_routes(self.health, self.metrics, self.inbox, self.refresh_gauges):
             self.app.router.routes.append(route)
-        max_connections = connection_budget(
-            settings.http_max_connections, raise_open_file_limit()
-        )
+        max_connections = connection_budget(settings.http_max_connections, raise_open_file_limit())
         config = uvicorn.Config(
             self.app,
             host=settings.listen_host,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -92,11 +93,22 @@ def serve_env(sandbox_url: str, tmp_path: Path, port: int, **extra: str) -> dict
     return env
 
 
-def start_serve(sandbox_url: str, tmp_path: Path, **extra: str) -> Served:
-    """Start ``pdorgsync serve`` and wait until /healthz answers (AssertionError with the log)."""
+def start_serve(
+    sandbox_url: str, tmp_path: Path, *, open_files: int | None = None, **extra: str
+) -> Served:
+    """Start ``pdorgsync serve`` and wait until /healthz answers (AssertionError with the log).
+
+    ``open_files``: run it with that ``RLIMIT_NOFILE`` (soft and hard), as a small
+    ``LimitNOFILE`` would.
+    """
     port = free_port()
     env = serve_env(sandbox_url, tmp_path, port, **extra)
     log_path = tmp_path / f"serve-{port}.log"
+
+    def limit() -> None:
+        if open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
             [sys.executable, "-m", "pdorgsync", "serve"],
@@ -104,6 +116,7 @@ def start_serve(sandbox_url: str, tmp_path: Path, **extra: str) -> Served:
             stdout=log_file,
             stderr=subprocess.STDOUT,
             cwd=tmp_path,
+            preexec_fn=limit if open_files is not None else None,  # only setrlimit
         )
     served = Served(proc, f"http://127.0.0.1:{port}", port, tmp_path / "state.db", log_path, env)
     deadline = time.monotonic() + 30
@@ -125,9 +138,9 @@ def serve(_sandbox_server: Sandbox, tmp_path: Path) -> Iterator[Callable[..., Se
     """``serve(**env)`` starts a daemon on the session sandbox; all are stopped at teardown."""
     started: list[Served] = []
 
-    def start(**extra: str) -> Served:
+    def start(open_files: int | None = None, **extra: str) -> Served:
         assert _sandbox_server.base_url is not None
-        served = start_serve(_sandbox_server.base_url, tmp_path, **extra)
+        served = start_serve(_sandbox_server.base_url, tmp_path, open_files=open_files, **extra)
         started.append(served)
         return served
 

@@ -74,6 +74,29 @@ def test_idle_and_slow_clients_are_cut_and_real_deliveries_still_get_in(
     assert len(events) < 200
 
 
+def test_at_the_open_file_limit_the_daemon_neither_floods_the_log_nor_stops_answering(
+    serve: Callable[..., Served],
+) -> None:
+    """With RLIMIT_NOFILE=160, 200 open client sockets: no EMFILE flood, /healthz answers."""
+    served = serve(open_files=160, PDORGSYNC_HTTP_READ_TIMEOUT="2")
+    sockets = []
+    try:
+        for _ in range(200):
+            try:
+                sockets.append(socket.create_connection(("127.0.0.1", served.port), timeout=5))
+            except OSError:
+                break  # the backlog is full: the kernel refuses, the daemon is unharmed
+        assert httpx.get(f"{served.base}/healthz", timeout=5).status_code == 200
+        assert served.deliver().status_code == 202
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert httpx.get(f"{served.base}/healthz", timeout=5).status_code == 200
+    log = served.log()
+    assert "Traceback" not in log
+    assert len(served.log_events()) < 100  # every line JSON, and few of them
+
+
 # -- item 6: log amplification --------------------------------------------------------------
 
 
