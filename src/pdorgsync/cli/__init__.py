@@ -21,7 +21,7 @@ import click
 
 from pdorgsync import __version__
 from pdorgsync.errors import FileValidationError, PdOrgSyncError
-from pdorgsync.logs import configure_logging, redact_text, register_secrets
+from pdorgsync.logs import configure_logging, get_logger, redact_text, register_secrets
 from pdorgsync.settings import Settings, load_settings, raw_secrets_from_env
 
 
@@ -44,9 +44,6 @@ class AppContext:
         if self._settings is None or overrides or daemon:
             settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
             register_secrets(settings.sensitive_values())
-            if self._settings is None:
-                for warning in settings.permission_warnings():
-                    click.echo(f"warning: {warning}", err=True)
             asked = self._log_level or (
                 settings.log_level if daemon or "PDORGSYNC_LOG_LEVEL" in os.environ else None
             )
@@ -54,6 +51,14 @@ class AppContext:
                 level=asked or "warning",
                 fmt=self._log_format or settings.log_format,
             )
+            if self._settings is None:
+                for warning in settings.permission_warnings():
+                    if daemon:  # the daemon's stderr is its (JSON) log
+                        get_logger("pdorgsync.settings").warning(
+                            "settings.file_readable", problem=warning
+                        )
+                    else:
+                        click.echo(f"warning: {warning}", err=True)
             if overrides:
                 return settings
             self._settings = settings
