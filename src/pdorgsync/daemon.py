@@ -235,13 +235,16 @@ class Daemon:
         )
         for route in health_routes(self.health, self.metrics, self.inbox, self.refresh_gauges):
             self.app.router.routes.append(route)
-        max_connections = connection_budget(settings.http_max_connections, raise_open_file_limit())
+        open_files = raise_open_file_limit()
+        max_connections = connection_budget(settings.http_max_connections, open_files)
         config = uvicorn.Config(
             self.app,
             host=settings.listen_host,
             port=settings.listen_port,
             http=guarded_protocol(
-                read_timeout=settings.http_read_timeout, max_connections=max_connections
+                read_timeout=settings.http_read_timeout,
+                max_connections=max_connections,
+                open_file_limit=open_files,
             ),
             log_config=None,
             access_log=False,

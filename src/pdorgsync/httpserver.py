@@ -14,7 +14,9 @@ stayed open for minutes; with the open-file limit reached, real deliveries and
   waited longest for its headers (an attacker's idle socket, never a request in
   progress), or is refused when every slot is busy;
 - ``max_connections`` stays below the process's open-file limit with a reserve for
-  SQLite, the API client and logs, so ``accept()`` never meets ``EMFILE``.
+  SQLite, the API client and logs, and a connection whose descriptor number comes
+  within ``FD_HEADROOM`` of the limit is shed the same way, so ``accept()`` and
+  SQLite do not meet ``EMFILE``.
 
 What it must never do: cut a request whose headers have arrived (its body and
 the application have their own deadlines), or log per connection.
@@ -30,7 +32,13 @@ from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-__all__ = ["FD_RESERVE", "connection_budget", "guarded_protocol", "raise_open_file_limit"]
+__all__ = [
+    "FD_HEADROOM",
+    "FD_RESERVE",
+    "connection_budget",
+    "guarded_protocol",
+    "raise_open_file_limit",
+]
 
 #: Descriptors kept free for everything that is not a client connection: the SQLite
 #: file and its WAL (per connection), API sockets, log and notify sockets, threads.
@@ -55,9 +63,15 @@ def connection_budget(wanted: int, open_file_limit: int) -> int:
     return max(8, min(wanted, open_file_limit - FD_RESERVE))
 
 
+#: Descriptors that must stay free above the newest client socket: the SQLite
+#: connections of the worker threads, API sockets and the next ``accept()``.
+FD_HEADROOM = 48
+
+
 class _GuardedH11Protocol(H11Protocol):
     read_timeout: float = 10.0
     max_connections: int = 256
+    open_file_limit: int = 1024
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -89,10 +103,19 @@ class _GuardedH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn narrows BaseTransport
         super().connection_made(transport)
-        if len(self.connections) > self.max_connections and not self._evict_one():
+        if self._over_budget() and not self._evict_one():
             transport.abort()  # every slot holds a request in progress
             return
         self._arm()
+
+    def _over_budget(self) -> bool:
+        if len(self.connections) > self.max_connections:
+            return True
+        # Descriptors are allocated lowest first, so the new socket's number is
+        # about how many are open: shed before accept() or SQLite meets EMFILE.
+        sock = self.transport.get_extra_info("socket")
+        fileno = sock.fileno() if sock is not None else -1
+        return fileno >= self.open_file_limit - FD_HEADROOM
 
     def _evict_one(self) -> bool:
         idle = [
@@ -127,10 +150,16 @@ class _GuardedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
 
-def guarded_protocol(*, read_timeout: float, max_connections: int) -> type[asyncio.Protocol]:
+def guarded_protocol(
+    *, read_timeout: float, max_connections: int, open_file_limit: int
+) -> type[asyncio.Protocol]:
     """An H11 protocol class with these limits (pass as ``uvicorn.Config(http=...)``)."""
     return type(
         "GuardedH11Protocol",
         (_GuardedH11Protocol,),
-        {"read_timeout": read_timeout, "max_connections": max_connections},
+        {
+            "read_timeout": read_timeout,
+            "max_connections": max_connections,
+            "open_file_limit": open_file_limit,
+        },
     )
