@@ -31,7 +31,12 @@ from starlette.routing import Route
 
 from pdorgsync import loading
 from pdorgsync.errors import PdOrgSyncError
-from pdorgsync.httpserver import connection_budget, guarded_protocol, raise_open_file_limit
+from pdorgsync.httpserver import (
+    accept_backlog,
+    connection_budget,
+    guarded_protocol,
+    raise_open_file_limit,
+)
 from pdorgsync.inbox import Inbox
 from pdorgsync.logs import get_logger
 from pdorgsync.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -252,7 +257,7 @@ class Daemon:
             timeout_graceful_shutdown=3,
             timeout_keep_alive=5,
             h11_max_incomplete_event_size=64 * 1024,
-            backlog=128,
+            backlog=accept_backlog(open_files),
         )
         self.server = uvicorn.Server(config)
         self._threads: list[threading.Thread] = []

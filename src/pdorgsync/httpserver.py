@@ -15,7 +15,7 @@ stayed open for minutes; with the open-file limit reached, real deliveries and
   progress), or is refused when every slot is busy;
 - ``max_connections`` stays below the process's open-file limit with a reserve for
   SQLite, the API client and logs, and a connection whose descriptor number comes
-  within ``FD_HEADROOM`` of the limit is shed the same way, so ``accept()`` and
+  within ``FD_HEADROOM`` plus one accept burst of the limit is shed the same way, so ``accept()`` and
   SQLite do not meet ``EMFILE``.
 
 What it must never do: cut a request whose headers have arrived (its body and
@@ -35,6 +35,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 __all__ = [
     "FD_HEADROOM",
     "FD_RESERVE",
+    "accept_backlog",
     "connection_budget",
     "guarded_protocol",
     "raise_open_file_limit",
@@ -63,15 +64,22 @@ def connection_budget(wanted: int, open_file_limit: int) -> int:
     return max(8, min(wanted, open_file_limit - FD_RESERVE))
 
 
-#: Descriptors that must stay free above the newest client socket: the SQLite
-#: connections of the worker threads, API sockets and the next ``accept()``.
-FD_HEADROOM = 48
+#: Descriptors that must stay free above the newest client socket besides one
+#: accept burst: the SQLite connections of the worker threads, API sockets.
+FD_HEADROOM = 32
+
+
+def accept_backlog(open_file_limit: int) -> int:
+    """The listen backlog: asyncio accepts up to this many sockets in one burst,
+    before any of them can be shed, so it must fit in the headroom."""
+    return min(128, max(16, open_file_limit // 8))
 
 
 class _GuardedH11Protocol(H11Protocol):
     read_timeout: float = 10.0
     max_connections: int = 256
     open_file_limit: int = 1024
+    fd_headroom: int = FD_HEADROOM + 128
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -115,7 +123,7 @@ class _GuardedH11Protocol(H11Protocol):
         # about how many are open: shed before accept() or SQLite meets EMFILE.
         sock = self.transport.get_extra_info("socket")
         fileno = sock.fileno() if sock is not None else -1
-        return fileno >= self.open_file_limit - FD_HEADROOM
+        return fileno >= self.open_file_limit - self.fd_headroom
 
     def _evict_one(self) -> bool:
         idle = [
@@ -161,5 +169,6 @@ def guarded_protocol(
             "read_timeout": read_timeout,
             "max_connections": max_connections,
             "open_file_limit": open_file_limit,
+            "fd_headroom": FD_HEADROOM + accept_backlog(open_file_limit),
         },
     )
