@@ -167,3 +167,53 @@ def test_require_from_email_names_variable() -> None:
     """Commands needing a requester say PDORGSYNC_FROM_EMAIL is missing."""
     with pytest.raises(ConfigError, match="PDORGSYNC_FROM_EMAIL"):
         load_settings().require_from_email()
+
+
+@pytest.mark.parametrize(
+    ("dotenv_url", "accepted"),
+    [
+        ("https://api.eu.pagerduty.com", True),
+        ("https://api.pagerduty.com", True),
+        ("http://attacker.example", False),
+        ("http://127.0.0.1:8081", False),  # even the loopback: it must come from the env
+        ("https://api.pagerduty.com.attacker.example", False),
+    ],
+)
+def test_api_url_from_dotenv_only_names_pagerduty(
+    clean_env: Path, dotenv_url: str, accepted: bool
+) -> None:
+    """A .env may point the token at PagerDuty's own hosts only (SPEC §4)."""
+    (clean_env / ".env").write_text(f"PDORGSYNC_API_URL={dotenv_url}\n", encoding="utf-8")
+    if accepted:
+        assert load_settings().api_url == dotenv_url
+    else:
+        with pytest.raises(ConfigError, match=r"from a \.env file names"):
+            load_settings()
+
+
+def test_api_url_from_env_or_command_line_is_trusted(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same URL is accepted from the process environment or as an override."""
+    (clean_env / ".env").write_text("PDORGSYNC_API_URL=http://elsewhere.example\n")
+    assert load_settings(api_url="http://proxy.internal:8080").api_url.startswith("http://proxy")
+    monkeypatch.setenv("PDORGSYNC_API_URL", "http://proxy.internal:8080")
+    assert load_settings().api_url == "http://proxy.internal:8080"
+
+
+def test_pagerduty_over_plain_http_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PagerDuty's API host over http:// would send the token in clear: refused from anywhere."""
+    monkeypatch.setenv("PDORGSYNC_API_URL", "http://api.pagerduty.com")
+    with pytest.raises(ConfigError, match="HTTPS only"):
+        load_settings()
+
+
+@pytest.mark.parametrize("bad", [f"{TOKEN}\nsecond", f"{TOKEN} x", f"{TOKEN}\u00e9"])
+def test_malformed_token_is_refused_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch, bad: str
+) -> None:
+    """A token with a line break, a space or non-ASCII is one error naming the variable only."""
+    monkeypatch.setenv("PDORGSYNC_API_TOKEN", bad)
+    with pytest.raises(ConfigError, match="PDORGSYNC_API_TOKEN") as info:
+        load_settings().token()
+    assert TOKEN not in str(info.value)
