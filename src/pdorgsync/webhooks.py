@@ -3,16 +3,20 @@
 It verifies, stores and answers; it never talks to PagerDuty and never evaluates
 policies (the worker does, from the inbox). Checks run in the order SPEC §5 fixes:
 
+0. both ``Content-Length`` and ``Transfer-Encoding`` → 400 (and close); a body not
+   received within the read deadline → 408 (and close)
 1. body larger than 1 MiB → 413 (read with a cap; Content-Length is not trusted)
-2. ``X-PagerDuty-Signature`` → 401 unless one ``v1=`` value matches the HMAC-SHA256
-   of the raw body under one configured secret (constant-time compare)
-3. not JSON or not a V3 envelope → 400
+2. ``X-PagerDuty-Signature`` (every header line) → 401 unless one ``v1=`` value
+   matches the HMAC-SHA256 of the raw body under one configured secret (constant-time)
+3. not JSON (``NaN`` and out-of-range numbers included) or not a V3 envelope → 400
 4. stored durably (committed) → 202; duplicate → 202, not stored twice;
-   unknown event types are stored as ``ignored`` → 202
+   unknown event types, and deliveries older than the dedupe window (a replay),
+   are stored as ``ignored`` → 202
 5. the store failed (locked past the busy timeout, disk full) → 503, so PagerDuty
    retries: it drops, never retries, deliveries answered with a 4xx other than 429.
 
-What it must never do: answer 202 before the commit, log a secret or a raw body,
+What it must never do: answer 202 before the commit, log a secret or a raw body
+(rejections are logged truncated and rate limited: anyone can send them),
 or answer any other 5xx (every unexpected error while storing is a 503).
 """
 
