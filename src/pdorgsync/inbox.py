@@ -15,8 +15,11 @@ Tables:
 - ``recent_incidents``: open incidents seen recently (``min_impacted_services``).
 - ``state``: small key/value facts such as the poll cursor.
 
-What it must never do: hold a write lock while talking to the network, or answer
-"stored" for an event that is not committed. Every SQLite failure becomes an
+What it must never do: hold a write lock while talking to the network, answer
+"stored" for an event that is not committed, or write to a file that was deleted
+or replaced under it (every write checks the path still names the file opened;
+the file is created ``0600``). Events stay at least ``DEDUPE_WINDOW`` (72 h): their
+ids are the dedupe keys. Every SQLite failure becomes an
 ``InboxError`` (the receiver turns it into 503 so PagerDuty retries).
 
 One process works on a given inbox file at a time (several readers, such as the
