@@ -53,6 +53,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,8 @@ def delivery(n: int, prefix: str, data: dict[str, Any] | None = None) -> Deliver
     """A signed delivery of a distinct event (``data``: the incident, default a fake one)."""
     event = json.loads(json.dumps(EXAMPLE))
     event["event"]["id"] = f"{prefix}-{n}-{uuid.uuid4().hex}"
+    # Fresh: deliveries older than the dedupe window are stored as ignored (issue 15).
+    event["event"]["occurred_at"] = datetime.now(UTC).isoformat()
     if data is None:
         event["event"]["data"]["id"] = f"QBENCH{n % 1000:08d}"
     else:

@@ -252,6 +252,7 @@ def test_serve_refuses_to_start_with_a_broken_org_file(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "PDORGSYNC_API_URL": "http://127.0.0.1:9",
+        "PDORGSYNC_API_TOKEN": "made-up-token",  # a loopback URL alone needs one too
         "PDORGSYNC_FROM_EMAIL": BOT_EMAIL,
         "PDORGSYNC_ORG_FILE": str(broken),
         "PDORGSYNC_POLICY_DIR": str(POLICY_DIR),

@@ -304,6 +304,10 @@ def test_cli_retry_unknown_id_is_one_line_error(tmp_path: Path) -> None:
 def test_cli_purge_needs_yes_without_tty(tmp_path: Path) -> None:
     """Without a TTY, purge refuses unless --yes is given; with it, old finished events go."""
     path = _filled(tmp_path)
+    kept = _cli("inbox", "purge", "--state", str(path), "--older-than", "0s", "--yes")
+    assert "nothing to purge" in kept.output  # younger than the dedupe window: kept
+    with sqlite3.connect(path) as db:  # four days later
+        db.execute("UPDATE events SET received_at = received_at - 4 * 86400")
     refused = _cli("inbox", "purge", "--state", str(path), "--older-than", "0s")
     assert refused.exit_code == 1
     assert "--yes" in refused.output

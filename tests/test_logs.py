@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -12,8 +13,16 @@ import responses
 import structlog
 
 from pdorgsync.errors import PagerDutyError
-from pdorgsync.logs import REDACTED, configure_logging, get_logger, redact_text, register_secrets
+from pdorgsync.logs import (
+    REDACTED,
+    RateLimitFilter,
+    configure_logging,
+    get_logger,
+    redact_text,
+    register_secrets,
+)
 from pdorgsync.pagerduty import PagerDutyClient
+from pdorgsync.webhooks import RejectionLog
 
 TOKEN = "Zq8-fake-token-wKp3xT"  # made up; registered as a secret below
 
@@ -128,3 +137,44 @@ def test_failed_request_error_never_contains_token(stream: io.StringIO) -> None:
     # Not even the redactor had to step in: the whole exception chain is token-free.
     assert TOKEN not in stream.getvalue()
     assert REDACTED not in stream.getvalue()
+
+
+def test_stdlib_records_are_json_redacted_and_rate_limited(stream: io.StringIO) -> None:
+    """uvicorn/asyncio records: one JSON line each, token scrubbed, a flood cut to ten."""
+    flood = logging.getLogger("asyncio")
+    for _ in range(500):
+        flood.error("socket.accept() out of system resource: %s", TOKEN)
+    lines = _lines(stream)
+    assert len(lines) == 10
+    assert all(line["logger"] == "asyncio" and line["level"] == "error" for line in lines)
+    assert TOKEN not in stream.getvalue()
+
+
+def test_rate_limit_reports_what_it_dropped() -> None:
+    """After a quiet window the first record says how many similar ones were dropped."""
+    limiter = RateLimitFilter(budget=2, window=10.0)
+
+    def record(at: float) -> logging.LogRecord:
+        rec = logging.LogRecord("uvicorn.error", logging.WARNING, __file__, 1, "busy", (), None)
+        rec.created = at
+        return rec
+
+    passed = [limiter.filter(record(t)) for t in (0.0, 1.0, 2.0, 3.0, 4.0)]
+    assert passed == [True, True, False, False, False]
+    later = record(11.0)
+    assert limiter.filter(later)
+    assert getattr(later, "suppressed", None) == 3
+
+
+def test_rejected_requests_are_logged_truncated_and_counted(stream: io.StringIO) -> None:
+    """The receiver's rejection log: values cut to 120 characters, 20 a window, then a count."""
+    now = [0.0]
+    rejections = RejectionLog(budget=20, window=10.0, clock=lambda: now[0])
+    for _ in range(100):
+        rejections.warning("webhooks.bad_signature", subscription="x" * 100_000)
+    now[0] = 10.0
+    rejections.warning("webhooks.bad_signature", subscription="short")
+    lines = _lines(stream)
+    assert len(lines) == 22
+    assert all(len(str(line.get("subscription", ""))) < 200 for line in lines)
+    assert {"event": "webhooks.rejections_suppressed", "count": 80}.items() <= lines[20].items()

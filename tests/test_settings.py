@@ -91,18 +91,21 @@ def test_missing_token_file_is_config_error(
 @pytest.mark.parametrize(
     "url", ["http://127.0.0.1:8765", "http://localhost:8080/", "http://[::1]:9000"]
 )
-def test_sandbox_url_defaults_token(url: str) -> None:
-    """Against a loopback API URL (the sandbox) no token is needed."""
+def test_loopback_url_alone_still_needs_a_token(url: str) -> None:
+    """A loopback API URL may be a proxy to PagerDuty: no token is still an error (SPEC §4)."""
     settings = load_settings(api_url=url)
-    assert settings.is_sandbox
-    assert settings.token() == SANDBOX_TOKEN
+    with pytest.raises(ConfigError, match="PDORGSYNC_API_TOKEN"):
+        settings.token()
+    assert settings.effective_rate_limit() == 900
+    assert settings.token(sandbox=True) == SANDBOX_TOKEN  # once the server said it is ours
+    assert settings.effective_rate_limit(sandbox=True) is None
     assert settings.sensitive_values() == []
 
 
 def test_missing_token_names_variable() -> None:
     """Against real PagerDuty a missing token is a ConfigError naming PDORGSYNC_API_TOKEN."""
     settings = load_settings()
-    assert not settings.is_sandbox
+    assert settings.is_pagerduty
     with pytest.raises(ConfigError, match="PDORGSYNC_API_TOKEN") as info:
         settings.token()
     assert "\n" not in str(info.value)
@@ -225,3 +228,53 @@ def test_poll_interval_zero_turns_polling_off(monkeypatch: pytest.MonkeyPatch) -
             poll_interval=load_settings().poll_interval,
         )  # fmt: skip
         assert worker.poll_due() is False
+
+
+@pytest.mark.parametrize(
+    ("dotenv_url", "accepted"),
+    [
+        ("https://api.eu.pagerduty.com", True),
+        ("https://api.pagerduty.com", True),
+        ("http://attacker.example", False),
+        ("http://127.0.0.1:8081", False),  # even the loopback: it must come from the env
+        ("https://api.pagerduty.com.attacker.example", False),
+    ],
+)
+def test_api_url_from_dotenv_only_names_pagerduty(
+    clean_env: Path, dotenv_url: str, accepted: bool
+) -> None:
+    """A .env may point the token at PagerDuty's own hosts only (SPEC §4)."""
+    (clean_env / ".env").write_text(f"PDORGSYNC_API_URL={dotenv_url}\n", encoding="utf-8")
+    if accepted:
+        assert load_settings().api_url == dotenv_url
+    else:
+        with pytest.raises(ConfigError, match=r"from a \.env file names"):
+            load_settings()
+
+
+def test_api_url_from_env_or_command_line_is_trusted(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same URL is accepted from the process environment or as an override."""
+    (clean_env / ".env").write_text("PDORGSYNC_API_URL=http://elsewhere.example\n")
+    assert load_settings(api_url="http://proxy.internal:8080").api_url.startswith("http://proxy")
+    monkeypatch.setenv("PDORGSYNC_API_URL", "http://proxy.internal:8080")
+    assert load_settings().api_url == "http://proxy.internal:8080"
+
+
+def test_pagerduty_over_plain_http_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PagerDuty's API host over http:// would send the token in clear: refused from anywhere."""
+    monkeypatch.setenv("PDORGSYNC_API_URL", "http://api.pagerduty.com")
+    with pytest.raises(ConfigError, match="HTTPS only"):
+        load_settings()
+
+
+@pytest.mark.parametrize("bad", [f"{TOKEN}\nsecond", f"{TOKEN} x", f"{TOKEN}\u00e9"])
+def test_malformed_token_is_refused_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch, bad: str
+) -> None:
+    """A token with a line break, a space or non-ASCII is one error naming the variable only."""
+    monkeypatch.setenv("PDORGSYNC_API_TOKEN", bad)
+    with pytest.raises(ConfigError, match="PDORGSYNC_API_TOKEN") as info:
+        load_settings().token()
+    assert TOKEN not in str(info.value)

@@ -43,6 +43,7 @@ def _service_section() -> dict[str, list[str]]:
         ("LoadCredential", "api-token:/etc/pdorgsync/api-token"),
         ("SystemCallFilter", "@system-service"),
         ("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"),
+        ("LimitNOFILE", "8192"),  # above HTTP_MAX_CONNECTIONS plus the reserve (issue 15)
     ],
 )
 def test_unit_has_the_promised_hardening(key: str, value: str) -> None:

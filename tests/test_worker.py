@@ -673,3 +673,23 @@ def test_retention_runs_hourly_and_keeps_what_still_matters(
     assert inbox.events() == []
     assert len(inbox.engagements()) == engaged  # the incident is still open: ledger kept
     assert purges == [0, 1]
+
+
+def test_late_trigger_of_a_resolved_incident_engages_nobody(
+    worker: Worker,
+    inbox: Inbox,
+    box: Sandbox,
+    pd: PagerDutyClient,
+    clock: FakeClock,
+) -> None:
+    """A P1 trigger that arrives after the incident was resolved (a retry, a replay) pages nobody."""
+    incident = create_incident(pd, "Checkout API down for EU customers")
+    pd.put(
+        f"/incidents/{incident['id']}",
+        {"incident": {"type": "incident_reference", "status": "resolved"}},
+    )
+    _enqueue(inbox, _triggered(incident, clock))  # the payload still says "triggered"
+    assert worker.drain() == 1
+    assert engaged_state(box, incident["id"]) == ([], [], 0)
+    assert inbox.engagements(incident["id"]) == []
+    assert [e.status for e in inbox.events()] == ["done"]

@@ -62,7 +62,8 @@ def envelope(
     event = base["event"]
     event["id"] = event_id or uuid.uuid4().hex
     event["event_type"] = event_type
-    event["occurred_at"] = (occurred_at or datetime(2026, 3, 14, 10, 0, tzinfo=UTC)).isoformat()
+    # Now by default: the receiver refuses deliveries older than the dedupe window.
+    event["occurred_at"] = (occurred_at or datetime.now(UTC)).isoformat()
     if agent is not None:
         event["agent"] = agent
     if incident is not None:

@@ -36,6 +36,12 @@ from starlette.routing import Route
 
 from pdorgsync import loading
 from pdorgsync.errors import InboxError, PdOrgSyncError
+from pdorgsync.httpserver import (
+    accept_backlog,
+    connection_budget,
+    guarded_protocol,
+    raise_open_file_limit,
+)
 from pdorgsync.logs import get_logger
 from pdorgsync.metrics import CONTENT_TYPE_LATEST, Metrics
 from pdorgsync.notify import Notifier
@@ -93,13 +99,20 @@ class Health:
 
 
 def store_problems(inbox: StateStore) -> list[str]:
-    """Whether the state store takes a write (run off the event loop: it may wait for
-    the write lock held by a webhook store)."""
+    """Why the state store cannot be trusted now: a deleted or replaced file, a write
+    that does not go through, or a recent write failure (disk full, malformed
+    database). Run by the health thread, off the event loop: a write may wait for
+    the lock held by a webhook store."""
+    try:
+        inbox.check_file()
+    except PdOrgSyncError as exc:
+        return [f"state store not usable: {exc}"]
     try:
         inbox.set_state("readyz.probe", str(time.time()))
     except PdOrgSyncError as exc:
         return [f"state store not writable: {exc}"]
-    return []
+    failure = inbox.write_failure()
+    return [f"state store not writable: {failure}"] if failure is not None else []
 
 
 CycleFn = Callable[[Files], None]
@@ -246,6 +259,7 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
+        self._reloading = threading.Event()
         self._files = load_files(settings)  # fail fast, before anything listens
         self.health.policies_loaded = True
         self.inbox: StateStore = open_state(settings)
@@ -253,6 +267,7 @@ class Daemon:
         self.leader = open_leader(
             self.inbox, on_change=lambda leading: self.metrics.reconcile_leader.set(int(leading))
         )
+        self.inbox.quick_check()  # a damaged file is refused before anything listens
         released = self.inbox.release_claims()
         if released:
             log.warning("inbox.claims_released", count=released)
@@ -271,17 +286,29 @@ class Daemon:
             ).inc(),
             on_stored=getattr(self.worker, "wake", lambda: None),
         )
-        self.app: Starlette = create_app(settings, self.inbox, hooks)
+        self.app: Starlette = create_app(
+            settings, self.inbox, hooks, read_timeout=settings.http_read_timeout
+        )
         for route in health_routes(self.health, self.metrics):
             self.app.router.routes.append(route)
+        open_files = raise_open_file_limit()
+        max_connections = connection_budget(settings.http_max_connections, open_files)
         config = uvicorn.Config(
             self.app,
             host=settings.listen_host,
             port=settings.listen_port,
+            http=guarded_protocol(
+                read_timeout=settings.http_read_timeout,
+                max_connections=max_connections,
+                open_file_limit=open_files,
+            ),
             log_config=None,
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=3,
+            timeout_keep_alive=5,
+            h11_max_incomplete_event_size=64 * 1024,
+            backlog=accept_backlog(open_files),
         )
         self.server = uvicorn.Server(config)
         self._threads: list[threading.Thread] = []
@@ -444,17 +471,25 @@ class Daemon:
         tick = min(interval, 1.0) if interval else 1.0
         while not self.stop_event.is_set():
             self.stop_event.wait(tick)
-            if self.reload_event.is_set():
+            if self.reload_event.is_set() and not self._reloading.is_set():
                 self.reload_event.clear()
-                self.notifier.reloading()
-                self.reload()
-                self.notifier.ready()
+                self._reloading.set()
+                # Off this loop: it feeds the watchdog, and a reload reads files.
+                threading.Thread(target=self._reload_in_background, name="reload").start()
             self.watchdog_tick()
             if not self.alive() and not self.stop_event.is_set():
                 log.error(
                     "serve.thread_died", threads=[t.name for t in self._threads if not t.is_alive()]
                 )
                 break
+
+    def _reload_in_background(self) -> None:
+        try:
+            self.notifier.reloading()
+            self.reload()
+            self.notifier.ready()
+        finally:
+            self._reloading.clear()
 
     def shutdown(self) -> None:
         """Stop taking requests, let the loops finish or requeue, within the budget."""

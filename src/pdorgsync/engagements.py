@@ -275,6 +275,11 @@ class Engager:
             return outcome("skipped", self._lacking(WITHOUT[TEAMS]))
         if as_ == "subscriber" and self._no_subscriptions is not None:
             return outcome("skipped", self._no_subscriptions)
+        incident = self.client.get(f"/incidents/{incident_id}").get("incident") or {}
+        if incident.get("status") == "resolved":
+            # The event may be old (a late retry, a replayed capture, the poll's
+            # backlog): what counts is the incident now. Nobody is paged for it.
+            return outcome("skipped", "the incident is resolved")
         if as_ == "responder":
             target_id = self.directory.escalation_policy_id(dept)
             if target_id is None:
@@ -283,7 +288,9 @@ class Engager:
                     f"no escalation policy {dept.escalation_policy_name!r} in PagerDuty "
                     "(run pdorgsync apply; audit reports it as COV008)",
                 )
-            wrote = self._request_responders(incident_id, target_id, dept, engagement.message)
+            wrote = self._request_responders(
+                incident_id, target_id, dept, engagement.message, incident
+            )
             details = {"escalation_policy_id": target_id}
         else:
             target_id = self.directory.team_id(dept)
@@ -312,9 +319,13 @@ class Engager:
         return outcome("already_engaged", f"already on the incident ({target_id})")
 
     def _request_responders(
-        self, incident_id: str, ep_id: str, dept: Department, message: str
+        self,
+        incident_id: str,
+        ep_id: str,
+        dept: Department,
+        message: str,
+        incident: Mapping[str, Any],
     ) -> bool:
-        incident = self.client.get(f"/incidents/{incident_id}").get("incident") or {}
         if incident_has_responder_request(incident, ep_id, dept.escalation_policy_name):
             return False
         self.client.post(

@@ -17,13 +17,16 @@ Tables:
   (status, priority, urgency, service): what the catch-up poll compares with.
 - ``state``: small key/value facts such as the poll cursor.
 
-Retention (``purge_expired``): finished events older than the cutoff go; the
+Retention (``purge_expired``): finished events older than the cutoff go (never
+younger than ``DEDUPE_WINDOW``, 72 h: their ids are the dedupe keys); the
 ledger and the handled state of an incident stay until it has been resolved
 for longer than the cutoff, since an open incident can still produce events
 (and an engagement forgotten too early would be made twice).
 
-What it must never do: hold a write lock while talking to the network, or answer
-"stored" for an event that is not committed. Every SQLite failure becomes an
+What it must never do: hold a write lock while talking to the network, answer
+"stored" for an event that is not committed, or write to a file that was deleted
+or replaced under it (every write checks the path still names the file opened;
+the file is created ``0600``). Every SQLite failure becomes an
 ``InboxError`` (the receiver turns it into 503 so PagerDuty retries).
 
 One process works on a given inbox file at a time (several readers, such as the
@@ -35,8 +38,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,6 +53,7 @@ from pdorgsync.errors import InboxBusyError, InboxError
 from pdorgsync.models.events import WebhookEnvelope
 
 __all__ = [
+    "DEDUPE_WINDOW",
     "STATUSES",
     "EngagementRecord",
     "HandledIncident",
@@ -64,6 +70,13 @@ __all__ = [
 Status = Literal["pending", "done", "ignored", "dead"]
 STATUSES: tuple[Status, ...] = ("pending", "done", "ignored", "dead")
 Clock = Callable[[], datetime]
+
+#: How long an event's dedupe keys (event id, webhook id) are kept, whatever the
+#: purge asks: PagerDuty retries a delivery for up to 48 hours (CONTRACT §8, its
+#: webhook docs "retries ... over 48 hours"), plus a day of margin. The receiver
+#: refuses (stores as ignored) deliveries that occurred longer ago than this, so a
+#: captured delivery replayed after its keys were purged is never evaluated again.
+DEDUPE_WINDOW = timedelta(hours=72)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -271,6 +284,9 @@ class Inbox:
         # p99s near the busy timeout and needless 503s. Other processes still
         # meet SQLite's lock and busy_timeout as before.
         self._write_lock = threading.Lock()
+        self._identity: tuple[int, int] | None = None
+        self._last_write_failure: tuple[float, str] | None = None
+        _create_private(self.path)
         try:
             conn = self._conn()
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -279,6 +295,41 @@ class Inbox:
             conn.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise InboxError(f"inbox {self.path}: {exc}") from None
+        self._identity = _file_identity(self.path)
+
+    # -- the file itself ------------------------------------------------------------------
+
+    def check_file(self) -> None:
+        """InboxError if the state file was deleted or replaced under us.
+
+        SQLite keeps writing to an unlinked file through its open descriptor, so
+        after ``rm pdorgsync.db*`` every "stored" event would vanish at the next
+        start. One ``stat`` per write compares the path with what was opened.
+        """
+        if self._identity is None:
+            return
+        current = _file_identity(self.path)
+        if current is None:
+            raise InboxError(f"inbox {self.path}: the state file was deleted; restart the daemon")
+        if current != self._identity:
+            raise InboxError(
+                f"inbox {self.path}: the state file was replaced by another file; "
+                "restart the daemon"
+            )
+
+    def quick_check(self) -> None:
+        """``PRAGMA quick_check``; InboxError naming the first problem of a damaged file."""
+        rows = self._read("PRAGMA quick_check")
+        result = str(rows[0][0]) if rows else "no answer"
+        if result != "ok":
+            raise InboxError(f"inbox {self.path}: damaged database (quick_check: {result})")
+
+    def write_failure(self, *, within: float = 60.0) -> str | None:
+        """The last write failure of the past ``within`` seconds (for /readyz), or None."""
+        failure = self._last_write_failure
+        if failure is None or time.monotonic() - failure[0] > within:
+            return None
+        return failure[1]
 
     # -- connections and transactions ---------------------------------------------------
 
@@ -317,6 +368,17 @@ class Inbox:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction; a failure is remembered for ``write_failure``."""
+        try:
+            self.check_file()
+            with self._write_transaction() as conn:
+                yield conn
+        except InboxError as exc:
+            self._last_write_failure = (time.monotonic(), str(exc))
+            raise
+
+    @contextmanager
+    def _write_transaction(self) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction (takes the write lock up front, waits busy_timeout)."""
         if not self._write_lock.acquire(timeout=self.busy_timeout):
             raise InboxBusyError(
@@ -379,6 +441,7 @@ class Inbox:
         webhook_id: str | None = None,
         source: str = "webhook",
         status: Status | None = None,
+        note: str | None = None,
     ) -> StoreResult:
         """Store one verified event durably; a duplicate (event id or webhook id) is not stored.
 
@@ -392,8 +455,8 @@ class Inbox:
         with self._write() as conn:
             cur = conn.execute(
                 "INSERT OR IGNORE INTO events (event_id, webhook_id, received_at, event_type,"
-                " incident_id, source, status, next_attempt_at, finished_at, payload)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " incident_id, source, status, next_attempt_at, finished_at, payload, last_error)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     event.id,
                     webhook_id or None,
@@ -405,6 +468,7 @@ class Inbox:
                     now,
                     None if status == "pending" else now,
                     payload,
+                    note,
                 ),
             )
             if cur.rowcount == 0:
@@ -565,20 +629,23 @@ class Inbox:
     ) -> PurgeResult:
         """Retention: delete what can no longer matter, in one transaction.
 
-        - events with one of ``statuses`` (never ``pending``) received before ``cutoff``;
+        - events with one of ``statuses`` (never ``pending``) received before ``cutoff``
+          and before ``DEDUPE_WINDOW`` ago (their ids are what makes a redelivery, or a
+          replayed capture, a duplicate);
         - the ledger rows and handled state of incidents last handled as resolved
           before ``cutoff`` with no event left in the inbox. An open incident can
           still produce events, so its ledger stays however old it is.
         """
         chosen = [s for s in statuses if s != "pending"]
         limit = _ts(cutoff)
+        events_limit = _ts(min(cutoff, self.clock() - DEDUPE_WINDOW))
         with self._write() as conn:
             events = 0
             if chosen:
                 events = conn.execute(
                     f"DELETE FROM events WHERE status IN ({', '.join('?' for _ in chosen)})"
                     " AND received_at < ?",
-                    (*chosen, limit),
+                    (*chosen, events_limit),
                 ).rowcount
             gone = (
                 "SELECT incident_id FROM handled_incidents h WHERE h.status = 'resolved'"
@@ -773,6 +840,28 @@ class Inbox:
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+
+def _create_private(path: Path) -> None:
+    """Create the state file readable by its owner only (it holds incident titles and
+    names); SQLite gives its -wal and -shm files the same mode."""
+    try:
+        if path.parent and not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise InboxError(f"inbox {path}: cannot create: {exc.strerror}") from None
+    os.close(fd)
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -67,6 +67,7 @@ def configure_logging(level: str = "info", fmt: str | None = None, stream: Any =
         renderer = structlog.processors.JSONRenderer(sort_keys=True)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=False)
+    _route_stdlib_logging(renderer, stream, level)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -82,6 +83,65 @@ def configure_logging(level: str = "info", fmt: str | None = None, stream: Any =
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
+
+
+class RateLimitFilter(logging.Filter):
+    """At most ``budget`` records per logger and message per ``window`` seconds.
+
+    uvicorn and asyncio log per connection or per failed ``accept()``; under a
+    flood (or at the open-file limit) that was 67,570 tracebacks in 10 s. The
+    first record after a quiet spell carries ``suppressed``: how many were dropped.
+    """
+
+    def __init__(self, budget: int = 10, window: float = 10.0) -> None:
+        super().__init__()
+        self.budget = budget
+        self.window = window
+        self._seen: dict[tuple[str, str], list[float]] = {}  # key -> [start, count, dropped]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg)[:200])
+        now = record.created
+        entry = self._seen.get(key)
+        if entry is None or now - entry[0] >= self.window:
+            dropped = int(entry[2]) if entry else 0
+            if len(self._seen) > 1000:
+                self._seen.clear()
+            self._seen[key] = [now, 1, 0]
+            if dropped:
+                record.suppressed = dropped
+            return True
+        if entry[1] >= self.budget:
+            entry[2] += 1
+            return False
+        entry[1] += 1
+        return True
+
+
+def _route_stdlib_logging(renderer: Any, stream: Any, level: str) -> None:
+    """Send stdlib records (uvicorn, asyncio) through the same rendering and redaction,
+    rate limited, so the log stays one JSON object per line."""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        processor=renderer,
+        foreign_pre_chain=[
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.stdlib.ExtraAdder(),
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redact_processor,
+        ],
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    handler.addFilter(RateLimitFilter())
+    handler.set_name("pdorgsync")
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == "pdorgsync"]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    # Their info lines are per connection ("Started server process"...); warnings up.
+    root.setLevel(max(logging.getLevelNamesMapping()[level.upper()], logging.WARNING))
 
 
 class _LazyLogger:

@@ -20,13 +20,16 @@ from __future__ import annotations
 import email.utils
 import logging
 import re
+import sys
 import threading
 import time
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
 
 import requests
 import tenacity
@@ -43,6 +46,7 @@ from pdorgsync.errors import (
 )
 from pdorgsync.logs import get_logger, register_secrets
 from pdorgsync.ratelimit import limiter_for
+from pdorgsync.settings import PAGERDUTY_API_HOSTS
 
 with warnings.catch_warnings():
     # pdpyras 5.4.1 calls ``warn(...)`` at import (a UserWarning) to say it is
@@ -324,17 +328,22 @@ class PagerDutyClient:
         self._session = self._make_session()
 
     @classmethod
-    def from_settings(cls, settings: Settings, **kwargs: Any) -> PagerDutyClient:
+    def from_settings(
+        cls, settings: Settings, *, announce: bool = True, **kwargs: Any
+    ) -> PagerDutyClient:
         """A client for ``PDORGSYNC_API_URL`` with the configured token and ``From``.
 
         Every client of the process made here shares one rate budget per token
         (``ratelimit.limiter_for``), unless a ``limiter`` is passed explicitly.
+        ``announce``: say on stderr, once per URL and process, which API this is.
         """
-        token = settings.token()
+        target = resolve_target(settings)
+        if announce:
+            _announce(target)
         if "limiter" not in kwargs:
-            per_minute = settings.effective_rate_limit()
-            kwargs["limiter"] = limiter_for(token, per_minute) if per_minute else None
-        return cls(token, settings.api_url, settings.from_email, **kwargs)
+            per_minute = settings.effective_rate_limit(target.sandbox)
+            kwargs["limiter"] = limiter_for(target.token, per_minute) if per_minute else None
+        return cls(target.token, target.url, settings.from_email, **kwargs)
 
     def _make_session(self) -> Any:
         session = pdpyras.APISession(self._token, default_from=self.from_email)
@@ -785,3 +794,72 @@ def _normalize_params(params: Mapping[str, Any]) -> dict[str, Any]:
             key += "[]"
         out[key] = _query_value(value)
     return out
+
+
+# ------------------------------------------------------------------ the API target
+
+
+@dataclass(frozen=True)
+class ApiTarget:
+    """Where requests go, with which token, and whether it is pdorgsync's sandbox."""
+
+    url: str
+    token: str
+    sandbox: bool
+
+    def describe(self) -> str:
+        if self.sandbox:
+            kind = "pdorgsync sandbox"
+        elif urlsplit(self.url).hostname in PAGERDUTY_API_HOSTS:
+            kind = "PagerDuty"
+        else:
+            kind = "not PagerDuty's own host: PDORGSYNC_API_URL from the environment"
+        return f"{self.url} ({kind})"
+
+
+SANDBOX_HEADER = "X-Pdorgsync-Sandbox"
+SANDBOX_IDENTITY_PATH = "/_pdorgsync/sandbox"
+_identified: dict[str, bool] = {}
+_announced: set[str] = set()
+_target_lock = threading.Lock()
+
+
+def identify_sandbox(url: str, *, timeout: float = 5.0) -> bool:
+    """True if ``url`` is pdorgsync's own sandbox: it says so in a response header.
+
+    Asked without any credential, so nothing secret reaches whoever answers.
+    PagerDuty's own hosts are never asked. Cached per URL for the process.
+    """
+    base = url.rstrip("/")
+    if urlsplit(base).hostname in PAGERDUTY_API_HOSTS:
+        return False
+    with _target_lock:
+        if base in _identified:
+            return _identified[base]
+    try:
+        response = requests.get(
+            base + SANDBOX_IDENTITY_PATH, timeout=timeout, allow_redirects=False
+        )
+        found = response.headers.get(SANDBOX_HEADER) == "1"
+    except requests.RequestException:
+        found = False  # unreachable: not known to be the sandbox; the real call will say why
+    with _target_lock:
+        _identified[base] = found
+    return found
+
+
+def resolve_target(settings: Settings) -> ApiTarget:
+    """The API target of ``settings``: ConfigError when there is no token and the
+    server is not pdorgsync's sandbox (a loopback address alone does not count)."""
+    # Asked only when no token is configured: with a token, the budget stays on
+    # (RATE_LIMIT_PER_MINUTE=0 turns it off) and nothing needs the answer.
+    sandbox = settings.configured_token() is None and identify_sandbox(settings.api_url)
+    return ApiTarget(settings.api_url.rstrip("/"), settings.token(sandbox=sandbox), sandbox)
+
+
+def _announce(target: ApiTarget) -> None:
+    with _target_lock:
+        if target.url in _announced:
+            return
+        _announced.add(target.url)
+    print(f"pdorgsync: API {target.describe()}", file=sys.stderr)

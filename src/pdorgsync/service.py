@@ -17,7 +17,7 @@ from pdorgsync.core.coverage import engagements_from_policies
 from pdorgsync.daemon import CycleFn, Daemon, Files
 from pdorgsync.logs import get_logger
 from pdorgsync.notify import Notifier
-from pdorgsync.pagerduty import PagerDutyClient
+from pdorgsync.pagerduty import PagerDutyClient, resolve_target
 from pdorgsync.reconcile import apply as apply_plan
 from pdorgsync.reconcile import plan_account
 from pdorgsync.settings import Settings
@@ -38,6 +38,7 @@ def make_client(daemon: Daemon, priority: str, **kwargs: Any) -> PagerDutyClient
         kwargs["limiter"] = budget
     return PagerDutyClient.from_settings(
         daemon.settings,
+        announce=False,  # the daemon logs api.target at start instead
         priority=priority,
         on_response=daemon.metrics.record_api_response,
         **kwargs,
@@ -137,5 +138,6 @@ def build_daemon(settings: Settings, notifier: Notifier | None = None) -> Daemon
     """The daemon as ``pdorgsync serve`` runs it (fails fast on bad settings or files)."""
     settings.require_from_email()
     settings.require_webhook_secrets()
-    settings.token()
+    target = resolve_target(settings)  # no token and not the sandbox: refused here
+    log.info("api.target", url=target.url, sandbox=target.sandbox, api=target.describe())
     return Daemon(settings, make_worker=make_worker, make_cycle=make_cycle, notifier=notifier)

@@ -3,26 +3,32 @@
 It verifies, stores and answers; it never talks to PagerDuty and never evaluates
 policies (the worker does, from the inbox). Checks run in the order SPEC §5 fixes:
 
+0. both ``Content-Length`` and ``Transfer-Encoding`` → 400 (and close); a body not
+   received within the read deadline → 408 (and close)
 1. body larger than 1 MiB → 413 (read with a cap; Content-Length is not trusted)
-2. ``X-PagerDuty-Signature`` → 401 unless one ``v1=`` value matches the HMAC-SHA256
-   of the raw body under one configured secret (constant-time compare)
-3. not JSON or not a V3 envelope → 400
+2. ``X-PagerDuty-Signature`` (every header line) → 401 unless one ``v1=`` value
+   matches the HMAC-SHA256 of the raw body under one configured secret (constant-time)
+3. not JSON (``NaN`` and out-of-range numbers included) or not a V3 envelope → 400
 4. stored durably (committed) → 202; duplicate → 202, not stored twice;
-   unknown event types are stored as ``ignored`` → 202
+   unknown event types, and deliveries older than the dedupe window (a replay),
+   are stored as ``ignored`` → 202
 5. the store failed (locked past the busy timeout, disk full) → 503, so PagerDuty
    retries: it drops, never retries, deliveries answered with a 4xx other than 429.
 
-What it must never do: answer 202 before the commit, log a secret or a raw body,
+What it must never do: answer 202 before the commit, log a secret or a raw body
+(rejections are logged truncated and rate limited: anyone can send them),
 or answer any other 5xx (every unexpected error while storing is a 503).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol
 
 from starlette.applications import Starlette
@@ -32,8 +38,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from pdorgsync.errors import ConfigError, InboxError
+from pdorgsync.inbox import DEDUPE_WINDOW
 from pdorgsync.logs import get_logger
-from pdorgsync.models.events import EnvelopeError, parse_envelope
+from pdorgsync.models.events import EnvelopeError, WebhookEnvelope, parse_envelope
 from pdorgsync.state.base import StateStore
 
 __all__ = [
@@ -112,8 +119,62 @@ def signature_matches(header: str | None, body: bytes, secrets: Sequence[str]) -
     return matched
 
 
+def stale_reason(envelope: WebhookEnvelope, now: datetime) -> str | None:
+    """Why a delivery is too old to act on, or None.
+
+    V3 signatures carry no timestamp, so a captured delivery verifies forever;
+    only its ``occurred_at`` dates it. Older than the dedupe window, its id may
+    already be purged: it is acknowledged (202) and stored as ignored, never
+    evaluated with stale data. (PagerDuty itself stops retrying after 48 h.)
+    """
+    occurred = envelope.event.occurred_at
+    if occurred is None:
+        return None
+    if occurred.tzinfo is None:
+        occurred = occurred.replace(tzinfo=UTC)
+    if now - occurred > DEDUPE_WINDOW:
+        hours = int(DEDUPE_WINDOW.total_seconds() // 3600)
+        return f"stale delivery: occurred at {occurred.isoformat()}, more than {hours} h ago"
+    return None
+
+
 class _TooLarge(Exception):
     pass
+
+
+class RejectionLog:
+    """Logs rejected requests (401, 400, 413, 408) at most ``budget`` per ``window``
+    seconds, values truncated: anyone can send them, and every 401 used to log
+    whatever headers the sender chose (120 KB a request). Suppressed lines are
+    counted in one ``webhooks.rejections_suppressed`` line per window."""
+
+    def __init__(
+        self, budget: int = 20, window: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.budget = budget
+        self.window = window
+        self.clock = clock
+        self._started = clock()
+        self._logged = 0
+        self._suppressed = 0
+
+    def warning(self, event: str, **values: object) -> None:
+        now = self.clock()
+        if now - self._started >= self.window:
+            if self._suppressed:
+                log.warning("webhooks.rejections_suppressed", count=self._suppressed)
+            self._started, self._logged, self._suppressed = now, 0, 0
+        if self._logged >= self.budget:
+            self._suppressed += 1
+            return
+        self._logged += 1
+        log.warning(event, **{k: _short(v) for k, v in values.items()})
+
+
+def _short(value: object, limit: int = 120) -> object:
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + f"…({len(value)} chars)"
+    return value
 
 
 async def _read_capped(request: Request, limit: int) -> bytes:
@@ -136,6 +197,8 @@ def create_app(
     metrics_hooks: ReceiverHooks | None = None,
     *,
     max_body_bytes: int = MAX_BODY_BYTES,
+    read_timeout: float = 10.0,
+    rejections: RejectionLog | None = None,
 ) -> Starlette:
     """The receiver app. The daemon may add routes (``app.router.routes.append``).
 
@@ -149,25 +212,52 @@ def create_app(
             "'pdorgsync webhook ensure' there (comma-separated during rotation)"
         )
     hooks = metrics_hooks or ReceiverHooks()
+    rejected = rejections or RejectionLog()
 
-    def answer(outcome: str, status: int, **extra: object) -> JSONResponse:
+    def answer(
+        outcome: str, status: int, headers: dict[str, str] | None = None, **extra: object
+    ) -> JSONResponse:
         hooks.on_delivery(outcome)
-        return JSONResponse({"status": outcome, **extra}, status_code=status)
+        return JSONResponse({"status": outcome, **extra}, status_code=status, headers=headers)
 
     async def receive(request: Request) -> JSONResponse:
         started = time.perf_counter()
         webhook_id = request.headers.get("x-webhook-id") or None
+        if webhook_id is not None and len(webhook_id) > 200:
+            webhook_id = None  # not PagerDuty's (a UUID); dedupe on the event id alone
+        if "content-length" in request.headers and "transfer-encoding" in request.headers:
+            # RFC 9112 §6.1: a request with both is a smuggling attempt or a broken
+            # proxy; answer and close the connection rather than guess its framing.
+            return answer(
+                "bad_request",
+                400,
+                error="both Content-Length and Transfer-Encoding",
+                headers={"connection": "close"},
+            )
         try:
-            body = await _read_capped(request, max_body_bytes)
+            # A body that trickles in holds a connection: it has a deadline too.
+            async with asyncio.timeout(read_timeout):
+                body = await _read_capped(request, max_body_bytes)
+        except TimeoutError:
+            rejected.warning("webhooks.body_timeout", webhook_id=webhook_id)
+            return answer(
+                "bad_request",
+                408,
+                error=f"body not received within {read_timeout:g} s",
+                headers={"connection": "close"},
+            )
         except _TooLarge:
-            log.warning("webhooks.too_large", webhook_id=webhook_id)
+            rejected.warning("webhooks.too_large", webhook_id=webhook_id)
             return answer("too_large", 413, error="body larger than 1 MiB")
         except ClientDisconnect:
             return answer("bad_request", 400, error="client disconnected")
 
-        if not signature_matches(request.headers.get("x-pagerduty-signature"), body, secrets):
+        # Several header lines are one comma-separated list (RFC 9110 §5.3): a
+        # proxy may split them, and only the first line counted before.
+        signature = ", ".join(request.headers.getlist("x-pagerduty-signature"))
+        if not signature_matches(signature, body, secrets):
             # Alert-worthy: three dropped deliveries in a row disable the subscription.
-            log.warning(
+            rejected.warning(
                 "webhooks.bad_signature",
                 webhook_id=webhook_id,
                 subscription=request.headers.get("x-webhook-subscription"),
@@ -177,12 +267,24 @@ def create_app(
         try:
             envelope = parse_envelope(body)
         except EnvelopeError as exc:
-            log.warning("webhooks.bad_request", webhook_id=webhook_id, reason=str(exc))
+            rejected.warning("webhooks.bad_request", webhook_id=webhook_id, reason=str(exc))
             return answer("bad_request", 400, error=str(exc))
 
         payload = body.decode("utf-8")  # parse_envelope proved it is valid UTF-8 JSON
+        stale = stale_reason(envelope, inbox.clock())
+        if stale is not None:
+            log.warning(
+                "webhooks.stale", event_id=envelope.event.id, webhook_id=webhook_id, reason=stale
+            )
         try:
-            result = await run_in_threadpool(inbox.store, envelope, payload, webhook_id=webhook_id)
+            result = await run_in_threadpool(
+                inbox.store,
+                envelope,
+                payload,
+                webhook_id=webhook_id,
+                status="ignored" if stale else None,
+                note=stale,
+            )
         except InboxError as exc:
             log.error("webhooks.store_failed", event_id=envelope.event.id, error=str(exc))
             return answer("store_failed", 503, error="could not store the event; retry later")
@@ -219,4 +321,8 @@ def create_app(
             return answer("accepted", 202, event_id=event.id, id=result.seq)
         return answer("ignored", 202, event_id=event.id, id=result.seq)
 
-    return Starlette(routes=[Route(WEBHOOK_PATH, receive, methods=["POST"])])
+    app = Starlette(routes=[Route(WEBHOOK_PATH, receive, methods=["POST"])])
+    # No 307 to a slash variant: its Location would be built from the client's Host
+    # header (an open redirect), and PagerDuty never adds the slash.
+    app.router.redirect_slashes = False
+    return app

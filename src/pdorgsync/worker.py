@@ -270,6 +270,9 @@ class Worker:
             event = self.inbox.claim(lease=self.lease)
             if event is None:
                 break
+            if self._poisoned(event):
+                count += 1
+                continue
             self.process(event)
             self.progress += 1
             count += 1
@@ -284,6 +287,24 @@ class Worker:
                 break
             total += n
         return total
+
+    def _poisoned(self, event: StoredEvent) -> bool:
+        """Dead-letter an event claimed more often than it may be tried.
+
+        ``attempts`` counts claims and is committed before the work starts, so it
+        survives the process: an event whose handling kills or hangs the process
+        (and gets it restarted by the watchdog) is not claimed again forever.
+        """
+        if event.attempts <= self.max_attempts:
+            return False
+        message = (
+            f"claimed {event.attempts} times without finishing (the process died or hung "
+            "while handling it); dead-lettered, see pdorgsync inbox retry"
+        )
+        self.inbox.fail(event.seq, message, retry_at=None)
+        log.error("worker.event_dead", id=event.seq, event_id=event.event_id, error=message)
+        self.hooks.on_event(event.event_type, "dead", 0.0)
+        return True
 
     def process(self, event: StoredEvent) -> str:
         """Handle one claimed event and record the result in the inbox; returns the status."""

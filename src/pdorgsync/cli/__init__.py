@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,8 +21,8 @@ import click
 
 from pdorgsync import __version__
 from pdorgsync.errors import FileValidationError, PdOrgSyncError
-from pdorgsync.logs import configure_logging, redact_text, register_secrets
-from pdorgsync.settings import Settings, load_settings
+from pdorgsync.logs import configure_logging, get_logger, redact_text, register_secrets
+from pdorgsync.settings import Settings, load_settings, raw_secrets_from_env
 
 
 class AppContext:
@@ -50,6 +51,14 @@ class AppContext:
                 level=asked or "warning",
                 fmt=self._log_format or settings.log_format,
             )
+            if self._settings is None:
+                for warning in settings.permission_warnings():
+                    if daemon:  # the daemon's stderr is its (JSON) log
+                        get_logger("pdorgsync.settings").warning(
+                            "settings.file_readable", problem=warning
+                        )
+                    else:
+                        click.echo(f"warning: {warning}", err=True)
             if overrides:
                 return settings
             self._settings = settings
@@ -101,7 +110,7 @@ class GuardedGroup(click.Group):
             ctx.exit(1)
         except PdOrgSyncError as exc:
             if _debug(ctx):
-                raise
+                _print_traceback()
             fail(str(exc))
             ctx.exit(1)
         except KeyboardInterrupt:
@@ -109,9 +118,16 @@ class GuardedGroup(click.Group):
             ctx.exit(130)
         except Exception as exc:
             if _debug(ctx):
-                raise
-            fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
+                _print_traceback()
+                fail(f"internal error: {type(exc).__name__}: {exc}")
+            else:
+                fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
             ctx.exit(1)
+
+
+def _print_traceback() -> None:
+    """``--debug``: the traceback on stderr, scrubbed of secrets like every other line."""
+    click.echo(redact_text(traceback.format_exc()), err=True, nl=False)
 
 
 def _debug(ctx: click.Context) -> bool:
@@ -155,6 +171,7 @@ def main(ctx: click.Context, debug: bool, log_level: str | None, log_format: str
     # Whatever the command, the configured token and webhook secrets are scrubbed
     # from everything it prints, even text echoed back from a user's file.
     # (A settings problem is reported by the command that needs the settings.)
+    register_secrets(raw_secrets_from_env())  # even when the settings do not load
     with contextlib.suppress(PdOrgSyncError):
         register_secrets(load_settings().sensitive_values())
     ctx.obj = AppContext(debug=debug, log_level=log_level, log_format=log_format)

@@ -17,7 +17,7 @@ import click
 
 from pdorgsync.cli import AppContext, pass_app
 from pdorgsync.errors import ConfigError, InboxError
-from pdorgsync.inbox import STATUSES, Inbox, Status, StoredEvent
+from pdorgsync.inbox import DEDUPE_WINDOW, STATUSES, Inbox, Status, StoredEvent
 from pdorgsync.settings import parse_duration
 from pdorgsync.state import StateStore, open_state
 
@@ -157,7 +157,8 @@ def purge_cmd(
     age = parse_age(older_than)
     chosen: list[Status] = list(statuses) or ["done", "ignored"]
     with _open(app, state) as inbox:
-        cutoff = inbox.clock() - age
+        # Dedupe keys of the last DEDUPE_WINDOW are kept whatever --older-than says.
+        cutoff = min(inbox.clock() - age, inbox.clock() - DEDUPE_WINDOW)
         candidates = [e for e in inbox.events(statuses=chosen) if e.received_at < cutoff]
         if not candidates:
             click.echo("nothing to purge")

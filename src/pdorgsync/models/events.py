@@ -13,10 +13,11 @@ Pure: no I/O. ``data`` stays a plain dict; policies read it through
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
     "HANDLED_EVENT_TYPES",
@@ -62,6 +63,31 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+NotBlank = Annotated[str, AfterValidator(_not_blank)]
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> Any:
+    # json.loads accepts NaN, Infinity and -Infinity, which are not JSON (RFC 8259 §6).
+    raise _NotFinite(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses to inf
+        raise _NotFinite(f"number {text[:20]} is out of range")
+    return value
+
+
 class EventAgent(_Lenient):
     """Who caused the event: a user or service reference (``None`` for automation)."""
 
@@ -71,8 +97,8 @@ class EventAgent(_Lenient):
 
 
 class WebhookEvent(_Lenient):
-    id: str = Field(min_length=1, max_length=200)
-    event_type: str = Field(min_length=1, max_length=200)
+    id: NotBlank = Field(min_length=1, max_length=200)
+    event_type: NotBlank = Field(min_length=1, max_length=200)
     resource_type: str = Field(default="", max_length=200)
     occurred_at: datetime | None = None
     agent: EventAgent | None = None
@@ -116,7 +142,9 @@ def parse_envelope(raw: bytes | str | dict[str, Any]) -> WebhookEnvelope:
             raise EnvelopeError("body is not UTF-8") from None
     if isinstance(raw, str):
         try:
-            data = json.loads(raw)
+            data = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+        except _NotFinite as exc:
+            raise EnvelopeError(f"body is not JSON: {exc}") from None
         except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
             raise EnvelopeError(f"body is not JSON: {type(exc).__name__}") from None
     if not isinstance(data, dict):

@@ -13,8 +13,10 @@ Nothing here evaluates a policy: that is ``core/policies.py``, which is pure.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
+import re2
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from pdorgsync.models.org import Key, Label, Org
@@ -83,14 +85,56 @@ def _unique(values: list[Any]) -> list[Any]:
     return values
 
 
+#: The longest title a policy regex is matched against (PagerDuty caps incident
+#: titles at 1024 characters; anything longer is cut there, never scanned whole).
+MAX_MATCHED_TEXT = 1024
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # RE2 would print parse errors to stderr; we report them
+
+
+@dataclass(frozen=True)
+class TitleRegex:
+    """A policy's ``title_regex``, compiled with RE2: matched in linear time.
+
+    Python's ``re`` backtracks: ``(a+)+$`` against a 30-character title takes
+    minutes and holds the interpreter lock, freezing the webhook receiver with
+    the worker (issue 15). RE2 has no backreferences or lookaround, and refuses
+    them at load instead.
+    """
+
+    pattern: str
+    _compiled: Any = field(compare=False, repr=False)
+
+    def search(self, text: str) -> bool:
+        """True if the pattern matches anywhere in (the first MAX_MATCHED_TEXT of) ``text``."""
+        return self._compiled.search(text[:MAX_MATCHED_TEXT]) is not None
+
+
+def compile_title_regex(pattern: str) -> TitleRegex:
+    """Compile with RE2; ValueError names the construct RE2 refuses and where it is."""
+    try:
+        compiled = re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        raw = exc.args[0] if exc.args else b""
+        reason = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        what, _, fragment = reason.partition(": ")
+        where = pattern.find(fragment) if fragment else -1
+        at = f" at position {where}" if where >= 0 else ""
+        raise ValueError(
+            f"invalid regular expression {pattern!r}{at}: {reason} (RE2 syntax: no "
+            "backreferences or lookaround)"
+            if what
+            else f"invalid regular expression {pattern!r}"
+        ) from None
+    return TitleRegex(pattern, compiled)
+
+
 def _regex(value: object) -> object:
     """Compile at load so a bad pattern is a located error, never a runtime surprise."""
     if isinstance(value, str):
-        try:
-            return re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
-    if isinstance(value, re.Pattern):
+        return compile_title_regex(value)
+    if isinstance(value, TitleRegex):
         return value
     raise ValueError(f"expected a regular expression as a string, got {type(value).__name__}")
 
@@ -111,13 +155,13 @@ def _message(value: str) -> str:
 
 
 EventType = Annotated[str, AfterValidator(_event_type)]
-Regex = Annotated[re.Pattern[str], BeforeValidator(_regex)]
+Regex = Annotated[TitleRegex, BeforeValidator(_regex)]
 Message = Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(_message)]
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
 
 class When(_Model):

@@ -362,6 +362,7 @@ def _endpoint(runtime: Runtime, template: str, handler: Handler) -> Any:
         data = b"" if outcome.body is None else json.dumps(outcome.body).encode("utf-8")
         headers = {
             "X-Request-Id": runtime.state.new_id(),
+            SANDBOX_HEADER: "1",
             **runtime.rate_headers(),
             **outcome.headers,
         }
@@ -456,10 +457,28 @@ def _drop_connection(runtime: Runtime, request: Request, kind: str) -> Response:
     return Response(status_code=204)
 
 
+#: Every sandbox response carries this header, and ``IDENTITY_PATH`` answers with
+#: it: that (not a loopback address) is how pdorgsync knows it talks to its own
+#: sandbox and may go without a token and a rate budget (SPEC §4). Not a PagerDuty
+#: behaviour: PagerDuty's API sends no such header and answers 404 there.
+SANDBOX_HEADER = "X-Pdorgsync-Sandbox"
+IDENTITY_PATH = "/_pdorgsync/sandbox"
+
+
+async def _identity(_request: Request) -> Response:
+    # Outside the API surface: not counted, not validated, never faulted.
+    return Response(
+        json.dumps({"sandbox": "pdorgsync"}).encode("utf-8"),
+        200,
+        {SANDBOX_HEADER: "1"},
+        media_type="application/json",
+    )
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
     body = json.dumps(not_found().body()).encode("utf-8")
     status = 405 if getattr(exc, "status_code", 404) == 405 else 404
-    return Response(body, status, media_type="application/json")
+    return Response(body, status, {SANDBOX_HEADER: "1"}, media_type="application/json")
 
 
 def build_app(runtime: Runtime) -> Starlette:
@@ -468,7 +487,7 @@ def build_app(runtime: Runtime) -> Starlette:
     grouped: dict[str, dict[str, Handler]] = {}
     for method, template, handler in ordered:
         grouped.setdefault(template, {})[method] = handler
-    routes = []
+    routes = [Route(IDENTITY_PATH, _identity, methods=["GET"])]
     for template, handlers in grouped.items():
         for method, handler in handlers.items():
             routes.append(Route(template, _endpoint(runtime, template, handler), methods=[method]))

@@ -49,6 +49,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pdorgsync.errors import InboxError
 from pdorgsync.inbox import (
+    DEDUPE_WINDOW,
     EngagementRecord,
     HandledIncident,
     InboxStats,
@@ -203,6 +204,17 @@ class PostgresState:
         with self._tx() as conn:
             return conn.execute(sql, params).rowcount
 
+    def check_file(self) -> None:
+        """Nothing to check: a database server has no file of ours to lose (SQLite does)."""
+
+    def quick_check(self) -> None:
+        """Nothing to check at start: the server keeps its own files consistent."""
+
+    def write_failure(self, *, within: float = 60.0) -> str | None:
+        """Never remembered here: an unreachable database fails the readiness probe's
+        own write, and recovers as soon as it answers again."""
+        return None
+
     def close(self) -> None:
         self._stop.set()
         if self._renewer is not None:
@@ -226,6 +238,7 @@ class PostgresState:
         webhook_id: str | None = None,
         source: str = "webhook",
         status: Status | None = None,
+        note: str | None = None,
     ) -> StoreResult:
         event = envelope.event
         if status is None:
@@ -234,8 +247,8 @@ class PostgresState:
         with self._tx() as conn:
             row = conn.execute(
                 "INSERT INTO events (event_id, webhook_id, received_at, event_type,"
-                " incident_id, source, status, next_attempt_at, finished_at, payload)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " incident_id, source, status, next_attempt_at, finished_at, payload, last_error)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT DO NOTHING RETURNING seq",
                 (
                     event.id,
@@ -248,6 +261,7 @@ class PostgresState:
                     now,
                     None if status == "pending" else now,
                     payload,
+                    note,
                 ),
             ).fetchone()
         if row is None:
@@ -443,6 +457,7 @@ class PostgresState:
         """Retention (see ``Inbox.purge_expired``), in one transaction."""
         chosen = [s for s in statuses if s != "pending"]
         limit = _ts(cutoff)
+        events_limit = _ts(min(cutoff, self.clock() - DEDUPE_WINDOW))
         gone = (
             "SELECT incident_id FROM handled_incidents h WHERE h.status = 'resolved'"
             " AND h.handled_at < %s AND NOT EXISTS"
@@ -453,7 +468,7 @@ class PostgresState:
             if chosen:
                 events = conn.execute(
                     "DELETE FROM events WHERE status = ANY(%s) AND received_at < %s",
-                    (chosen, limit),
+                    (chosen, events_limit),
                 ).rowcount
             ledger = conn.execute(
                 f"DELETE FROM ledger WHERE incident_id IN ({gone})", (limit,)
