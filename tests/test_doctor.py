@@ -63,7 +63,7 @@ def _subscribe(sandbox: Sandbox, workdir: Path) -> dict[str, Any]:
     policies = load_policies(workdir / "policies", org).policies
     client = PagerDutyClient(sandbox.token, str(sandbox.base_url), BOT)
     events = needed_events([t for p in policies for t in p.on])
-    _, sub, _ = ensure_subscription(
+    _, sub, _, _ = ensure_subscription(
         client,
         "https://pdorgsync.example.test/webhooks/pagerduty",
         events,

@@ -87,7 +87,7 @@ def test_webhook_ensure_subscribes_to_incident_type_changed(
 ) -> None:
     """The subscription carries the type; the sandbox, like PagerDuty, accepts only documented types."""
     events = needed_events(["incident.incident_type.changed"])
-    _, sub, _ = ensure_subscription(
+    _, sub, _, _ = ensure_subscription(
         pd, "https://hooks.example.test/pd", events, {"type": "account_reference"}
     )
     assert "incident.incident_type.changed" in sub["events"]

@@ -98,21 +98,29 @@ class Health:
         return problems
 
 
-def store_problems(inbox: StateStore) -> list[str]:
-    """Why the state store cannot be trusted now: a deleted or replaced file, a write
-    that does not go through, or a recent write failure (disk full, malformed
-    database). Run by the health thread, off the event loop: a write may wait for
-    the lock held by a webhook store."""
+def file_problems(inbox: StateStore) -> list[str]:
+    """A deleted or replaced state file, or a recent write failure (disk full,
+    malformed database). Cheap enough for the event loop: one ``stat``, no query,
+    no lock."""
     try:
         inbox.check_file()
     except PdOrgSyncError as exc:
         return [f"state store not usable: {exc}"]
+    failure = inbox.write_failure()
+    return [f"state store not writable: {failure}"] if failure is not None else []
+
+
+def store_problems(inbox: StateStore) -> list[str]:
+    """``file_problems`` and whether a write goes through. Run by the health thread,
+    off the event loop: the write may wait for the lock held by a webhook store."""
+    problems = file_problems(inbox)
+    if problems:
+        return problems
     try:
         inbox.set_state("readyz.probe", str(time.time()))
     except PdOrgSyncError as exc:
         return [f"state store not writable: {exc}"]
-    failure = inbox.write_failure()
-    return [f"state store not writable: {failure}"] if failure is not None else []
+    return file_problems(inbox)
 
 
 CycleFn = Callable[[Files], None]
@@ -204,11 +212,15 @@ class ReconcileLoop:
                 stop.wait(min(1.0, max(0.0, deadline - self.clock())))
 
 
-def health_routes(health: Health, metrics: Metrics) -> list[Route]:
+def health_routes(
+    health: Health, metrics: Metrics, live: Callable[[], list[str]] = list
+) -> list[Route]:
     """``/healthz``, ``/readyz`` and ``/metrics`` (SPEC §5).
 
     They read what the loops and the health thread recorded, never the store: a
-    scrape in a tight loop costs deliveries nothing.
+    scrape in a tight loop costs deliveries nothing. ``live`` adds checks cheap
+    enough to run on every request (``file_problems``: a deleted state file
+    shows at once, not at the health thread's next round).
     """
 
     async def healthz(_request: Request) -> Response:
@@ -216,6 +228,7 @@ def health_routes(health: Health, metrics: Metrics) -> list[Route]:
 
     async def readyz(_request: Request) -> Response:
         problems = health.problems()
+        problems.extend(p for p in live() if p not in problems)
         status = 503 if problems else 200
         return JSONResponse({"ready": not problems, "problems": problems}, status_code=status)
 
@@ -289,7 +302,7 @@ class Daemon:
         self.app: Starlette = create_app(
             settings, self.inbox, hooks, read_timeout=settings.http_read_timeout
         )
-        for route in health_routes(self.health, self.metrics):
+        for route in health_routes(self.health, self.metrics, lambda: file_problems(self.inbox)):
             self.app.router.routes.append(route)
         open_files = raise_open_file_limit()
         max_connections = connection_budget(settings.http_max_connections, open_files)

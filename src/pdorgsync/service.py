@@ -31,8 +31,9 @@ def make_client(daemon: Daemon, priority: str, **kwargs: Any) -> PagerDutyClient
     # from_settings attaches the process-wide limiter of this token: the worker
     # and the reconcile loop share one budget, engagements served first. With
     # several replicas (PostgreSQL) the budget lives in the database instead.
+    target = resolve_target(daemon.settings)
     budget = shared_budget(
-        daemon.inbox, daemon.settings.token(), daemon.settings.effective_rate_limit()
+        daemon.inbox, target.token, daemon.settings.effective_rate_limit(target.sandbox)
     )
     if budget is not None:
         kwargs["limiter"] = budget

@@ -66,6 +66,10 @@ log = get_logger("pdorgsync.worker")
 RECENT_WINDOW = timedelta(minutes=60)
 
 
+#: How the last error of an attempt that ended in lock contention starts (see _poisoned).
+_CONTENDED = "state store busy, will retry: "
+
+
 def _noop_engagement(_department: str, _as: str, _outcome: str) -> None:
     return None
 
@@ -297,6 +301,10 @@ class Worker:
         """
         if event.attempts <= self.max_attempts:
             return False
+        if (event.last_error or "").startswith(_CONTENDED):
+            # Its last attempt ended, recorded, in lock contention (retried however
+            # often it takes): the claims were not lost to a dying process.
+            return False
         message = (
             f"claimed {event.attempts} times without finishing (the process died or hung "
             "while handling it); dead-lettered, see pdorgsync inbox retry"
@@ -336,6 +344,8 @@ class Worker:
         # Lock contention in the state store says nothing about the event: it is
         # retried however many attempts it took, never dead-lettered.
         contended = isinstance(exc, InboxBusyError)
+        if contended:
+            message = f"{_CONTENDED}{message}"
         if is_temporary(exc) and (contended or event.attempts < self.max_attempts):
             delay = min(self.backoff_cap, self.backoff_base * 2 ** max(0, event.attempts - 1))
             retry_after = getattr(exc, "retry_after", None)

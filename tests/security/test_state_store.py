@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from starlette.applications import Starlette
 
-from pdorgsync.daemon import Health, health_routes
+from pdorgsync.daemon import Health, health_routes, store_problems
 from pdorgsync.errors import InboxError
 from pdorgsync.inbox import Inbox
 from pdorgsync.metrics import Metrics
@@ -23,8 +23,11 @@ def _store(inbox: Inbox, event_id: str) -> None:
 
 
 def _readyz(inbox: Inbox) -> tuple[int, list[str]]:
+    """/readyz after one round of the daemon's health thread (which checks the store)."""
     health = Health(policies_loaded=True)
-    app = Starlette(routes=health_routes(health, Metrics(), inbox, lambda: None))
+    health.store_problems = store_problems(inbox)
+    health.store_checked = True
+    app = Starlette(routes=health_routes(health, Metrics()))
     with TestClient(app) as client:
         answer = client.get("/readyz")
     return answer.status_code, answer.json()["problems"]

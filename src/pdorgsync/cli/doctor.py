@@ -34,7 +34,7 @@ def doctor_cmd(app: AppContext, org_file: Path | None, policy_dir: Path | None) 
     from pdorgsync import loading
     from pdorgsync.cli.webhook import DESCRIPTION, needed_events
     from pdorgsync.doctor import Check, run_checks
-    from pdorgsync.pagerduty import PagerDutyClient
+    from pdorgsync.pagerduty import PagerDutyClient, resolve_target
 
     settings = app.settings()
     # A check answers now or says why: no backoff sleeps on a connection that fails.
@@ -58,7 +58,7 @@ def doctor_cmd(app: AppContext, org_file: Path | None, policy_dir: Path | None) 
         policies=policies,
         events=events,
         webhook_description=DESCRIPTION,
-        budget_per_minute=settings.effective_rate_limit() or 0,
+        budget_per_minute=settings.effective_rate_limit(resolve_target(settings).sandbox) or 0,
     )
     for check in checks:
         click.echo(check.line())
