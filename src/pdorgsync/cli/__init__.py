@@ -165,6 +165,7 @@ def _register() -> None:
         audit,
         demo,
         engage,
+        importing,
         inbox,
         reconcile,
         sandbox,
@@ -173,7 +174,18 @@ def _register() -> None:
         webhook,
     )
 
-    for module in (validate, reconcile, audit, engage, webhook, serve, sandbox, demo, inbox):
+    for module in (
+        validate,
+        reconcile,
+        audit,
+        engage,
+        webhook,
+        serve,
+        sandbox,
+        demo,
+        inbox,
+        importing,
+    ):
         for command in module.COMMANDS:
             main.add_command(command)
 
