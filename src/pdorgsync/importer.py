@@ -141,19 +141,28 @@ def summary(imported: Imported) -> list[str]:
         kind: sum(1 for d in departments if kind in d)
         for kind in ("schedule", "escalation_policy", "service")
     }
+    labels = len(imported.data.get("service_labels", {}))
     lines = [
-        f"imported {len(departments)} departments ({blocks['schedule']} schedules, "
-        f"{blocks['escalation_policy']} escalation policies, {blocks['service']} services), "
-        f"{len(imported.data.get('service_labels', {}))} unmanaged services under service_labels"
+        f"imported {_n(len(departments), 'department')} ({_n(blocks['schedule'], 'schedule')}, "
+        f"{_n(blocks['escalation_policy'], 'escalation policy', 'escalation policies')}, "
+        f"{_n(blocks['service'], 'service')}); "
+        f"{_n(labels, 'unmanaged service')} under service_labels"
     ]
     counts = imported.counts()
     if counts:
         total = sum(counts.values())
-        lines.append(f"{total} things did not fit the org file (see the comments in it):")
+        lines.append(
+            f"{_n(total, 'thing')} did not fit the org file and stayed out "
+            "(see the comments in it):"
+        )
         lines.extend(f"  {count} x {category}" for category, count in counts.items())
     else:
         lines.append("everything fitted the org file")
     return lines
+
+
+def _n(count: int, singular: str, plural: str | None = None) -> str:
+    return f"{count} {singular if count == 1 else plural or singular + 's'}"
 
 
 # -- writing ---------------------------------------------------------------------------------

@@ -140,6 +140,7 @@ def main(ctx: click.Context, debug: bool, log_level: str | None, log_format: str
 
     \b
     Typical use:
+      pdorgsync import -o org.yaml             start from your existing account
       pdorgsync validate --org org.yaml        check the files, no API calls
       pdorgsync plan --org org.yaml            what would change (exit 2 if anything)
       pdorgsync apply --org org.yaml           make it so (asks first)
