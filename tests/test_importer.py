@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -81,8 +82,6 @@ def layers(draw: st.DrawFn, zone: str, now: datetime, ids: _Ids) -> list[snap.Sc
     out = []
     for name in names:
         wall = draw(st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2027, 1, 1)))
-        from zoneinfo import ZoneInfo
-
         tz = ZoneInfo(zone)
         anchor = local_to_utc(wall.replace(second=0, microsecond=0), tz).astimezone(tz)
         end_kind = draw(st.sampled_from(["open", "open", "open", "ended", "ending"]))
