@@ -56,6 +56,8 @@ def hand_made_account(now: datetime) -> dict[str, Any]:
     """Globex's account, made in PagerDuty's UI: pdorgsync never wrote any of it."""
     ended_start = (now - timedelta(days=60)).strftime("%Y-%m-%dT%H:%M:00Z")
     ended_end = (now - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:00Z")
+    override_start = (now + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:00Z")
+    override_end = (now + timedelta(days=2, hours=4)).strftime("%Y-%m-%dT%H:%M:00Z")
     weekdays = [
         {
             "type": "weekly_restriction",
@@ -98,6 +100,9 @@ def hand_made_account(now: datetime) -> dict[str, Any]:
                 "name": "SRE Primary",
                 "time_zone": "America/New_York",
                 "teams": ["Platform SRE"],
+                "overrides": [
+                    {"start": override_start, "end": override_end, "user": "eve@globex.test"}
+                ],
                 "layers": [
                     _layer("Old rota", ended_start, 86400, ["cat"], end=ended_end),
                     _layer("Week", "2026-01-05T09:00:00-05:00", 604800, ["ann", "bob", "cat"]),
@@ -318,6 +323,8 @@ def test_import_maps_the_account_and_lists_what_does_not_fit(workdir: Path) -> N
     assert "1 x second schedule of a team" in result.stderr
     assert "1 x escalation policy with no team" in result.stderr
     assert "1 x schedule with no team" in result.stderr  # Legacy
+    assert "1 x schedule override" in result.stderr
+    assert "# override of schedule 'SRE Primary': eve@globex.test from " in text
 
 
 def test_second_import_is_byte_identical_and_needs_force(workdir: Path, globex: Sandbox) -> None:

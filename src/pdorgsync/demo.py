@@ -135,7 +135,7 @@ class Demo:
         self.step("import: describe the seeded account as an org file (read-only)")
         client.reset_counts()
         now = datetime.now(UTC).replace(second=0, microsecond=0)
-        imported = build(read_account(client), org_id=None, now=now)
+        imported = build(read_account(client), org_id=None, now=now, client=client)
         written = self.output / "imported-org.yaml"
         written.write_text(render_yaml(imported), encoding="utf-8")
         writes = sum(n for (method, _route), n in client.calls.items() if method != "GET")

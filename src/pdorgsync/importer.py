@@ -18,7 +18,7 @@ import io
 import os
 import tempfile
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarString
 
-from pdorgsync.core.importing import Imported, Note, guess_org_id, import_account
+from pdorgsync.core.importing import Imported, Note, Override, guess_org_id, import_account
 from pdorgsync.errors import ConfigError
 from pdorgsync.models import snapshot as snap
 from pdorgsync.observe import Client, observe
@@ -58,9 +58,44 @@ def read_account(client: Client, *, progress: Progress | None = None) -> snap.Sn
     )
 
 
-def build(snapshot: snap.Snapshot, *, org_id: str | None, now: datetime) -> Imported:
-    """The pure mapping, with the org id guessed when none is given."""
-    return import_account(snapshot, org_id=org_id or guess_org_id(snapshot), now=now)
+OVERRIDE_DAYS = 28
+
+
+def build(
+    snapshot: snap.Snapshot,
+    *,
+    org_id: str | None,
+    now: datetime,
+    client: Client | None = None,
+    progress: Progress | None = None,
+) -> Imported:
+    """The pure mapping, with the org id guessed when none is given.
+
+    With a ``client``, the overrides of the next 28 days of every imported schedule
+    are read (one request per schedule) and listed as comments.
+    """
+    org = org_id or guess_org_id(snapshot)
+    imported = import_account(snapshot, org_id=org, now=now)
+    if client is None or not imported.schedules:
+        return imported
+    if progress is not None:
+        progress(f"reading overrides of {len(imported.schedules)} schedules")
+    window = {
+        "since": now.astimezone(UTC).isoformat(),
+        "until": (now + timedelta(days=OVERRIDE_DAYS)).astimezone(UTC).isoformat(),
+    }
+    overrides = {
+        schedule_id: [
+            Override(
+                start=datetime.fromisoformat(o["start"]),
+                end=datetime.fromisoformat(o["end"]),
+                user_id=str((o.get("user") or {}).get("id") or ""),
+            )
+            for o in client.list_all(f"/schedules/{schedule_id}/overrides", window)
+        ]
+        for schedule_id in imported.schedules
+    }
+    return import_account(snapshot, org_id=org, now=now, overrides=overrides)
 
 
 # -- YAML ------------------------------------------------------------------------------------

@@ -69,9 +69,8 @@ def import_cmd(app: AppContext, output: str, org_id: str | None, force: bool) ->
     client = PagerDutyClient.from_settings(settings)
     _progress(f"reading PagerDuty at {settings.api_url}")
     snapshot = read_account(client, progress=_progress)
-    imported = build(
-        snapshot, org_id=org_id, now=datetime.now(UTC).replace(second=0, microsecond=0)
-    )
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    imported = build(snapshot, org_id=org_id, now=now, client=client, progress=_progress)
     text = render_yaml(imported)
     if target is None:
         click.echo(text, nl=False)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -66,6 +66,7 @@ UNFIT_SERVICE = "service the org file cannot describe"
 UNFIT_TEAM = "team the org file cannot describe"
 EXTRA_MANAGER = "team manager beyond the point of contact"
 OBSERVER = "team observer"
+OVERRIDE = "schedule override"
 CATEGORIES = (
     SECOND_SCHEDULE,
     SECOND_EP,
@@ -83,6 +84,7 @@ CATEGORIES = (
     UNFIT_TEAM,
     EXTRA_MANAGER,
     OBSERVER,
+    OVERRIDE,
 )
 
 # Department functions by team-name words, most specific first (a "Security
@@ -159,11 +161,25 @@ class Note:
 
 
 @dataclass(frozen=True)
+class Override:
+    """A schedule override as read from ``GET /schedules/{id}/overrides``."""
+
+    start: datetime
+    end: datetime
+    user_id: str
+
+
+@dataclass(frozen=True)
 class Imported:
-    """The org document (plain data, SPEC §1 key order) and its notes."""
+    """The org document (plain data, SPEC §1 key order) and its notes.
+
+    ``schedules``: ids of the schedules written into the document (whose overrides
+    the shell reads, to list them).
+    """
 
     data: dict[str, Any]
     notes: list[Note]
+    schedules: tuple[str, ...] = ()
 
     def org(self) -> Org:
         return Org.model_validate(self.data)
@@ -273,8 +289,15 @@ class _Dept:
 
 
 class _Importer:
-    def __init__(self, snapshot: snap.Snapshot, org_id: str, now: datetime) -> None:
+    def __init__(
+        self,
+        snapshot: snap.Snapshot,
+        org_id: str,
+        now: datetime,
+        overrides: Mapping[str, Sequence[Override]],
+    ) -> None:
         self.snap = snapshot
+        self.overrides = overrides
         self.org_id = org_id
         self.now = now
         self.users = {u.id: u for u in snapshot.users}
@@ -538,6 +561,18 @@ class _Importer:
                 )
             )
             return None
+        found = sorted(self.overrides.get(s.id, ()), key=lambda o: (o.start, o.end, o.user_id))
+        for o in found:
+            user = self.users.get(o.user_id)
+            d.notes.append(
+                Note(
+                    self._at(d, "schedule"),
+                    f"override of schedule {s.name!r}: {user.email if user else o.user_id} "
+                    f"from {o.start.isoformat()} to {o.end.isoformat()}; overrides are one-off "
+                    "and not part of the org file (apply leaves them as they are)",
+                    OVERRIDE,
+                )
+            )
         block: dict[str, Any] = {}
         if s.name != f"{d.team.name} On-Call":
             block["name"] = s.name
@@ -843,7 +878,8 @@ class _Importer:
         for note in self.top:
             path = note.path if note.path[0] in document else ("departments",)
             notes.append(Note(path, note.text, note.category, note.inline))
-        return Imported(document, notes)
+        imported = tuple(sorted(d.schedule.id for d in self.depts if d.schedule is not None))
+        return Imported(document, notes, imported)
 
 
 # Where a note about a block goes when the block itself is missing: before the next key.
@@ -913,9 +949,18 @@ def business_hours_of(
     return {"days": names, "start": begin, "end": finish}
 
 
-def import_account(snapshot: snap.Snapshot, *, org_id: str, now: datetime) -> Imported:
-    """The org document describing ``snapshot`` (see the module docstring)."""
-    return _Importer(snapshot, org_id, now.replace(microsecond=0)).run()
+def import_account(
+    snapshot: snap.Snapshot,
+    *,
+    org_id: str,
+    now: datetime,
+    overrides: Mapping[str, Sequence[Override]] | None = None,
+) -> Imported:
+    """The org document describing ``snapshot`` (see the module docstring).
+
+    ``overrides``: per schedule id, the overrides to list as comments (not read by default).
+    """
+    return _Importer(snapshot, org_id, now.replace(microsecond=0), overrides or {}).run()
 
 
 def guess_org_id(snapshot: snap.Snapshot) -> str:
