@@ -358,7 +358,7 @@ def test_bad_token_is_one_line_and_writes_nothing(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A token PagerDuty refuses: exit 1, one error line, no file."""
-    monkeypatch.setenv("PDORGSYNC_API_TOKEN", "wrong-token")
+    monkeypatch.setenv("PDORGSYNC_API_TOKEN", "refused-test-key-9c2e")
     result = run("import")
     assert result.exit_code == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -375,7 +375,7 @@ def test_pagination_ceiling_is_one_line_and_writes_nothing(
     """An account past PagerDuty's 10,000-result ceiling: exit 1, one line naming it, no file."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PDORGSYNC_API_URL", "https://api.pagerduty.com")
-    monkeypatch.setenv("PDORGSYNC_API_TOKEN", "u+token-for-test")
+    monkeypatch.setenv("PDORGSYNC_API_TOKEN", "ceiling-test-key-4b7d")
     monkeypatch.setenv("PDORGSYNC_RATE_LIMIT_PER_MINUTE", "0")
 
     def page(request: Any) -> tuple[int, dict[str, str], str]:
@@ -404,7 +404,11 @@ def test_unreachable_api_is_a_temporary_error(tmp_path: Path) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     client = PagerDutyClient(
-        "token", f"http://127.0.0.1:{port}", BOT, sleep=lambda _s: None, max_attempts=2
+        "unreachable-test-key-1f3a",
+        f"http://127.0.0.1:{port}",
+        BOT,
+        sleep=lambda _s: None,
+        max_attempts=2,
     )
     with pytest.raises(TemporaryPagerDutyError) as info:
         read_account(client)

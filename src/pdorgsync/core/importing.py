@@ -21,26 +21,26 @@ plain ``dict`` in SPEC §1 key order, deterministic for a given snapshot and ``n
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
-
 from pdorgsync.core import schedules
-from pdorgsync.core.intervals import (
-    DAY_NAMES,
-    Interval,
-    as_zone,
-    business_windows,
-    clip,
-    local_to_utc,
-    normalize,
-    wall_clock,
+from pdorgsync.core.import_values import (
+    FUNCTION_WORDS,
+    Unfit,
+    business_hours_of,
+    description_text,
+    guess_function,
+    local_start,
+    restriction_of,
+    rotation_name,
+    slug,
+    zone_name,
 )
+from pdorgsync.core.intervals import Interval, clip
 from pdorgsync.models import snapshot as snap
 from pdorgsync.models.org import Org, parse_marker
 
@@ -87,65 +87,6 @@ CATEGORIES = (
     OVERRIDE,
 )
 
-# Department functions by team-name words, most specific first (a "Security
-# Engineering" team is security). Words are compared whole, lower-cased.
-FUNCTION_WORDS: tuple[tuple[str, frozenset[str]], ...] = (
-    ("security", frozenset({"security", "secops", "infosec", "soc", "appsec", "trust"})),
-    ("legal", frozenset({"legal", "compliance", "counsel", "privacy", "regulatory"})),
-    (
-        "finance",
-        frozenset({"finance", "financial", "accounting", "billing", "payroll", "treasury"}),
-    ),
-    ("hr", frozenset({"hr", "people", "talent", "recruiting", "human", "personnel"})),
-    ("sales", frozenset({"sales", "bizdev", "presales", "revenue", "account", "accounts"})),
-    (
-        "executive",
-        frozenset(
-            {"executive", "executives", "exec", "execs", "leadership", "ceo", "cto", "board"}
-        ),
-    ),
-    ("product", frozenset({"product", "products", "pm", "design", "ux"})),
-    (
-        "marketing",
-        frozenset({"marketing", "pr", "communications", "comms", "brand", "press", "social"}),
-    ),
-    (
-        "support",
-        frozenset(
-            {"support", "customer", "customers", "success", "helpdesk", "cx", "care", "service"}
-        ),
-    ),
-    (
-        "engineering",
-        frozenset(
-            {
-                "engineering",
-                "engineers",
-                "eng",
-                "platform",
-                "infrastructure",
-                "infra",
-                "sre",
-                "devops",
-                "ops",
-                "operations",
-                "backend",
-                "frontend",
-                "reliability",
-                "database",
-                "network",
-                "mobile",
-                "web",
-                "api",
-                "data",
-                "dev",
-                "development",
-                "it",
-            }
-        ),
-    ),
-)
-
 
 @dataclass(frozen=True)
 class Note:
@@ -188,84 +129,6 @@ class Imported:
         """How many things did not fit, per category, in ``CATEGORIES`` order."""
         found = Counter(n.category for n in self.notes if n.category)
         return {c: found[c] for c in CATEGORIES if found[c]}
-
-
-class _Unfit(Exception):
-    """Why an object cannot be written into the org file (its message says why)."""
-
-
-# -- small helpers ------------------------------------------------------------------------
-
-
-def slug(text: str) -> str:
-    """A department key from a team name: ``[a-z0-9]+(-[a-z0-9]+)*``, never empty."""
-    key = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return key or "team"
-
-
-def guess_function(name: str) -> tuple[str, list[str]]:
-    """``(function, every function the name suggests)`` from the team name's words."""
-    words = set(re.findall(r"[a-z0-9]+", name.lower()))
-    found = [function for function, keys in FUNCTION_WORDS if words & keys]
-    return (found[0] if found else "other"), found
-
-
-def zone_name(value: str) -> str:
-    """The zone as written in the org file: PagerDuty's ``UTC`` is ``Etc/UTC`` (SPEC §1)."""
-    return "Etc/UTC" if value in ("UTC", "Etc/UTC") else value
-
-
-def local_start(moment: datetime, zone: str) -> str:
-    """An instant as the org file writes a layer ``start``: local time in ``zone``, whole minutes.
-
-    Naive (local) when that reading names this very instant; with its offset when it
-    does not (the repeated hour of an autumn clock change, where a naive time means
-    its first occurrence).
-    """
-    tz = as_zone(zone)
-    moment = moment.replace(second=0, microsecond=0)
-    wall = wall_clock(moment, tz)
-    if local_to_utc(wall, tz) == moment:
-        return wall.isoformat(timespec="seconds")
-    return moment.astimezone(tz).isoformat(timespec="seconds")
-
-
-def rotation_name(seconds: int) -> str:
-    if seconds == 86_400:
-        return "daily"
-    if seconds == 604_800:
-        return "weekly"
-    if seconds % 3600 == 0 and 1 <= seconds // 3600 <= 8760:
-        return f"{seconds // 3600}h"
-    raise _Unfit(
-        f"a layer rotates every {seconds} s; the org file knows daily, weekly and whole hours"
-    )
-
-
-def _hours(seconds: int) -> int | float:
-    value = seconds / 3600
-    return int(value) if value.is_integer() else value
-
-
-def restriction_of(r: snap.Restriction) -> dict[str, Any] | None:
-    """``{day, start, hours}`` / ``{start, hours}``; None for a full-period window (= none)."""
-    hh, mm, *rest = r.start_time_of_day.split(":")
-    if rest and int(rest[0]) != 0:
-        raise _Unfit(f"a restriction starts at {r.start_time_of_day}, not on a whole minute")
-    weekly = r.type == "weekly_restriction"
-    period = 604_800 if weekly else 86_400
-    if r.duration_seconds >= period:
-        return None
-    if r.duration_seconds <= 0:
-        raise _Unfit(f"a restriction lasts {r.duration_seconds} s")
-    out: dict[str, Any] = {}
-    if weekly:
-        if r.start_day_of_week not in range(1, 8):
-            raise _Unfit(f"a weekly restriction starts on day {r.start_day_of_week}")
-        out["day"] = DAY_NAMES[(r.start_day_of_week or 1) - 1]
-    out["start"] = f"{int(hh):02d}:{int(mm):02d}"
-    out["hours"] = _hours(r.duration_seconds)
-    return out
 
 
 def _by_name(items: Iterable[Any]) -> list[Any]:
@@ -491,9 +354,9 @@ class _Importer:
     def _email(self, user_id: str, what: str) -> str:
         user = self.users.get(user_id)
         if user is None or not user.email:
-            raise _Unfit(f"{what} {user_id} is not a user of the account")
+            raise Unfit(f"{what} {user_id} is not a user of the account")
         if user.role in STAKEHOLDER_ROLES:
-            raise _Unfit(f"{what} {user.email} has a stakeholder seat and cannot be paged")
+            raise Unfit(f"{what} {user.email} has a stakeholder seat and cannot be paged")
         return user.email
 
     def _schedule_block(self, d: _Dept) -> dict[str, Any] | None:
@@ -502,12 +365,12 @@ class _Importer:
             return None
         try:
             if s.id in self.clashing["schedule"]:
-                raise _Unfit(f"another schedule is also named {s.name!r}")
+                raise Unfit(f"another schedule is also named {s.name!r}")
             problem = self._owner_problem(s, "schedule", d.key)
             if problem:
-                raise _Unfit(problem)
+                raise Unfit(problem)
             if s.layers is None:
-                raise _Unfit("its layers could not be read")
+                raise Unfit("its layers could not be read")
             zone = zone_name(s.time_zone)
             layers: list[dict[str, Any]] = []
             names: set[str] = set()
@@ -538,7 +401,7 @@ class _Importer:
                     )
                     continue
                 if not layer.name.strip() or len(layer.name) > 100 or layer.name in names:
-                    raise _Unfit(f"layer name {layer.name!r} is empty, too long or repeated")
+                    raise Unfit(f"layer name {layer.name!r} is empty, too long or repeated")
                 names.add(layer.name)
                 restrictions = [restriction_of(r) for r in layer.restrictions]
                 out: dict[str, Any] = {
@@ -551,8 +414,8 @@ class _Importer:
                     out["restrictions"] = restrictions
                 layers.append(out)
             if not layers:
-                raise _Unfit("it has no layer in use")
-        except _Unfit as why:
+                raise Unfit("it has no layer in use")
+        except Unfit as why:
             d.notes.append(
                 Note(
                     self._at(d, "schedule"),
@@ -587,14 +450,14 @@ class _Importer:
             return None
         try:
             if ep.id in self.clashing["escalation_policy"]:
-                raise _Unfit(f"another escalation policy is also named {ep.name!r}")
+                raise Unfit(f"another escalation policy is also named {ep.name!r}")
             problem = self._owner_problem(ep, "escalation policy", d.key)
             if problem:
-                raise _Unfit(problem)
+                raise Unfit(problem)
             if not ep.rules:
-                raise _Unfit("it has no escalation rule")
+                raise Unfit("it has no escalation rule")
             if not 0 <= ep.num_loops <= 9:
-                raise _Unfit(f"it loops {ep.num_loops} times (at most 9)")
+                raise Unfit(f"it loops {ep.num_loops} times (at most 9)")
             levels: list[dict[str, Any]] = []
             for number, rule in enumerate(ep.rules, 1):
                 targets: list[str] = []
@@ -607,24 +470,24 @@ class _Importer:
                         found = self.snap.schedule_by_id(t.id)
                         label = f"{found.name!r} ({t.id})" if found else t.id
                         if owner is None:
-                            raise _Unfit(
+                            raise Unfit(
                                 f"level {number} targets schedule {label}, which is not "
                                 "imported as any department's schedule"
                             )
                         target = "schedule" if owner == d.key else f"schedule:{owner}"
                     else:
-                        raise _Unfit(f"level {number} targets a {t.type}")
+                        raise Unfit(f"level {number} targets a {t.type}")
                     if target in targets:
-                        raise _Unfit(f"level {number} names {target} twice")
+                        raise Unfit(f"level {number} names {target} twice")
                     targets.append(target)
                 if not 1 <= len(targets) <= 10:
-                    raise _Unfit(f"level {number} has {len(targets)} targets (1 to 10)")
+                    raise Unfit(f"level {number} has {len(targets)} targets (1 to 10)")
                 if rule.escalation_delay_in_minutes < 0:
-                    raise _Unfit(f"level {number} has a negative delay")
+                    raise Unfit(f"level {number} has a negative delay")
                 levels.append(
                     {"delay_minutes": rule.escalation_delay_in_minutes, "targets": targets}
                 )
-        except _Unfit as why:
+        except Unfit as why:
             d.notes.append(
                 Note(
                     self._at(d, "escalation_policy"),
@@ -745,7 +608,7 @@ class _Importer:
             service: dict[str, Any] = {}
             if d.service.name != team.name:
                 service["name"] = d.service.name
-            text = _description(d.service.description)
+            text = description_text(d.service.description)
             if text:
                 service["description"] = text
             service["urgency"] = d.service.urgency
@@ -811,7 +674,11 @@ class _Importer:
         """``coverage`` (and ``business_hours``) from who the schedule puts on call."""
         if d.schedule is None or zone is None or not d.schedule.layers:
             d.notes.append(
-                Note(self._at(d, "coverage"), "no schedule: nobody is on call", inline=True)
+                Note(
+                    self._at(d, "coverage"),
+                    "no schedule imported: nothing says who is on call",
+                    inline=True,
+                )
             )
             return {"coverage": "none"}
         since = self.now
@@ -908,47 +775,6 @@ def _anchor(data: dict[str, Any], index: int, block: str) -> Path:
     return ("departments", index, "key") if block == "key" else ("departments", index)
 
 
-def _description(text: str | None) -> str:
-    """A description without a pdorgsync marker line, as the org file keeps it."""
-    lines = (text or "").replace("\r\n", "\n").split("\n")
-    while lines and not lines[-1].strip():
-        lines.pop()
-    if lines and parse_marker(lines[-1]) is not None:
-        lines.pop()
-    return "\n".join(line.rstrip() for line in lines).strip()
-
-
-def business_hours_of(
-    cover: Sequence[Interval], zone: str, since: datetime, until: datetime
-) -> dict[str, Any] | None:
-    """The ``business_hours`` block whose windows are exactly ``cover``, if one is.
-
-    One window per day, the same local hours every day it occurs, not crossing
-    midnight, whole minutes. The candidate comes from the windows that lie wholly
-    inside the horizon and is checked against all of it.
-    """
-    tz = as_zone(zone)
-    inside = [iv for iv in cover if since < iv.start and iv.end < until]
-    if not inside:
-        return None
-    spans: set[tuple[str, str]] = set()
-    days: set[int] = set()
-    for iv in inside:
-        start, end = wall_clock(iv.start, tz), wall_clock(iv.end, tz)
-        if start.date() != end.date() or start.second or end.second:
-            return None
-        spans.add((start.strftime("%H:%M"), end.strftime("%H:%M")))
-        days.add(start.weekday())
-    if len(spans) != 1:
-        return None
-    (begin, finish) = spans.pop()
-    names = [DAY_NAMES[i] for i in sorted(days)]
-    expected = normalize(business_windows(names, begin, finish, tz, since, until))
-    if normalize(cover) != expected:
-        return None
-    return {"days": names, "start": begin, "end": finish}
-
-
 def import_account(
     snapshot: snap.Snapshot,
     *,
@@ -986,10 +812,16 @@ def guess_org_id(snapshot: snap.Snapshot) -> str:
     return "imported"
 
 
-def validation_problem(imported: Imported) -> str | None:
-    """Why the document is not a valid org file (a bug in this module), or None."""
-    try:
-        imported.org()
-    except ValidationError as exc:
-        return str(exc)
-    return None
+__all__ = [
+    "CATEGORIES",
+    "FUNCTION_WORDS",
+    "Imported",
+    "Note",
+    "Override",
+    "guess_function",
+    "guess_org_id",
+    "import_account",
+    "local_start",
+    "slug",
+    "zone_name",
+]
