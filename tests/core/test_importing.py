@@ -306,3 +306,32 @@ def test_zone_of_the_department_is_the_schedules() -> None:
     imported = import_account(account(zone="Asia/Kolkata"), org_id="x", now=NOW)
     assert imported.data["defaults"]["time_zone"] == "Asia/Kolkata"
     assert "time_zone" not in imported.data["departments"][0]
+
+
+@pytest.mark.parametrize("ref_type", ["schedule_reference", "schedule_v3_reference"])
+def test_v3_schedule_and_the_policy_targeting_it_stay_out(ref_type: str) -> None:
+    """A shift-based schedule is a comment; a policy targeting it cannot be written either."""
+    base = account()
+    (schedule,) = base.schedules
+    upgraded = schedule.model_copy(update={"type": "schedule_v3", "layers": None})
+    (ep,) = base.escalation_policies
+    rule = snap.EscalationRule(
+        escalation_delay_in_minutes=5, targets=[snap.Ref(id="PS1", type=ref_type)]
+    )
+    snapshot = base.model_copy(
+        update={
+            "schedules": [upgraded],
+            "escalation_policies": [ep.model_copy(update={"rules": [rule]})],
+        }
+    )
+    imported = import_account(snapshot, org_id="x", now=NOW)
+    dept = imported.data["departments"][0]
+    assert "schedule" not in dept
+    assert "escalation_policy" not in dept
+    assert "service" not in dept
+    assert imported.counts() == {
+        importing.V3_SCHEDULE: 1,
+        importing.UNFIT_EP: 1,
+        importing.UNFIT_SERVICE: 1,
+    }
+    assert plan(imported.org(), snapshot, now=NOW).conflicts == []

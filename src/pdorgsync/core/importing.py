@@ -475,6 +475,8 @@ class _Importer:
                                 "imported as any department's schedule"
                             )
                         target = "schedule" if owner == d.key else f"schedule:{owner}"
+                    elif kind == "schedule_v3":
+                        raise Unfit(f"level {number} targets a shift-based (v3) schedule ({t.id})")
                     else:
                         raise Unfit(f"level {number} targets a {t.type}")
                     if target in targets:
