@@ -24,7 +24,7 @@ from pdorgsync.core.planning import plan
 from pdorgsync.importer import render_yaml
 from pdorgsync.loading import load_org
 from pdorgsync.models import snapshot as snap
-from pdorgsync.models.org import check_org
+from pdorgsync.models.org import check_org, managed_description, parse_marker
 
 ZONES = ["Etc/UTC", "America/New_York", "Europe/Berlin", "Asia/Kolkata", "Australia/Adelaide"]
 USERS = [snap.User(id=f"PU{i}", name=f"User {i}", email=f"user{i}@acme.test") for i in range(6)]
@@ -110,6 +110,19 @@ def layers(draw: st.DrawFn, zone: str, now: datetime, ids: _Ids) -> list[snap.Sc
     return out
 
 
+# None, or already managed: by this org for department a or r-d, or by another org
+descriptions = st.sampled_from(
+    [
+        None,
+        None,
+        None,
+        "Alerts\n\nManaged by pdorgsync (org=acme, department=a)",
+        "Managed by pdorgsync (org=acme, department=r-d)",
+        "x\n\nManaged by pdorgsync (org=beta, department=a)",
+    ]
+)
+
+
 @st.composite
 def accounts(draw: st.DrawFn) -> tuple[snap.Snapshot, datetime]:
     ids = _Ids()
@@ -125,7 +138,25 @@ def accounts(draw: st.DrawFn) -> tuple[snap.Snapshot, datetime]:
             snap.Team(
                 id=ids("PT"),
                 name=name,
-                description=draw(st.sampled_from([None, "", "The team"])),
+                description=draw(
+                    st.sampled_from(
+                        [
+                            None,
+                            "",
+                            "The team",
+                            # already managed by this org (as pdorgsync writes it), or by another
+                            managed_description(
+                                name, "Managed by pdorgsync (org=acme, department=a)"
+                            ),
+                            managed_description(
+                                name, "Managed by pdorgsync (org=acme, department=r-d)"
+                            ),
+                            managed_description(
+                                name, "Managed by pdorgsync (org=beta, department=a)"
+                            ),
+                        ]
+                    )
+                ),
                 members=[
                     snap.TeamMember(user_id=u.id, role="manager" if i == manager else "responder")
                     for i, u in enumerate(members)
@@ -140,6 +171,7 @@ def accounts(draw: st.DrawFn) -> tuple[snap.Snapshot, datetime]:
             snap.Schedule(
                 id=ids("PS"),
                 name=draw(st.sampled_from(["{} On-Call", "Rota {}"])).format(n),
+                description=draw(descriptions),
                 time_zone=zone,
                 team_ids=draw(st.sampled_from(owners)),
                 layers=draw(layers(zone, now, ids)),
@@ -166,6 +198,7 @@ def accounts(draw: st.DrawFn) -> tuple[snap.Snapshot, datetime]:
             snap.EscalationPolicy(
                 id=ids("PE"),
                 name=f"Policy {n}",
+                description=draw(descriptions),
                 num_loops=draw(st.integers(0, 3)),
                 rules=rules,
                 team_ids=draw(st.sampled_from(owners)),
@@ -175,7 +208,9 @@ def accounts(draw: st.DrawFn) -> tuple[snap.Snapshot, datetime]:
         snap.Service(
             id=ids("PV"),
             name=draw(st.sampled_from(["Checkout", "Payroll", "API", "yes", "R&D"])) + f" {n}",
-            description=draw(st.sampled_from([None, "Takes payments", "two\nlines"])),
+            description=draw(
+                st.one_of(st.sampled_from(["Takes payments", "two\nlines"]), descriptions)
+            ),
             escalation_policy_id=draw(st.sampled_from([e.id for e in eps])),
             urgency=draw(st.sampled_from(["high", "low", "severity_based", None])),
         )
@@ -202,14 +237,29 @@ def test_import_then_plan_only_adopts(account: tuple[snap.Snapshot, datetime]) -
     result = plan(org, snapshot, now=now)
     assert result.conflicts == []
     for change in result.changes:
-        assert change.action == "adopt", change
+        # Adoption, or the description of an object pdorgsync already manages (the file
+        # says no more than the department's name for it): never anything else.
+        assert change.action == "adopt" or (change.action == "update" and change.id), change
         assert _fields(change.diff) <= {"description"}, change
     for impact in result.impacts:
         assert impact.before == impact.after, impact.department
-    assert len(result.changes) == sum(
-        1 + sum(1 for block in ("schedule", "escalation_policy", "service") if block in d)
-        for d in imported.data["departments"]
-    )
+    adopts = {(c.kind, c.department) for c in result.changes if c.action == "adopt"}
+    objects = {
+        "team": snapshot.teams,
+        "schedule": snapshot.schedules,
+        "escalation_policy": snapshot.escalation_policies,
+        "service": snapshot.services,
+    }
+    defaults = {"schedule": "{} On-Call", "escalation_policy": "{} Escalation", "service": "{}"}
+    for d in imported.data["departments"]:  # each object of the file: managed, or adopted
+        names = {"team": d["name"]}
+        for block, default in defaults.items():
+            if block in d:
+                names[block] = d[block].get("name") or default.format(d["name"])
+        for kind, name in names.items():
+            (obj,) = [o for o in objects[kind] if o.name == name]
+            managed = parse_marker(obj.description) == ("acme", d["key"])
+            assert managed != ((kind, d["key"]) in adopts), (kind, name)
 
 
 @settings(

@@ -153,6 +153,22 @@ def test_keys_are_unique_slugs_and_markers_keep_theirs() -> None:
     assert [d["key"] for d in imported.data["departments"]] == ["operations", "r-d", "r-d-2"]
 
 
+def test_a_marker_key_is_never_taken_by_a_slug() -> None:
+    """Team "A" slugs to `a`, but the team marked `a` keeps it; "A" becomes `a-2`."""
+    teams = [
+        snap.Team(id="PT1", name="A", members=[]),
+        snap.Team(
+            id="PT2",
+            name="B",
+            members=[],
+            description="B\n\nManaged by pdorgsync (org=x, department=a)",
+        ),
+    ]
+    imported = import_account(account().model_copy(update={"teams": teams}), org_id="x", now=NOW)
+    keys = {d["name"]: d["key"] for d in imported.data["departments"]}
+    assert keys == {"A": "a-2", "B": "a"}
+
+
 def test_another_orgs_team_is_left_out() -> None:
     """A team managed by another pdorgsync org cannot be adopted: a comment, not a department."""
     marker = "Platform\n\nManaged by pdorgsync (org=other, department=platform)"

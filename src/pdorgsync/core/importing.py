@@ -170,6 +170,11 @@ class _Importer:
         self.ep_owner: dict[str, str] = {}
         self.service_owner: dict[str, str] = {}
         self.noted_services: set[str] = set()
+        self.objects: dict[str, Sequence[Any]] = {
+            "schedule": snapshot.schedules,
+            "escalation_policy": snapshot.escalation_policies,
+            "service": snapshot.services,
+        }
         self.clashing = {
             kind: self._clashing(objs)
             for kind, objs in (
@@ -203,6 +208,22 @@ class _Importer:
             )
         return None
 
+    def _mine(self, obj: Any, key: str) -> bool:
+        """Whether ``obj`` carries this org's marker for department ``key``."""
+        return parse_marker(obj.description) == (self.org_id, key)
+
+    def _marked_elsewhere(self, kind: str, label: str, chosen: Any, key: str) -> None:
+        """Unfit if another object of ``kind`` carries the department's marker.
+
+        The planner matches by marker first, so it would take that object instead.
+        """
+        for other in self.objects[kind]:
+            if other.id != chosen.id and self._mine(other, key):
+                raise Unfit(
+                    f"{label} {other.name!r} ({other.id}) carries this department's marker, "
+                    "so the plan would match that one"
+                )
+
     # -- departments ----------------------------------------------------------------------
 
     def run(self) -> Imported:
@@ -230,7 +251,14 @@ class _Importer:
         return self._document()
 
     def _departments(self) -> None:
-        used: set[str] = set()
+        """One department per team: a team with this org's marker keeps its key, others get slugs."""
+        fitting: list[tuple[snap.Team, str | None]] = []
+        claimed: set[str] = set()
+        team_markers = Counter(
+            owner[1]
+            for t in self.snap.teams
+            if (owner := parse_marker(t.description)) is not None and owner[0] == self.org_id
+        )
         for team in _by_name(self.snap.teams):
             owner = parse_marker(team.description)
             problem = self._owner_problem(team, "team", None)
@@ -238,6 +266,10 @@ class _Importer:
                 problem = f"another team is also named {team.name!r} (case-insensitively)"
             if not team.name.strip() or len(team.name) > 100:
                 problem = f"team name {team.name!r} is empty or longer than 100 characters"
+            marked = owner[1] if owner is not None and problem is None else None
+            if marked is not None and team_markers[marked] > 1:
+                # The planner would match whichever of them it meets first.
+                problem = f"{team_markers[marked]} teams carry the marker of department {marked!r}"
             if problem:
                 self.top.append(
                     Note(
@@ -247,11 +279,25 @@ class _Importer:
                     )
                 )
                 continue
-            key = owner[1] if owner is not None and owner[1] not in used else slug(team.name)
-            base, n = key, 2
-            while key in used:
-                key, n = f"{base}-{n}", n + 1
-            used.add(key)
+            if marked is not None:
+                claimed.add(marked)
+            fitting.append((team, marked))
+        # A slug never takes a key some object already carries in its marker: the
+        # planner would match that object to the new department.
+        used = claimed | {
+            owner[1]
+            for objs in (self.snap.teams, *self.objects.values())
+            for o in objs
+            if (owner := parse_marker(o.description)) is not None and owner[0] == self.org_id
+        }
+        for team, marked in fitting:
+            key = marked
+            if key is None:
+                key = base = slug(team.name)
+                n = 2
+                while key in used:
+                    key, n = f"{base}-{n}", n + 1
+                used.add(key)
             self.depts.append(_Dept(team=team, key=key))
         self.depts.sort(key=lambda d: d.key)
 
@@ -259,7 +305,15 @@ class _Importer:
         routed = Counter(s.escalation_policy_id for s in self.snap.services)
         for d in self.depts:
             mine = [e for e in self.snap.escalation_policies if d.team.id in e.team_ids]
-            mine.sort(key=lambda e: (-routed[e.id], e.name.casefold(), e.name, e.id))
+            mine.sort(
+                key=lambda e: (
+                    not self._mine(e, d.key),
+                    -routed[e.id],
+                    e.name.casefold(),
+                    e.name,
+                    e.id,
+                )
+            )
             if not mine:
                 continue
             d.ep = d.ep_seen = mine[0]
@@ -291,6 +345,7 @@ class _Importer:
             mine = [s for s in v1 if d.team.id in s.team_ids and s.id not in claimed]
             mine.sort(
                 key=lambda s: (
+                    not self._mine(s, d.key),
                     targeted.index(s.id) if s.id in targeted else len(targeted),
                     s.name.casefold(),
                     s.name,
@@ -369,6 +424,7 @@ class _Importer:
             problem = self._owner_problem(s, "schedule", d.key)
             if problem:
                 raise Unfit(problem)
+            self._marked_elsewhere("schedule", "schedule", s, d.key)
             if s.layers is None:
                 raise Unfit("its layers could not be read")
             zone = zone_name(s.time_zone)
@@ -454,6 +510,7 @@ class _Importer:
             problem = self._owner_problem(ep, "escalation policy", d.key)
             if problem:
                 raise Unfit(problem)
+            self._marked_elsewhere("escalation_policy", "escalation policy", ep, d.key)
             if not ep.rules:
                 raise Unfit("it has no escalation rule")
             if not 0 <= ep.num_loops <= 9:
@@ -511,8 +568,9 @@ class _Importer:
         for d in self.depts:
             if d.ep_seen is None:
                 continue
-            routed = _by_name(
-                s for s in self.snap.services if s.escalation_policy_id == d.ep_seen.id
+            routed = sorted(
+                _by_name(s for s in self.snap.services if s.escalation_policy_id == d.ep_seen.id),
+                key=lambda s: not self._mine(s, d.key),
             )
             for service in routed:
                 why = None
@@ -525,6 +583,11 @@ class _Importer:
                     why = "its urgency follows support hours, which the org file cannot say"
                 else:
                     why = self._owner_problem(service, "service", d.key)
+                if why is None and d.service is None:
+                    try:
+                        self._marked_elsewhere("service", "service", service, d.key)
+                    except Unfit as unfit:
+                        why = str(unfit)
                 if why is None and d.service is None:
                     d.service = service
                     self.service_owner[service.id] = d.key
