@@ -164,16 +164,18 @@ def accounts(draw: st.DrawFn) -> tuple[snap.Snapshot, datetime]:
             )
         )
     schedules: list[snap.Schedule] = []
-    owners: list[list[str]] = [[t.id] for t in teams] + [[]]  # [] = a schedule of no team
+    # [] = an object of no team; a schedule may also belong to two teams (a policy may not)
+    owners: list[list[str]] = [[t.id] for t in teams] + [[]]
+    schedule_owners = [*owners, [t.id for t in teams[:2]]]
     for n in range(draw(st.integers(0, 5))):
         zone = draw(st.sampled_from(ZONES))
         schedules.append(
             snap.Schedule(
                 id=ids("PS"),
-                name=draw(st.sampled_from(["{} On-Call", "Rota {}"])).format(n),
+                name=draw(st.sampled_from(["{} On-Call", "Rota {}", "Shared"])).format(n),
                 description=draw(descriptions),
                 time_zone=zone,
-                team_ids=draw(st.sampled_from(owners)),
+                team_ids=draw(st.sampled_from(schedule_owners)),
                 layers=draw(layers(zone, now, ids)),
             )
         )

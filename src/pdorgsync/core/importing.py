@@ -217,7 +217,7 @@ class _Importer:
 
         The planner matches by marker first, so it would take that object instead.
         """
-        for other in self.objects[kind]:
+        for other in _by_name(self.objects[kind]):
             if other.id != chosen.id and self._mine(other, key):
                 raise Unfit(
                     f"{label} {other.name!r} ({other.id}) carries this department's marker, "
@@ -396,7 +396,7 @@ class _Importer:
                     )
                 )
             elif s.id not in claimed:
-                teams = [t.name for t in self.snap.teams if t.id in s.team_ids]
+                teams = sorted(t.name for t in self.snap.teams if t.id in s.team_ids)
                 text = f"schedule {s.name!r} ({s.id}) not imported: " + (
                     "it belongs to no team and no imported policy claims it"
                     if not teams
@@ -685,8 +685,8 @@ class _Importer:
         emails: dict[str, str] = {}
         managers: list[str] = []
         fixed: set[str] = set()
-        for m in members:
-            user = self.users.get(m.user_id)
+        known = [(self.users.get(m.user_id), m) for m in members]
+        for user, m in sorted(known, key=lambda um: (um[0].email if um[0] else "", um[1].user_id)):
             if user is None or not user.email:
                 continue
             if m.role == "observer" or user.role in STAKEHOLDER_ROLES:
