@@ -413,3 +413,15 @@ def test_unreachable_api_is_a_temporary_error(tmp_path: Path) -> None:
     with pytest.raises(TemporaryPagerDutyError) as info:
         read_account(client)
     assert "\n" not in str(info.value)
+
+
+def test_missing_output_folder_is_one_line_and_reads_nothing(
+    workdir: Path, globex: Sandbox
+) -> None:
+    """An output path in a folder that does not exist: exit 1, one line, nothing left behind."""
+    result = run("import", "--output", "nowhere/org.yaml")
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: cannot write nowhere/org.yaml: folder nowhere does not exist"]
+    assert sorted(p.name for p in workdir.iterdir()) == []
+    assert globex.requests == []  # refused before reading the account

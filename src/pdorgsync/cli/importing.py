@@ -65,6 +65,9 @@ def import_cmd(app: AppContext, output: str, org_id: str | None, force: bool) ->
     target = None if output == "-" else Path(output)
     if target is not None and target.exists() and not force:
         raise ConfigError(f"{target} already exists: pass --force to overwrite it")
+    if target is not None and not target.resolve().parent.is_dir():
+        folder = target.parent
+        raise ConfigError(f"cannot write {target}: folder {folder} does not exist")
     settings = app.settings()
     client = PagerDutyClient.from_settings(settings)
     _progress(f"reading PagerDuty at {settings.api_url}")
