@@ -25,6 +25,11 @@ def test_demo_shows_plan_apply_audit_and_engagements(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
+    assert "import: describe the seeded account as an org file (read-only)" in out
+    assert "imported-org.yaml (8 API calls, 0 writes)" in out
+    assert "plan of imported-org.yaml: No changes: PagerDuty matches the org file." in out
+    assert "org: acme" in (tmp_path / "out" / "imported-org.yaml").read_text()
+    assert out.index("import: describe") < out.index("plan: what would change")
     assert '+ create escalation_policy "Customer Support Escalation" (support)' in out
     assert "applied 37 changes, 0 failed" in out
     assert "No changes: PagerDuty matches the org file." in out

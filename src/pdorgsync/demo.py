@@ -1,6 +1,7 @@
 """``pdorgsync demo``: the whole product in a minute, on the embedded sandbox.
 
-It starts the sandbox seeded from ``examples/``, runs plan → apply → plan →
+It starts the sandbox seeded from ``examples/``, imports the seeded account into
+an org file (read-only) and plans it back, then runs plan → apply → plan →
 audit with the same functions the commands use, then starts the daemon on a
 free port, sends it two signed V3 webhooks, waits for the engagements and
 explains them. Everything it starts, it stops; nothing outside the output
@@ -27,6 +28,8 @@ from pdorgsync.core.render.audit_html import render_audit_html
 from pdorgsync.core.render.audit_text import summary_line as audit_summary_line
 from pdorgsync.core.render.plan_text import render_plan_text, summary_line
 from pdorgsync.errors import PdOrgSyncError
+from pdorgsync.importer import build, read_account, render_yaml
+from pdorgsync.importer import summary as import_summary
 from pdorgsync.loading import LoadedOrg, load_org, load_policies
 from pdorgsync.models.events import webhook_data
 from pdorgsync.models.plan import Plan
@@ -124,6 +127,7 @@ class Demo:
         try:
             self.echo(f"Sandbox PagerDuty listening on {url} (seeded from {seed_file})")
             client = PagerDutyClient(sandbox.token, url, BOT_EMAIL, sleep=time.sleep)
+            self._import(client)
             self._reconcile(client, loaded)
             self._audit(client, loaded, policies.policies)
             self._engage(url, sandbox.token, client, org_file)
@@ -139,6 +143,26 @@ class Demo:
 
     def _plan(self, client: PagerDutyClient, loaded: LoadedOrg) -> Plan:
         return plan_account(client, loaded, now=datetime.now(UTC).replace(microsecond=0))
+
+    def _import(self, client: PagerDutyClient) -> None:
+        self.step("import: describe the seeded account as an org file (read-only)")
+        client.reset_counts()
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        imported = build(read_account(client), org_id=None, now=now, client=client)
+        written = self.output / "imported-org.yaml"
+        written.write_text(render_yaml(imported), encoding="utf-8")
+        writes = sum(n for (method, _route), n in client.calls.items() if method != "GET")
+        for line in import_summary(imported):
+            self.echo(line)
+        self.echo(f"wrote {written} ({client.total_calls} API calls, {writes} writes)")
+        plan = self._plan(client, load_org(written))
+        moved = [i.department for i in plan.impacts if i.changed]
+        self.echo(f"plan of {written.name}: {summary_line(plan)}")
+        self.echo(
+            "on-call changes: none" if not moved else f"on-call changes in: {', '.join(moved)}"
+        )
+        if writes or moved or any(c.action != "adopt" for c in plan.changes):
+            raise PdOrgSyncError("the import did not round-trip: please report this bug")
 
     def _reconcile(self, client: PagerDutyClient, loaded: LoadedOrg) -> None:
         self.step("plan: what would change in PagerDuty to match examples/org.yaml")

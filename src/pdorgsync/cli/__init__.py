@@ -156,6 +156,7 @@ def main(ctx: click.Context, debug: bool, log_level: str | None, log_format: str
 
     \b
     Typical use:
+      pdorgsync import -o org.yaml             start from your existing account
       pdorgsync validate --org org.yaml        check the files, no API calls
       pdorgsync plan --org org.yaml            what would change (exit 2 if anything)
       pdorgsync apply --org org.yaml           make it so (asks first)
@@ -183,6 +184,7 @@ def _register() -> None:
         demo,
         doctor,
         engage,
+        importing,
         inbox,
         reconcile,
         sandbox,
@@ -202,6 +204,7 @@ def _register() -> None:
         demo,
         inbox,
         doctor,
+        importing,
     ):
         for command in module.COMMANDS:
             main.add_command(command)
