@@ -143,3 +143,20 @@ def test_engage_replay_runs_on_pagerdutys_examples(
     assert_no_crash(result)
     assert result.exit_code == 0, result.output
     assert "engineering-on-everything" in result.stdout
+
+
+def test_import_runs_on_pagerdutys_examples(
+    examples_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """import writes an org file from PagerDuty's examples that validate accepts, sending no write."""
+    out = tmp_path / "imported.yaml"
+    result = run(examples_sandbox, tmp_path, monkeypatch, "import", "--output", str(out))
+    assert_no_crash(result)
+    assert result.exit_code == 0, result.output
+    assert all(method == "GET" for method, _path, _status in examples_sandbox.requests)
+    (tmp_path / "no-policies").mkdir()
+    checked = run(
+        examples_sandbox, tmp_path, monkeypatch, "validate", "--org", str(out), "--policies",
+        str(tmp_path / "no-policies"),
+    )  # fmt: skip
+    assert checked.exit_code == 0, checked.output + out.read_text()
