@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from pdorgsync.cli import main
 from pdorgsync.daemon import Daemon, Files, Health, ReconcileLoop
-from pdorgsync.errors import ConfigError
+from pdorgsync.errors import ConfigError, PdOrgSyncError
 from pdorgsync.metrics import Metrics
 from pdorgsync.models.events import parse_envelope
 from pdorgsync.settings import load_settings
@@ -145,3 +145,22 @@ def test_inbox_commands_use_the_shared_database(
     with PostgresState(pg_url) as db:
         assert [e.status for e in db.events()] == ["pending"]
     assert not (tmp_path / "pdorgsync.db").exists()
+
+
+def test_a_replica_that_lost_the_lead_after_a_failed_cycle_becomes_ready_again() -> None:
+    """A failed cycle is the new leader's business: the follower stops reporting it in /readyz."""
+    stop = _FakeStop()
+    lead_until = 10.0
+
+    def leading() -> bool:
+        if stop.now > 30:
+            stop.stopped = True
+        return stop.now < lead_until
+
+    def cycle(_files: Files) -> None:
+        raise PdOrgSyncError("PagerDuty answered 503")
+
+    loop = _loop(leading, cycle, stop)
+    loop.run(stop)  # type: ignore[arg-type]  # duck-typed Event
+    assert loop.health.last_reconcile_ok is None
+    assert not any("reconcile" in p for p in loop.health.problems())

@@ -199,7 +199,13 @@ class ReconcileLoop:
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             if not self.leading():
-                # Another replica reconciles; look again every second.
+                # Another replica reconciles; look again every second. A failure of
+                # this replica's last cycle is the leader's business now: it must
+                # not keep this replica unready (and refusing webhooks) for ever.
+                with self.health.lock:
+                    if self.health.last_reconcile_ok is False:
+                        self.health.last_reconcile_ok = None
+                        self.health.last_reconcile_error = None
                 self.progress += 1
                 stop.wait(1.0)
                 continue
@@ -273,6 +279,8 @@ class Daemon:
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
         self._reloading = threading.Event()
+        # Threads found dead by ``wait``: serve then exits 1 (Restart=on-failure).
+        self.died: list[str] = []
         self._files = load_files(settings)  # fail fast, before anything listens
         self.health.policies_loaded = True
         self.inbox: StateStore = open_state(settings)
@@ -491,9 +499,8 @@ class Daemon:
                 threading.Thread(target=self._reload_in_background, name="reload").start()
             self.watchdog_tick()
             if not self.alive() and not self.stop_event.is_set():
-                log.error(
-                    "serve.thread_died", threads=[t.name for t in self._threads if not t.is_alive()]
-                )
+                self.died = [t.name for t in self._threads if not t.is_alive()]
+                log.error("serve.thread_died", threads=self.died)
                 break
 
     def _reload_in_background(self) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from pdorgsync.cli import AppContext, org_option, pass_app, policies_option
+from pdorgsync.errors import PdOrgSyncError
 
 
 @click.command("serve")
@@ -62,6 +63,11 @@ def serve_cmd(
         daemon.wait()
     finally:
         daemon.shutdown()
+    if daemon.died:
+        raise PdOrgSyncError(
+            f"daemon thread(s) {', '.join(daemon.died)} died; exiting 1 so that the "
+            "service manager restarts pdorgsync (see the log for the cause)"
+        )
 
 
 COMMANDS = [serve_cmd]

@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -47,7 +48,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from pdorgsync.errors import InboxError
+from pdorgsync.errors import InboxBusyError, InboxError
 from pdorgsync.inbox import (
     DEDUPE_WINDOW,
     EngagementRecord,
@@ -82,6 +83,17 @@ __all__ = [
     "check_url",
     "describe_url",
 ]
+
+#: Server-side limits of every pooled session (milliseconds).
+SESSION_LIMITS = (
+    "-c statement_timeout=4000 -c lock_timeout=2000 -c idle_in_transaction_session_timeout=10000"
+)
+_CONTENTION = (
+    psycopg.errors.LockNotAvailable,
+    psycopg.errors.QueryCanceled,
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.SerializationFailure,
+)
 
 log = get_logger("pdorgsync.state")
 
@@ -152,6 +164,7 @@ class PostgresState:
         # Events this process is working on right now: only these leases are renewed.
         self._held: set[int] = set()
         self._held_lock = threading.Lock()
+        self._last_failure: tuple[float, str] | None = None
         try:
             with psycopg.connect(url, connect_timeout=int(max(1, connect_timeout))) as conn:
                 old = migrate(conn)
@@ -169,6 +182,10 @@ class PostgresState:
                 "keepalives_idle": 5,
                 "keepalives_interval": 5,
                 "keepalives_count": 2,
+                # No statement, lock wait or open transaction may outlast PagerDuty's
+                # 5-second delivery budget by much: a frozen replica holding a row
+                # lock (an event, the budget row) must not stall the others.
+                "options": SESSION_LIMITS,
             },
             connection_class=psycopg.Connection[Row],
             min_size=1,
@@ -185,16 +202,26 @@ class PostgresState:
 
     @contextmanager
     def _tx(self) -> Iterator[psycopg.Connection[Row]]:
-        """One transaction on a pooled connection; any failure is an InboxError."""
+        """One transaction on a pooled connection; any failure is an InboxError.
+
+        Contention (no free connection, a lock or statement timeout, a deadlock or
+        serialisation failure) is ``InboxBusyError``: retried, never dead-lettering
+        an event, and not a fault of the store. Other failures are remembered for
+        ``write_failure`` (the readiness check).
+        """
         try:
             with self.pool.connection(timeout=self.timeout) as conn, conn.transaction():
                 yield conn
         except PoolTimeout:
-            raise InboxError(
+            raise InboxBusyError(
                 f"database {self.where}: no connection within {self.timeout:g} s"
             ) from None
+        except _CONTENTION as exc:
+            raise InboxBusyError(f"database {self.where}: busy: {one_line(exc)}") from None
         except psycopg.Error as exc:
-            raise InboxError(f"database {self.where}: {one_line(exc)}") from None
+            message = f"database {self.where}: {one_line(exc)}"
+            self._last_failure = (time.monotonic(), message)
+            raise InboxError(message) from None
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with self._tx() as conn:
@@ -211,9 +238,11 @@ class PostgresState:
         """Nothing to check at start: the server keeps its own files consistent."""
 
     def write_failure(self, *, within: float = 60.0) -> str | None:
-        """Never remembered here: an unreachable database fails the readiness probe's
-        own write, and recovers as soon as it answers again."""
-        return None
+        """The last database failure of the past ``within`` seconds (for /readyz), or None."""
+        failure = self._last_failure
+        if failure is None or time.monotonic() - failure[0] > within:
+            return None
+        return failure[1]
 
     def close(self) -> None:
         self._stop.set()
