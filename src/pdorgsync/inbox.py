@@ -350,8 +350,12 @@ class Inbox:
             return StoreResult(stored=True, seq=cur.lastrowid, status=status)
 
     def claim(self, *, lease: float = 300.0) -> StoredEvent | None:
-        """Claim the next due event, oldest first, never overtaking an earlier pending
-        event of the same incident (PagerDuty keeps order per incident; so do we)."""
+        """Claim the next due event for one of several workers, for ``lease`` seconds.
+
+        The oldest due pending event of an incident that has no event currently
+        claimed (unexpired lease) and no earlier pending event: PagerDuty keeps
+        order per incident, so do we, while other incidents proceed in parallel.
+        """
         now = _ts(self.clock())
         with self._write() as conn:
             row = conn.execute(
@@ -360,8 +364,10 @@ class Inbox:
                 " AND (e.claimed_until IS NULL OR e.claimed_until < ?)"
                 " AND NOT EXISTS (SELECT 1 FROM events p WHERE p.status = 'pending'"
                 "   AND p.incident_id = e.incident_id AND p.seq < e.seq)"
+                " AND NOT EXISTS (SELECT 1 FROM events c WHERE c.incident_id = e.incident_id"
+                "   AND c.seq <> e.seq AND c.status = 'pending' AND c.claimed_until >= ?)"
                 " ORDER BY e.seq LIMIT 1",
-                (now, now),
+                (now, now, now),
             ).fetchone()
             if row is None:
                 return None

@@ -54,6 +54,7 @@ def make_worker(daemon: Daemon) -> Worker:
         from_email=daemon.settings.require_from_email(),
         incident_notes=daemon.settings.incident_notes,
         hooks=WorkerHooks(on_engagement=on_engagement),
+        concurrency=daemon.settings.worker_concurrency,
     )
 
 

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     # Client-side budget per API token (PagerDuty allows 960/min). None: 900 against
     # PagerDuty, unlimited against the sandbox (it has its own --rate-limit); 0: off.
     rate_limit_per_minute: int | None = Field(default=None, ge=0)
+    # Incidents engaged in parallel; the events of one incident stay in order (SPEC §4).
+    worker_concurrency: int = Field(default=4, ge=1, le=64)
     log_format: Literal["console", "json"] = Field(default_factory=_default_log_format)  # type: ignore[arg-type]  # factory returns one of the literals
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

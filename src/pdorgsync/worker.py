@@ -120,7 +120,10 @@ class Worker:
         poll_interval: float | None = 300.0,
         poll_window: timedelta = timedelta(hours=24),
         idle_wait: float = 1.0,
+        concurrency: int = 1,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self.inbox = inbox
         self.client = client
         self.org = org
@@ -134,6 +137,7 @@ class Worker:
         self.poll_interval = poll_interval
         self.poll_window = poll_window
         self.idle_wait = idle_wait
+        self.concurrency = concurrency
         self.engager = Engager(
             inbox=inbox,
             client=client,
@@ -171,7 +175,7 @@ class Worker:
             policies,
             from_email=settings.require_from_email(),
             incident_notes=settings.incident_notes,
-            **kwargs,
+            **{"concurrency": settings.worker_concurrency, **kwargs},
         )
 
     def update_config(self, org: Org, policies: Sequence[Policy]) -> None:
@@ -194,32 +198,61 @@ class Worker:
         """Process events until ``stop_event`` is set (or ``stop()`` is called).
 
         Hands back events a killed predecessor had claimed, polls at start and every
-        ``poll_interval``, and otherwise waits for ``wake()`` or ``idle_wait``.
+        ``poll_interval``, and otherwise waits for ``wake()`` or ``idle_wait``. With
+        ``concurrency`` N, N threads (this one and N-1 helpers) claim events: up to N
+        incidents are engaged at once, each incident's events one at a time and in
+        order (``Inbox.claim``), every request under the client's shared rate budget.
         """
         released = self.inbox.release_claims()
         if released:
             log.info("worker.claims_released", count=released)
-        log.info("worker.started")
+        log.info("worker.started", concurrency=self.concurrency)
 
         def stopping() -> bool:
             return self._stop.is_set() or (stop_event is not None and stop_event.is_set())
 
-        while not stopping():
-            try:
-                if self.poll_due():
-                    self.poll_incidents()
-            except (PdOrgSyncError, InboxError) as exc:
-                log.warning("worker.poll_failed", error=str(exc))
-                self._note_poll_attempt()
-            try:
-                processed = self.run_once(should_stop=stopping)
-            except InboxError as exc:
-                log.error("worker.inbox_failed", error=str(exc))
-                processed = 0
-            if processed == 0 and not stopping():
-                self._wake.wait(self.idle_wait)
-                self._wake.clear()
+        finished = threading.Event()  # this run ended, however it ended
+
+        def helper_stopping() -> bool:
+            return finished.is_set() or stopping()
+
+        helpers = [
+            threading.Thread(
+                target=self._drain_loop, args=(helper_stopping,), name=f"worker-{n}", daemon=True
+            )
+            for n in range(1, self.concurrency)
+        ]
+        for helper in helpers:
+            helper.start()
+        try:
+            while not stopping():
+                try:
+                    if self.poll_due():
+                        self.poll_incidents()
+                except (PdOrgSyncError, InboxError) as exc:
+                    log.warning("worker.poll_failed", error=str(exc))
+                    self._note_poll_attempt()
+                self._drain_step(stopping)
+        finally:
+            finished.set()
+            self._wake.set()
+            for helper in helpers:
+                helper.join(timeout=5.0)
         log.info("worker.stopped")
+
+    def _drain_loop(self, stopping: Callable[[], bool]) -> None:
+        while not stopping():
+            self._drain_step(stopping)
+
+    def _drain_step(self, stopping: Callable[[], bool]) -> None:
+        try:
+            processed = self.run_once(should_stop=stopping)
+        except InboxError as exc:
+            log.error("worker.inbox_failed", error=str(exc))
+            processed = 0
+        if processed == 0 and not stopping():
+            self._wake.wait(self.idle_wait)
+            self._wake.clear()
 
     def run_once(self, *, limit: int = 100, should_stop: Callable[[], bool] | None = None) -> int:
         """Process due events (at most ``limit``); returns how many were processed."""
@@ -248,7 +281,10 @@ class Worker:
         status: str
         try:
             result = self._handle(
-                event.envelope_dict(), source=event.source, event_id=event.event_id
+                event.envelope_dict(),
+                source=event.source,
+                event_id=event.event_id,
+                history_known=self._history_known(event),
             )
         except Exception as exc:
             status = self._failed(event, exc)
@@ -266,6 +302,21 @@ class Worker:
             )
         self.hooks.on_event(event.event_type, status, time.perf_counter() - started)
         return status
+
+    def _history_known(self, event: StoredEvent) -> bool:
+        """Can the ledger alone tell what was written on this event's incident?
+
+        Yes on the first attempt at an event when no event of the incident ever
+        failed: every earlier pass then finished and recorded all it wrote. A
+        retried or replayed event, or a dead one before it, may have written
+        something (a note) the ledger lacks; then the engager reads first.
+        """
+        if event.attempts > 1 or event.last_error is not None:
+            return False
+        if event.incident_id is None:
+            return True
+        earlier = self.inbox.events(statuses=["dead"], incident_id=event.incident_id, limit=1)
+        return not earlier
 
     def _failed(self, event: StoredEvent, exc: Exception) -> str:
         message = str(exc) if isinstance(exc, PdOrgSyncError) else f"{type(exc).__name__}: {exc}"
@@ -311,6 +362,7 @@ class Worker:
         source: str,
         event_id: str | None,
         dry_run: bool = False,
+        history_known: bool = False,
     ) -> EventResult:
         try:
             envelope: WebhookEnvelope = parse_envelope(raw)
@@ -356,15 +408,22 @@ class Worker:
                 self.hooks.on_engagement(skipped.department, skipped.as_, "skipped")
         if dry_run:
             return EventResult("done", "dry run", facts.id, evaluation)
-        outcomes: list[EngagementOutcome] = []
-        for engagement in evaluation.engagements:
-            try:
-                result = self.engager.engage(facts.id, engagement, event_id=event_id)
-            except PagerDutyError:
-                self.hooks.on_engagement(engagement.department, engagement.as_, "failed")
-                raise
+        wanted = [(e.department, e.as_) for e in evaluation.engagements]
+        before = {k for k in wanted if self.inbox.has_engagement(facts.id, *k)}
+        try:
+            outcomes = self.engager.engage_all(
+                facts.id, evaluation.engagements, event_id=event_id, history_known=history_known
+            )
+        except PagerDutyError:
+            # A partial failure: what this pass recorded counts as engaged, the rest failed.
+            for key in dict.fromkeys(wanted):
+                if key in before:
+                    continue
+                done = self.inbox.has_engagement(facts.id, *key)
+                self.hooks.on_engagement(*key, "engaged" if done else "failed")
+            raise
+        for result in outcomes:
             self.hooks.on_engagement(result.department, result.as_, result.outcome)
-            outcomes.append(result)
         matched = ", ".join(evaluation.matched) or "no policy matched"
         return EventResult("done", matched, facts.id, evaluation, outcomes)
 
@@ -490,4 +549,4 @@ def perform_engagements(
             from_email=settings.require_from_email(),
             incident_notes=settings.incident_notes,
         )
-        return [engager.engage(facts.id, e, event_id=None) for e in evaluation.engagements]
+        return engager.engage_all(facts.id, evaluation.engagements, event_id=None)
