@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -305,16 +306,24 @@ class Engager:
         responders = [p for p in pending if p.engagement.as_ == "responder"]
         subscribers = [p for p in pending if p.engagement.as_ != "responder"]
         written: list[_Pending] = []
-        if responders:
-            try:
-                written += self._request_responders(incident_id, responders)
-            except PdOrgSyncError as exc:
-                error = exc
-        if subscribers:
-            # Attempted even when the responder request failed: stakeholders still hear.
-            done, failure = self._subscribe_teams(incident_id, subscribers)
-            written += done
-            error = error or failure
+        # The subscribe call does not depend on the responder request: it runs alongside
+        # (one round trip less per pass), and even when the responder request fails,
+        # stakeholders still hear.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="subscribe") as pool:
+            subscribing = (
+                pool.submit(self._subscribe_teams, incident_id, subscribers)
+                if subscribers
+                else None
+            )
+            if responders:
+                try:
+                    written += self._request_responders(incident_id, responders)
+                except PdOrgSyncError as exc:
+                    error = exc
+            if subscribing is not None:
+                done, failure = subscribing.result()
+                written += done
+                error = error or failure
         if written:
             if self.incident_notes:
                 # A failure here leaves the writes unrecorded: the retry finds them on
