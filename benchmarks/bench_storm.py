@@ -33,7 +33,6 @@ import statistics
 import sys
 import tempfile
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,19 +43,19 @@ from common import RemoteSandbox, percentile
 
 sys.path.insert(0, str(ROOT))
 
-from tests.engagement_support import (  # noqa: E402
+from tests.engagement_support import (
     BOT_EMAIL,
     applied_seed,
     org_and_policies,
     webhook_data,
 )
 
-from pdorgsync.inbox import Inbox  # noqa: E402 - after sys.path setup
-from pdorgsync.logs import configure_logging  # noqa: E402
-from pdorgsync.pagerduty import PagerDutyClient  # noqa: E402
-from pdorgsync.ratelimit import PAGERDUTY_PER_MINUTE, TokenBucketLimiter  # noqa: E402
-from pdorgsync.webhooks import ReceiverHooks, create_app  # noqa: E402
-from pdorgsync.worker import Worker  # noqa: E402
+from pdorgsync.inbox import Inbox
+from pdorgsync.logs import configure_logging
+from pdorgsync.pagerduty import PagerDutyClient
+from pdorgsync.ratelimit import PAGERDUTY_PER_MINUTE, TokenBucketLimiter
+from pdorgsync.webhooks import ReceiverHooks, create_app
+from pdorgsync.worker import Worker
 
 EXPECTED_WRITES = Counter(
     {
