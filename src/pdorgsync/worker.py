@@ -236,8 +236,11 @@ class Worker:
         finally:
             finished.set()
             self._wake.set()
+            # One budget for all helpers (SIGTERM must end within 10 s); a helper still
+            # busy then is a daemon thread, and its claim is released at shutdown.
+            deadline = time.monotonic() + 5.0
             for helper in helpers:
-                helper.join(timeout=5.0)
+                helper.join(timeout=max(0.0, deadline - time.monotonic()))
         log.info("worker.stopped")
 
     def _drain_loop(self, stopping: Callable[[], bool]) -> None:
