@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from baseline_refresh import refresh_everything
 from common import (
@@ -44,6 +45,7 @@ from common import (
 )
 
 from pdorgsync.audit import run_audit
+from pdorgsync.core import coverage
 from pdorgsync.core.planning import plan
 from pdorgsync.logs import configure_logging
 from pdorgsync.models.org import Org
@@ -66,6 +68,7 @@ class Row:
     baseline_wall_0: float = 0.0
     baseline_wall_latency: float | None = None
     baseline_reads: int = 0  # requests the baseline itself sent (apply: its read-back)
+    core_cpu: float | None = None  # pure plan / audit CPU seconds (0 ms run)
     rss_mib: float = 0.0
     note: str = ""
 
@@ -78,8 +81,16 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
+# Product CPU time of the pure core in the last run: core.planning.plan in _plan,
+# core.coverage.audit inside run_audit (timed through the module attribute it calls).
+CORE_CPU: dict[str, float] = {}
+
+
 def _plan(client: PagerDutyClient, org: Org) -> str:
-    result = plan(org, observe(client, org, now=_now()), now=_now(), impact=False)
+    snapshot = observe(client, org, now=_now())
+    started = time.process_time()
+    result = plan(org, snapshot, now=_now(), impact=False)
+    CORE_CPU["plan"] = time.process_time() - started
     return f"{len(result.changes)} changes"
 
 
@@ -92,7 +103,20 @@ def _apply(client: PagerDutyClient, org: Org) -> str:
 
 
 def _audit(client: PagerDutyClient, org: Org) -> str:
-    report = run_audit(client, org, now=_now())
+    rules = coverage.audit
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.process_time()
+        try:
+            return rules(*args, **kwargs)
+        finally:
+            CORE_CPU["audit"] = time.process_time() - started
+
+    coverage.audit = timed  # type: ignore[assignment]  # a benchmark's stopwatch
+    try:
+        report = run_audit(client, org, now=_now())
+    finally:
+        coverage.audit = rules  # type: ignore[assignment]
     return f"{len(report.findings)} findings"
 
 
@@ -156,7 +180,9 @@ def bench_size(n: int, latency: float, max_latency_run: float, baseline_max: int
         # The plan's baseline runs at every size; the apply's and audit's (tens of
         # thousands of reads at 2,000 departments) up to --baseline-max departments.
         with_baseline = name.startswith("plan") or n <= baseline_max
+        CORE_CPU.clear()
         zero = _measure(seed_of, run, n, 0.0, baseline=with_baseline)
+        core_cpu = CORE_CPU.get("plan" if run is _plan else "audit") if run is not _apply else None
         per_object: int | None = zero.baseline_calls if with_baseline else None
         if name.startswith("apply"):
             # From empty nothing can be read per object: the bound is the list pages of
@@ -191,6 +217,7 @@ def bench_size(n: int, latency: float, max_latency_run: float, baseline_max: int
                 baseline_wall_0=zero.baseline_elapsed,
                 baseline_wall_latency=baseline_latency,
                 baseline_reads=zero.baseline_calls,
+                core_cpu=core_cpu,
                 note=zero.note,
             )
         )
@@ -212,9 +239,9 @@ def render(rows: list[Row], latency: float) -> str:
     head = (
         "| operation | departments | API calls | spent on | lower bound | calls / bound "
         f"| per-object reads (measured) | per-object / calls | wall @0 ms | wall @{ms} ms "
-        f"| per-object wall @0 ms / @{ms} ms | peak RSS | result |"
+        f"| per-object wall @0 ms / @{ms} ms | core CPU | peak RSS | result |"
     )
-    lines = [head, "|" + " --- |" * 13]
+    lines = [head, "|" + " --- |" * 14]
     for r in rows:
         at_latency = (
             f"{r.wall_latency:.1f} s" if r.wall_latency is not None else f"~{r.projected:.0f} s"
@@ -233,8 +260,19 @@ def render(rows: list[Row], latency: float) -> str:
             f"| {r.operation} | {r.departments:,} | {r.calls:,} | {r.spent_on} | {r.lower:,} "
             f"| {r.calls / r.lower:.2f} | {per_object} | {ratio} "
             f"| {r.wall_0:.1f} s | {at_latency} | {baseline} "
+            f"| {'' if r.core_cpu is None else f'{r.core_cpu:.2f} s'} "
             f"| {r.rss_mib:.0f} MiB | {r.note} |"
         )
+    for operation in ("plan (no change)", "audit"):
+        timed = {r.departments: r.core_cpu for r in rows if r.operation == operation}
+        small = 500 if 500 in timed else min(timed, default=0)
+        large = max(timed, default=0)
+        low, high = timed.get(small), timed.get(large)
+        if large > small and low and high:
+            lines.append(
+                f"\n{operation}: core CPU at {large:,} departments is {high / low:.1f}x"
+                f" that at {small:,} ({large / small:g}x the departments)"
+            )
     return "\n".join(lines)
 
 
@@ -266,7 +304,9 @@ def main(argv: list[str] | None = None) -> int:
         " retries included); both ratios divide those counts. **Lower bound** (issue 7):"
         " plan and audit = list pages of users/teams/schedules/escalation policies/services"
         " + one detail or render request per schedule; apply from empty = list pages of the"
-        " (empty) collections + the writes its plan needs. A no-change plan spends no"
+        " (empty) collections + the writes its plan needs. **Core CPU**: process CPU time of"
+        " the pure core alone in the 0 ms run (`core.planning.plan` on the observed snapshot;"
+        " `core.coverage.audit`, every rule, inside `run_audit`). A no-change plan spends no"
         " request per schedule (the layers come with the schedule list,"
         " `include[]=schedule_layers`) but one `GET /teams/{id}/members` page per team (no"
         " list returns team roles); with one team per schedule that is the same count."

@@ -28,7 +28,7 @@ ROOT = HERE.parent
 # Arguments per script for the published run and for --quick; scripts not listed run
 # with their defaults.
 FULL: dict[str, list[str]] = {
-    "bench_plan": ["--sizes", "10", "100", "--cpu-sizes", "500", "2000"],
+    "bench_plan": ["--sizes", "10", "100", "--cpu-sizes"],  # core CPU: bench_reconcile
     # Latency runs projected over 35 s are shown as projections (keeps make bench
     # under 15 minutes on 2 cores).
     "bench_reconcile": ["--sizes", "10", "100", "500", "2000", "--max-latency-run", "35"],
