@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -287,3 +288,46 @@ def test_worker_concurrency_setting_defaults_to_four_and_reaches_the_worker(
         assert Worker.from_settings(settings, inbox).concurrency == 2
     with pytest.raises(ValueError, match="worker_concurrency"):
         Settings(worker_concurrency=0)
+
+
+def test_a_busy_store_during_a_pass_is_retried_not_dead(
+    tmp_path: Path, box: Sandbox, pd: PagerDutyClient, clock: FakeClock
+) -> None:
+    """Another writer holding the store past its busy timeout (a storm on a slow disk):
+    the event goes back to pending for a second later, and is then engaged once."""
+    import sqlite3
+
+    path = tmp_path / "busy.db"
+    inbox = Inbox(path, busy_timeout=0.05, clock=clock)
+    org, policies = org_and_policies()
+    assert box.base_url is not None
+    worker = Worker(
+        inbox,
+        client_for(box.base_url),
+        org,
+        policies,
+        from_email=BOT_EMAIL,
+        clock=clock,
+        poll_interval=None,
+    )
+    incident = create_incident(pd, "Checkout API down")
+    _enqueue(inbox, envelope(incident=webhook_data(incident)))
+    event = inbox.claim()
+    assert event is not None
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process's write, held for a while
+    releaser = threading.Timer(0.12, lambda: other.execute("COMMIT"))
+    releaser.start()
+    try:
+        assert worker.process(event) == "retry"
+    finally:
+        releaser.join()
+        other.close()
+    [stored] = inbox.events()
+    assert (stored.status, stored.next_attempt_at) == ("pending", clock() + timedelta(seconds=1))
+    clock.advance(1)
+    assert worker.drain() == 1
+    assert inbox.events()[0].status == "done"
+    eps, teams, notes = engaged_state(box, incident["id"])
+    assert (len(eps), len(teams), notes) == (1, 3, 1)
+    inbox.close()

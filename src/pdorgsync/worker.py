@@ -292,7 +292,8 @@ class Worker:
         except Exception as exc:
             status = self._failed(event, exc)
         else:
-            self.inbox.complete(event.seq, "done" if result.status == "done" else "ignored")
+            done = "done" if result.status == "done" else "ignored"
+            self._persist(lambda: self.inbox.complete(event.seq, done))
             status = result.status
             log.info(
                 "worker.event_processed",
@@ -321,15 +322,36 @@ class Worker:
         earlier = self.inbox.events(statuses=["dead"], incident_id=event.incident_id, limit=1)
         return not earlier
 
+    def _persist(self, write: Callable[[], None], *, tries: int = 5) -> None:
+        """Record an outcome in the inbox, trying again while the store is busy.
+
+        Several worker threads and the receiver share one store; under a storm a
+        write may wait longer than the store's busy timeout. If it never gets
+        through, the claim simply expires and the event is handled again later
+        (the ledger makes that harmless).
+        """
+        for attempt in range(1, tries + 1):
+            try:
+                write()
+                return
+            except InboxError as exc:
+                if attempt == tries:
+                    raise
+                log.warning("worker.store_busy", attempt=attempt, error=str(exc))
+
     def _failed(self, event: StoredEvent, exc: Exception) -> str:
         message = str(exc) if isinstance(exc, PdOrgSyncError) else f"{type(exc).__name__}: {exc}"
-        if is_temporary(exc) and event.attempts < self.max_attempts:
+        # A busy store is as temporary as a 429: nothing is wrong with the event.
+        busy = isinstance(exc, InboxError)
+        if (is_temporary(exc) or busy) and event.attempts < self.max_attempts:
             delay = min(self.backoff_cap, self.backoff_base * 2 ** max(0, event.attempts - 1))
+            if busy:
+                delay = 1.0
             retry_after = getattr(exc, "retry_after", None)
             if isinstance(retry_after, int | float) and retry_after > delay:
                 delay = float(retry_after)
             retry_at = self.clock() + timedelta(seconds=delay)
-            self.inbox.fail(event.seq, message, retry_at=retry_at)
+            self._persist(lambda: self.inbox.fail(event.seq, message, retry_at=retry_at))
             log.warning(
                 "worker.event_retry",
                 id=event.seq,
@@ -343,7 +365,7 @@ class Worker:
             log.exception("worker.internal_error", id=event.seq, event_id=event.event_id)
         elif is_temporary(exc):
             message = f"gave up after {event.attempts} attempts: {message}"
-        self.inbox.fail(event.seq, message, retry_at=None)
+        self._persist(lambda: self.inbox.fail(event.seq, message, retry_at=None))
         log.error("worker.event_dead", id=event.seq, event_id=event.event_id, error=message)
         return "dead"
 
