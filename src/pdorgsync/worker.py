@@ -42,7 +42,7 @@ from pdorgsync.core.policies import (
 )
 from pdorgsync.engagements import ApiClient, EngagementOutcome, Engager
 from pdorgsync.errors import InboxError, PagerDutyError, PdOrgSyncError, is_temporary
-from pdorgsync.inbox import Inbox, StoredEvent, utcnow
+from pdorgsync.inbox import Inbox, Status, StoredEvent, utcnow
 from pdorgsync.logs import get_logger
 from pdorgsync.models.events import EnvelopeError, WebhookEnvelope, parse_envelope
 from pdorgsync.models.org import Org
@@ -292,7 +292,7 @@ class Worker:
         except Exception as exc:
             status = self._failed(event, exc)
         else:
-            done = "done" if result.status == "done" else "ignored"
+            done: Status = "done" if result.status == "done" else "ignored"
             self._persist(lambda: self.inbox.complete(event.seq, done))
             status = result.status
             log.info(
