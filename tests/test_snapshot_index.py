@@ -47,3 +47,25 @@ def test_the_index_is_not_part_of_equality_or_dumps() -> None:
     assert looked == fresh
     assert looked.model_dump() == fresh.model_dump()
     assert "lookup_tables" not in looked.model_dump_json()
+
+
+def test_org_department_lookup_is_indexed_and_follows_copies() -> None:
+    """Org.department answers by key like a scan, and a copy with other departments too."""
+    from pdorgsync.models.org import Org
+
+    org = Org.model_validate(
+        {"version": 1, "org": "acme", "departments": [{"key": "a", "name": "A"}]}
+    )
+    assert org.department("a").name == "A"  # type: ignore[union-attr]
+    assert org.department("b") is None
+    other = org.model_copy(
+        update={
+            "departments": [
+                *org.departments,
+                org.departments[0].model_copy(update={"key": "b", "name": "B"}),
+            ]
+        }
+    )
+    assert other.department("b").name == "B"  # type: ignore[union-attr]
+    assert org.department("b") is None
+    assert org == Org.model_validate(org.model_dump())
