@@ -22,12 +22,15 @@ another process), measured after the size's runs, sizes in increasing order.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+from baseline_refresh import refresh_everything
 from common import (
     PEOPLE_PER_DEPT,
     RemoteSandbox,
@@ -37,12 +40,12 @@ from common import (
     org_file,
     pages,
     peak_rss_mib,
-    per_object_reads,
     plan_lower_bound,
     users_only,
 )
 
 from pdorgsync.audit import run_audit
+from pdorgsync.core import coverage
 from pdorgsync.core.planning import plan
 from pdorgsync.logs import configure_logging
 from pdorgsync.models.org import Org
@@ -58,10 +61,14 @@ class Row:
     calls: int
     spent_on: str  # the calls by kind, from the client's counter
     lower: int
-    per_object: int
+    per_object: int | None  # measured: benchmarks/baseline_refresh.py against the same sandbox
     wall_0: float
     wall_latency: float | None
     projected: float
+    baseline_wall_0: float = 0.0
+    baseline_wall_latency: float | None = None
+    baseline_reads: int = 0  # requests the baseline itself sent (apply: its read-back)
+    core_cpu: float | None = None  # pure plan / audit CPU seconds (0 ms run)
     rss_mib: float = 0.0
     note: str = ""
 
@@ -74,8 +81,16 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
+# Product CPU time of the pure core in the last run: core.planning.plan in _plan,
+# core.coverage.audit inside run_audit (timed through the module attribute it calls).
+CORE_CPU: dict[str, float] = {}
+
+
 def _plan(client: PagerDutyClient, org: Org) -> str:
-    result = plan(org, observe(client, org, now=_now()), now=_now(), impact=False)
+    snapshot = observe(client, org, now=_now())
+    started = time.process_time()
+    result = plan(org, snapshot, now=_now(), impact=False)
+    CORE_CPU["plan"] = time.process_time() - started
     return f"{len(result.changes)} changes"
 
 
@@ -88,8 +103,31 @@ def _apply(client: PagerDutyClient, org: Org) -> str:
 
 
 def _audit(client: PagerDutyClient, org: Org) -> str:
-    report = run_audit(client, org, now=_now())
+    rules = coverage.audit
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.process_time()
+        try:
+            return rules(*args, **kwargs)
+        finally:
+            CORE_CPU["audit"] = time.process_time() - started
+
+    coverage.audit = timed  # type: ignore[assignment]  # a benchmark's stopwatch
+    try:
+        report = run_audit(client, org, now=_now())
+    finally:
+        coverage.audit = rules  # type: ignore[assignment]
     return f"{len(report.findings)} findings"
+
+
+@dataclass
+class Measured:
+    calls: int
+    spent_on: str
+    elapsed: float
+    note: str
+    baseline_calls: int  # the per-object refresh baseline, run in the same sandbox
+    baseline_elapsed: float
 
 
 def _measure(
@@ -97,7 +135,9 @@ def _measure(
     run: Callable[[PagerDutyClient, Org], str],
     n: int,
     latency: float,
-) -> tuple[int, str, float, str]:
+    *,
+    baseline: bool = True,
+) -> Measured:
     org = org_file(n)
     with RemoteSandbox(seed_of(n), latency=latency) as sandbox:
         client = _client(sandbox.base_url)
@@ -108,58 +148,83 @@ def _measure(
         if run is _apply:
             client.reset_counts()
             assert _plan(client, org) == "0 changes", "apply did not converge"
-    return calls, spent_on, elapsed, note
+        refreshed = (
+            refresh_everything(_client(sandbox.base_url), org, audit=run is _audit)
+            if baseline
+            else None
+        )
+    return Measured(
+        calls,
+        spent_on,
+        elapsed,
+        note,
+        refreshed.calls if refreshed else 0,
+        refreshed.seconds if refreshed else 0.0,
+    )
 
 
-def bench_size(n: int, latency: float, max_latency_run: float) -> list[Row]:
+def bench_size(n: int, latency: float, max_latency_run: float, baseline_max: int) -> list[Row]:
     rows = []
-    lists = list_pages(n)
-    people = n * PEOPLE_PER_DEPT
-    team_pages = n * pages(PEOPLE_PER_DEPT)
-    # issue 7's definitions (benchmarks/common.py): lower bound = list pages + one detail
-    # or render request per schedule; per-object reads = list pages + one GET per
-    # managed object + one members page per team.
-    operations: list[
-        tuple[str, Callable[[int], dict[str, object]], Callable[..., str], int, int]
-    ] = [
-        ("plan (no change)", account, _plan, plan_lower_bound(n), per_object_reads(n)),
-        ("apply (from empty)", users_only, _apply, 0, 0),
-        # audit: list pages + one final-schedule render per schedule (users come with
-        # their contact methods and rules through include[]); per-object adds one GET
-        # per object and members page, a render per schedule, and two reads per person
-        # (contact methods, notification rules).
-        ("audit", account, _audit, lists + n, lists + 4 * n + team_pages + n + 2 * people),
+    # issue 7's lower bound (benchmarks/common.py): list pages + one detail or render
+    # request per schedule. The per-object column is measured: after pdorgsync's own
+    # run, benchmarks/baseline_refresh.py reads every managed object one by one (one
+    # GET per team, schedule, escalation policy and service, the members pages of
+    # each team; for the audit also a render per schedule and two reads per person)
+    # against the same sandbox.
+    operations: list[tuple[str, Callable[[int], dict[str, object]], Callable[..., str], int]] = [
+        ("plan (no change)", account, _plan, plan_lower_bound(n)),
+        ("apply (from empty)", users_only, _apply, 0),
+        ("audit", account, _audit, list_pages(n) + n),
     ]
-    for name, seed_of, run, lower, per_object in operations:
-        calls, spent_on, wall_0, note = _measure(seed_of, run, n, 0.0)
+    for name, seed_of, run, lower in operations:
+        # The plan's baseline runs at every size; the apply's and audit's (tens of
+        # thousands of reads at 2,000 departments) up to --baseline-max departments.
+        with_baseline = name.startswith("plan") or n <= baseline_max
+        CORE_CPU.clear()
+        zero = _measure(seed_of, run, n, 0.0, baseline=with_baseline)
+        core_cpu = CORE_CPU.get("plan" if run is _plan else "audit") if run is not _apply else None
+        per_object: int | None = zero.baseline_calls if with_baseline else None
         if name.startswith("apply"):
             # From empty nothing can be read per object: the bound is the list pages of
             # the (empty) collections plus the writes the plan needs; a tool that reads
-            # back every object it creates adds one GET per created object.
-            writes = int(note.split(", ")[1].split()[0])
-            lower = pages(people) + 4 + writes
-            per_object = lower + 4 * n
-        projected = wall_0 + calls * latency  # the 0 ms run's own time plus the waits
-        wall_latency = None
+            # back every object it creates adds the refresh of the result (measured).
+            writes = int(zero.note.split(", ")[1].split()[0])
+            lower = pages(n * PEOPLE_PER_DEPT) + 4 + writes
+            per_object = writes + zero.baseline_calls if with_baseline else None
+        projected = zero.elapsed + zero.calls * latency  # the 0 ms run's own time plus the waits
+        baseline_projected = (
+            zero.baseline_elapsed + zero.baseline_calls * latency if with_baseline else math.inf
+        )
+        wall_latency = baseline_latency = None
         if latency > 0 and projected <= max_latency_run:
-            _calls, _spent, wall_latency, _note = _measure(seed_of, run, n, latency)
+            at_latency = _measure(
+                seed_of, run, n, latency, baseline=baseline_projected <= max_latency_run
+            )
+            wall_latency = at_latency.elapsed
+            if baseline_projected <= max_latency_run:
+                baseline_latency = at_latency.baseline_elapsed
         rows.append(
             Row(
                 name,
                 n,
-                calls,
-                spent_on,
+                zero.calls,
+                zero.spent_on,
                 lower,
                 per_object,
-                wall_0,
+                zero.elapsed,
                 wall_latency,
                 projected,
-                note=note,
+                baseline_wall_0=zero.baseline_elapsed,
+                baseline_wall_latency=baseline_latency,
+                baseline_reads=zero.baseline_calls,
+                core_cpu=core_cpu,
+                note=zero.note,
             )
         )
         print(
-            f"  measured {name} at {n}: {calls} calls ({spent_on}), {wall_0:.1f}s"
-            f"{'' if wall_latency is None else f', {wall_latency:.1f}s at latency'} ({note})",
+            f"  measured {name} at {n}: {zero.calls} calls ({zero.spent_on}), {zero.elapsed:.1f}s"
+            f"{'' if wall_latency is None else f', {wall_latency:.1f}s at latency'} ({zero.note});"
+            f" baseline {zero.baseline_calls} calls, {zero.baseline_elapsed:.1f}s",
             file=sys.stderr,
             flush=True,
         )
@@ -173,18 +238,41 @@ def render(rows: list[Row], latency: float) -> str:
     ms = int(latency * 1000)
     head = (
         "| operation | departments | API calls | spent on | lower bound | calls / bound "
-        f"| per-object reads | per-object / calls | wall @0 ms | wall @{ms} ms | peak RSS | result |"
+        f"| per-object reads (measured) | per-object / calls | wall @0 ms | wall @{ms} ms "
+        f"| per-object wall @0 ms / @{ms} ms | core CPU | peak RSS | result |"
     )
-    lines = [head, "|" + " --- |" * 12]
+    lines = [head, "|" + " --- |" * 14]
     for r in rows:
         at_latency = (
             f"{r.wall_latency:.1f} s" if r.wall_latency is not None else f"~{r.projected:.0f} s"
         )
+        baseline_latency = (
+            f"{r.baseline_wall_latency:.1f} s"
+            if r.baseline_wall_latency is not None
+            else f"~{r.baseline_wall_0 + r.baseline_reads * latency:.0f} s"
+        )
+        if r.per_object is None:
+            per_object, ratio, baseline = "not run", "", ""
+        else:
+            per_object, ratio = f"{r.per_object:,}", f"{r.per_object / r.calls:.1f}x"
+            baseline = f"{r.baseline_wall_0:.1f} s / {baseline_latency}"
         lines.append(
             f"| {r.operation} | {r.departments:,} | {r.calls:,} | {r.spent_on} | {r.lower:,} "
-            f"| {r.calls / r.lower:.2f} | {r.per_object:,} | {r.per_object / r.calls:.1f}x "
-            f"| {r.wall_0:.1f} s | {at_latency} | {r.rss_mib:.0f} MiB | {r.note} |"
+            f"| {r.calls / r.lower:.2f} | {per_object} | {ratio} "
+            f"| {r.wall_0:.1f} s | {at_latency} | {baseline} "
+            f"| {'' if r.core_cpu is None else f'{r.core_cpu:.2f} s'} "
+            f"| {r.rss_mib:.0f} MiB | {r.note} |"
         )
+    for operation in ("plan (no change)", "audit"):
+        timed = {r.departments: r.core_cpu for r in rows if r.operation == operation}
+        small = 500 if 500 in timed else min(timed, default=0)
+        large = max(timed, default=0)
+        low, high = timed.get(small), timed.get(large)
+        if large > small and low and high:
+            lines.append(
+                f"\n{operation}: core CPU at {large:,} departments is {high / low:.1f}x"
+                f" that at {small:,} ({large / small:g}x the departments)"
+            )
     return "\n".join(lines)
 
 
@@ -198,11 +286,17 @@ def main(argv: list[str] | None = None) -> int:
         default=50.0,
         help="skip a latency run projected longer than this (seconds); show the projection",
     )
+    parser.add_argument(
+        "--baseline-max",
+        type=int,
+        default=500,
+        help="largest size at which the apply and audit baselines run (the plan's always does)",
+    )
     args = parser.parse_args(argv)
     configure_logging(level="error", fmt="console")
     rows: list[Row] = []
     for n in args.sizes:
-        rows.extend(bench_size(n, args.latency, args.max_latency_run))
+        rows.extend(bench_size(n, args.latency, args.max_latency_run, args.baseline_max))
     print("### Reconcile cost (plan, apply, audit)\n")
     print(render(rows, args.latency))
     print(
@@ -210,14 +304,20 @@ def main(argv: list[str] | None = None) -> int:
         " retries included); both ratios divide those counts. **Lower bound** (issue 7):"
         " plan and audit = list pages of users/teams/schedules/escalation policies/services"
         " + one detail or render request per schedule; apply from empty = list pages of the"
-        " (empty) collections + the writes its plan needs. A no-change plan spends no"
+        " (empty) collections + the writes its plan needs. **Core CPU**: process CPU time of"
+        " the pure core alone in the 0 ms run (`core.planning.plan` on the observed snapshot;"
+        " `core.coverage.audit`, every rule, inside `run_audit`). A no-change plan spends no"
         " request per schedule (the layers come with the schedule list,"
         " `include[]=schedule_layers`) but one `GET /teams/{id}/members` page per team (no"
         " list returns team roles); with one team per schedule that is the same count."
-        " **Per-object reads** (what a refresh-everything tool spends): list pages + one GET"
-        " per managed object (team, schedule, escalation policy, service) + one members"
-        " page per team; audit adds a render per schedule and contact methods and"
-        " notification rules per person; apply adds a read-back of every created object."
+        " **Per-object reads (measured)**: what a refresh-everything tool spends, counted"
+        " by running benchmarks/baseline_refresh.py against the same sandbox right after"
+        " pdorgsync: list pages + one GET per managed object (team, schedule, escalation"
+        " policy, service) + the members pages of each team; for the audit also a render"
+        " per schedule and contact methods and notification rules per person; for apply"
+        " the plan's writes + that refresh of the result (its read-back). **Per-object"
+        " wall** is that script's own time at 0 ms and at the latency (`~`: projected)."
+        f" Above {args.baseline_max:,} departments only the plan's baseline runs."
         f" **wall @{int(args.latency * 1000)} ms**: measured with that latency injected"
         " per request, or, marked `~`, not run (it would exceed"
         f" {args.max_latency_run:g} s) and projected as wall @0 ms + API calls x"

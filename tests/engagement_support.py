@@ -243,3 +243,25 @@ def engaged_state(sandbox: Sandbox, incident_id: str) -> tuple[list[str], list[s
 
 def iso(dt: datetime) -> str:
     return dt.isoformat()
+
+
+PACK_P1_TAGS = sorted(
+    f"[pdorgsync:{key}]"
+    for key in (
+        "support/responder",
+        "executive/subscriber",
+        "finance/subscriber",
+        "sales/subscriber",
+    )
+)
+
+
+def note_tags(sandbox: Sandbox, incident_id: str) -> list[str]:
+    """Every engagement tag in the incident's notes, sorted, repeats kept (each must be once)."""
+    import re
+
+    return sorted(
+        tag
+        for note in sandbox.state.notes.get(incident_id, [])
+        for tag in re.findall(r"\[pdorgsync:[^\]]+\]", str(note.get("content", "")))
+    )

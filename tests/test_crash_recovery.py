@@ -24,12 +24,14 @@ from pdorgsync.webhooks import WEBHOOK_PATH, sign
 from tests.engagement_support import (
     BOT_EMAIL,
     ORG_FILE,
+    PACK_P1_TAGS,
     POLICY_DIR,
     applied_seed,
     client_for,
     create_incident,
     department_ids,
     engaged_state,
+    note_tags,
     org_and_policies,
     webhook_data,
 )
@@ -158,4 +160,5 @@ def test_sigkill_after_202_loses_nothing_and_engages_nobody_twice(
         eps, teams, notes = engaged_state(sandbox, incident["id"])
         assert eps == [ids["support"]["escalation_policy"]], incident["id"]
         assert teams == sorted(ids[k]["team"] for k in ("executive", "finance", "sales"))
-        assert notes == 4
+        assert notes == 1  # one note for the pass
+        assert note_tags(sandbox, incident["id"]) == PACK_P1_TAGS

@@ -19,11 +19,13 @@ from pdorgsync.webhooks import WEBHOOK_PATH, ReceiverHooks, create_app, sign
 from pdorgsync.worker import Worker
 from tests.engagement_support import (
     BOT_EMAIL,
+    PACK_P1_TAGS,
     applied_seed,
     client_for,
     create_incident,
     department_ids,
     engaged_state,
+    note_tags,
     org_and_policies,
     set_priority,
     webhook_data,
@@ -105,7 +107,8 @@ def test_signed_p1_engages_the_pack_once_even_delivered_three_times(stack: Stack
     eps, teams, notes = engaged_state(stack.sandbox, incident["id"])
     assert eps == [stack.ids["support"]["escalation_policy"]]
     assert teams == sorted(stack.ids[k]["team"] for k in ("executive", "finance", "sales"))
-    assert notes == 4
+    assert notes == 1  # one note for the pass
+    assert note_tags(stack.sandbox, incident["id"]) == PACK_P1_TAGS
     assert len(stack.inbox.events()) == 1
 
 
@@ -141,4 +144,5 @@ def test_priority_raised_p3_to_p1_engages_only_what_p1_needs(stack: Stack) -> No
     eps, teams, notes = engaged_state(stack.sandbox, incident["id"])
     assert eps == [stack.ids["support"]["escalation_policy"]]
     assert teams == sorted(stack.ids[k]["team"] for k in ("executive", "finance", "sales"))
-    assert notes == 4
+    assert notes == 2  # one per pass: P3, then P1
+    assert note_tags(stack.sandbox, incident["id"]) == PACK_P1_TAGS

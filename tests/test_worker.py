@@ -23,11 +23,13 @@ from pdorgsync.settings import Settings
 from pdorgsync.worker import Worker, WorkerHooks, perform_engagements
 from tests.engagement_support import (
     BOT_EMAIL,
+    PACK_P1_TAGS,
     applied_seed,
     client_for,
     create_incident,
     department_ids,
     engaged_state,
+    note_tags,
     org_and_policies,
     set_priority,
     user_id,
@@ -133,7 +135,8 @@ def test_p1_on_customer_facing_service_engages_what_the_pack_asks(
     eps, teams, notes = engaged_state(box, incident["id"])
     assert eps == [ids["support"]["escalation_policy"]]
     assert teams == sorted(ids[k]["team"] for k in ("executive", "finance", "sales"))
-    assert notes == 4
+    assert notes == 1  # one note for the pass, naming each department
+    assert note_tags(box, incident["id"]) == PACK_P1_TAGS
     ledger = {(e.department, e.as_, e.policy) for e in inbox.engagements(incident["id"])}
     assert ledger == {
         ("support", "responder", "support-customer-liaison"),
@@ -229,7 +232,8 @@ def test_priority_raised_from_p3_to_p1_engages_only_what_is_new(
     eps, teams, notes = engaged_state(box, incident["id"])
     assert eps == [ids["support"]["escalation_policy"]]
     assert teams == sorted(ids[k]["team"] for k in ("executive", "finance", "sales"))
-    assert notes == 4
+    assert notes == 2  # one per pass: P3, then P1
+    assert note_tags(box, incident["id"]) == PACK_P1_TAGS
 
 
 def test_our_own_echo_triggers_nothing(
@@ -338,7 +342,8 @@ def test_lock_contention_retries_and_never_dead_letters(
     _enqueue(inbox, _triggered(incident, clock))
     worker.drain()
     [event] = inbox.events()
-    assert (event.status, event.attempts) == ("pending", 1)
+    # Contention is retried and not counted as an attempt (claims find a poison event).
+    assert (event.status, event.attempts) == ("pending", 0)
     assert "busy" in (event.last_error or "")
     clock.advance(3600)
     worker.drain()
@@ -693,3 +698,176 @@ def test_late_trigger_of_a_resolved_incident_engages_nobody(
     assert engaged_state(box, incident["id"]) == ([], [], 0)
     assert inbox.engagements(incident["id"]) == []
     assert [e.status for e in inbox.events()] == ["done"]
+
+
+# --------------------------------------------------------------------------- requests per pass
+
+
+def _counted_worker(
+    inbox: Inbox, box: Sandbox, clock: FakeClock, **kw: Any
+) -> tuple[Worker, PagerDutyClient]:
+    """A worker with its own client, so its per-route call counter sees only its requests."""
+    assert box.base_url is not None
+    client = client_for(box.base_url)
+    org, policies = org_and_policies()
+    worker = Worker(
+        inbox, client, org, policies, from_email=BOT_EMAIL, clock=clock, poll_interval=None, **kw
+    )
+    return worker, client
+
+
+def test_fully_engaged_incident_costs_exactly_four_requests(
+    inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock
+) -> None:
+    """1 responder + 3 subscriber departments, notes on: the incident read once, one
+    responder request with the target, one subscribe call with all three teams, one note."""
+    worker, client = _counted_worker(inbox, box, clock)
+    warm = create_incident(pd, "Checkout API down (warm-up)")  # fills the directory caches
+    _enqueue(inbox, _triggered(warm, clock, event_id="warm"))
+    worker.drain()
+    client.reset_counts()
+    incident = create_incident(pd, "Checkout API 5xx above 5%")
+    _enqueue(inbox, _triggered(incident, clock, event_id="counted"))
+    assert worker.drain() == 1
+    assert dict(client.calls) == {
+        ("GET", "/incidents/{id}"): 1,
+        ("POST", "/incidents/{id}/responder_requests"): 1,
+        ("POST", "/incidents/{id}/status_updates/subscribers"): 1,
+        ("POST", "/incidents/{id}/notes"): 1,
+    }
+    assert len(inbox.engagements(incident["id"])) == 4
+    [request] = box.state.incidents[incident["id"]]["responder_requests"]
+    assert len(request["responder_request_targets"]) == 1
+    assert note_tags(box, incident["id"]) == PACK_P1_TAGS
+
+
+def test_retried_event_reads_the_notes_first_and_costs_exactly_five(
+    inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock
+) -> None:
+    """When the ledger cannot tell (second attempt), the notes are read: five requests, one note."""
+    worker, client = _counted_worker(inbox, box, clock)
+    worker.engager.directory.refresh()
+    worker.engager.bot_user_id()
+    worker.engager.abilities()  # read once per run (GET /abilities), not per pass
+    incident = create_incident(pd, "Checkout API down")
+    _enqueue(inbox, _triggered(incident, clock))
+    claimed = inbox.claim()
+    assert claimed is not None
+    inbox.fail(claimed.seq, "503 from PagerDuty", retry_at=clock())  # an attempt that wrote nothing
+    client.reset_counts()
+    assert worker.drain() == 1
+    assert dict(client.calls) == {
+        ("GET", "/incidents/{id}"): 1,
+        ("GET", "/incidents/{id}/notes"): 1,
+        ("POST", "/incidents/{id}/responder_requests"): 1,
+        ("POST", "/incidents/{id}/status_updates/subscribers"): 1,
+        ("POST", "/incidents/{id}/notes"): 1,
+    }
+    assert note_tags(box, incident["id"]) == PACK_P1_TAGS
+
+
+def test_note_written_before_a_crash_is_not_written_again(
+    inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock
+) -> None:
+    """Killed after every write of the pass but before the ledger rows: the restarted
+    worker finds the responder request, the subscriptions and the note, and only records."""
+    worker, _client = _counted_worker(inbox, box, clock)
+    incident = create_incident(pd, "Checkout API down")
+    _enqueue(inbox, _triggered(incident, clock))
+    event = inbox.claim()
+    assert event is not None
+    dying, _ = _counted_worker(inbox, box, clock)
+    dying.engager.inbox = _DiesBeforeLedger(inbox)  # type: ignore[assignment]
+    with pytest.raises(_Killed):
+        dying.process(event)
+    assert inbox.engagements(incident["id"]) == []
+    assert inbox.release_claims() == 1  # the restarted worker hands the claim back
+    assert worker.drain() == 1
+    # The subscribe call is re-sent (each team answers `duplicate`); nothing else is.
+    eps, teams, notes = engaged_state(box, incident["id"])
+    assert (len(eps), len(teams), notes) == (1, 3, 1)
+    assert note_tags(box, incident["id"]) == PACK_P1_TAGS
+    assert len(inbox.engagements(incident["id"])) == 4
+
+
+class _Killed(BaseException):
+    """The process dying (not an error any code path handles)."""
+
+
+class _DiesBeforeLedger:
+    """An inbox whose process dies right before the first ledger row is written."""
+
+    def __init__(self, inner: Inbox) -> None:
+        self.inner = inner
+
+    def has_engagement(self, incident_id: str, department: str, as_: str) -> bool:
+        return self.inner.has_engagement(incident_id, department, as_)
+
+    def record_engagement(self, *_a: Any, **_kw: Any) -> bool:
+        raise _Killed
+
+
+def test_partial_subscription_failure_retries_only_what_failed(
+    inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock, ids: dict[str, Any]
+) -> None:
+    """One team's item fails: the others and the responder are noted and recorded; the
+    replayed event subscribes only that team and writes one note naming only it."""
+    org, policies = org_and_policies()
+    failing = ids["finance"]["team"]
+
+    class OneTeamRefused:
+        def __init__(self, inner: PagerDutyClient) -> None:
+            self.inner = inner
+            self.refuse = True
+
+        def get(self, path: str, params: Any = None) -> dict[str, Any]:
+            return self.inner.get(path, params)
+
+        def list_all(self, path: str, params: Any = None) -> list[dict[str, Any]]:
+            return self.inner.list_all(path, params)
+
+        def post(self, path: str, body: Any, *, idempotent: bool = False) -> dict[str, Any]:
+            if self.refuse and path.endswith("/status_updates/subscribers"):
+                kept = [s for s in body["subscribers"] if s["subscriber_id"] != failing]
+                answer = self.inner.post(path, {"subscribers": kept}, idempotent=idempotent)
+                answer["subscriptions"].append(
+                    {"subscriber_id": failing, "subscriber_type": "team", "result": "unauthorized"}
+                )
+                return answer
+            return self.inner.post(path, body, idempotent=idempotent)
+
+    client = OneTeamRefused(pd)
+    worker = Worker(
+        inbox, client, org, policies, from_email=BOT_EMAIL, clock=clock, poll_interval=None
+    )
+    incident = create_incident(pd, "Checkout API down")
+    _enqueue(inbox, _triggered(incident, clock))
+    worker.drain()
+    [event] = inbox.events()
+    assert event.status == "dead"
+    assert "unauthorized" in (event.last_error or "")
+    assert failing in (event.last_error or "")
+    recorded = {(e.department, e.as_) for e in inbox.engagements(incident["id"])}
+    assert recorded == {
+        ("support", "responder"),
+        ("executive", "subscriber"),
+        ("sales", "subscriber"),
+    }
+    assert note_tags(box, incident["id"]) == sorted(
+        [
+            "[pdorgsync:support/responder]",
+            "[pdorgsync:executive/subscriber]",
+            "[pdorgsync:sales/subscriber]",
+        ]
+    )
+    requests_before = len(box.state.incidents[incident["id"]]["responder_requests"])
+    client.refuse = False  # the permission is fixed; the operator replays the event
+    inbox.retry(event.seq)
+    worker.drain()
+    assert inbox.events()[0].status == "done"
+    assert len(box.state.incidents[incident["id"]]["responder_requests"]) == requests_before
+    assert note_tags(box, incident["id"]) == PACK_P1_TAGS  # finance noted once, nobody twice
+    assert len(box.state.notes[incident["id"]]) == 2
+    assert engaged_state(box, incident["id"])[1] == sorted(
+        ids[k]["team"] for k in ("executive", "finance", "sales")
+    )

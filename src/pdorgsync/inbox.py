@@ -476,8 +476,12 @@ class Inbox:
             return StoreResult(stored=True, seq=cur.lastrowid, status=status)
 
     def claim(self, *, lease: float = 300.0) -> StoredEvent | None:
-        """Claim the next due event, oldest first, never overtaking an earlier pending
-        event of the same incident (PagerDuty keeps order per incident; so do we)."""
+        """Claim the next due event for one of several workers, for ``lease`` seconds.
+
+        The oldest due pending event of an incident that has no event currently
+        claimed (unexpired lease) and no earlier pending event: PagerDuty keeps
+        order per incident, so do we, while other incidents proceed in parallel.
+        """
         now = _ts(self.clock())
         with self._write() as conn:
             row = conn.execute(
@@ -486,8 +490,10 @@ class Inbox:
                 " AND (e.claimed_until IS NULL OR e.claimed_until < ?)"
                 " AND NOT EXISTS (SELECT 1 FROM events p WHERE p.status = 'pending'"
                 "   AND p.incident_id = e.incident_id AND p.seq < e.seq)"
+                " AND NOT EXISTS (SELECT 1 FROM events c WHERE c.incident_id = e.incident_id"
+                "   AND c.seq <> e.seq AND c.status = 'pending' AND c.claimed_until >= ?)"
                 " ORDER BY e.seq LIMIT 1",
-                (now, now),
+                (now, now, now),
             ).fetchone()
             if row is None:
                 return None
@@ -519,9 +525,16 @@ class Inbox:
                 (status, now, note, seq),
             )
 
-    def fail(self, seq: int, error: str, *, retry_at: datetime | None) -> None:
-        """Record a failed attempt: back to pending until ``retry_at``, or dead if None."""
+    def fail(
+        self, seq: int, error: str, *, retry_at: datetime | None, uncount: bool = False
+    ) -> None:
+        """Record a failed attempt: back to pending until ``retry_at``, or dead if None.
+
+        ``uncount``: the attempt ended in lock contention, which says nothing about
+        the event, so its claim is not counted (claims count toward a poison event).
+        """
         now = _ts(self.clock())
+        undo = 1 if uncount else 0
         with self._write() as conn:
             if retry_at is None:
                 conn.execute(
@@ -532,8 +545,8 @@ class Inbox:
             else:
                 conn.execute(
                     "UPDATE events SET claimed_until = NULL, last_error = ?,"
-                    " next_attempt_at = ? WHERE seq = ?",
-                    (error[:2000], _ts(retry_at), seq),
+                    " next_attempt_at = ?, attempts = MAX(0, attempts - ?) WHERE seq = ?",
+                    (error[:2000], _ts(retry_at), undo, seq),
                 )
 
     def retry(self, ref: int | str) -> StoredEvent:

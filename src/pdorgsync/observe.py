@@ -234,14 +234,18 @@ def desired_names(org: Org, kind: str) -> set[str]:
     return names
 
 
-def is_candidate(org: Org | None, kind: str, item: Any) -> bool:
-    """Owned by a department of the file, or named like an object the file wants."""
+def is_candidate(org: Org | None, kind: str, item: Any, names: set[str] | None = None) -> bool:
+    """Owned by a department of the file, or named like an object the file wants.
+
+    ``names``: ``desired_names(org, kind)`` computed once by a caller that asks for
+    many items (linear, not one rebuild per item).
+    """
     if org is None:
         return False
     owner = parse_marker(item.description)
     if owner is not None and owner[0] == org.org and org.department(owner[1]) is not None:
         return True
-    return item.name in desired_names(org, kind)
+    return item.name in (desired_names(org, kind) if names is None else names)
 
 
 # -- the walk -------------------------------------------------------------------------------
@@ -294,12 +298,16 @@ def observe(
         say("reading shift-based schedules")
         schedules += read_v3_schedules(client, v3_org, eps)
 
+    wanted = {k: desired_names(org, k) for k in ("schedule", "team")} if org is not None else {}
     detailed = [
         s
         for s in schedules
         if s.layers is None
         and s.type == "schedule"  # v3 schedules have no layers to read here (CONTRACT §9.11)
-        and (is_candidate(org, "schedule", s) or _selected(with_layers_for, s))
+        and (
+            is_candidate(org, "schedule", s, wanted.get("schedule"))
+            or _selected(with_layers_for, s)
+        )
     ]
     if detailed:
         say(f"reading layers of {len(detailed)} schedules")
@@ -307,7 +315,9 @@ def observe(
     for schedule in detailed:
         by_id[schedule.id] = fetch_schedule(client, schedule.id)
     member_teams = {
-        t.id for t in teams if is_candidate(org, "team", t) or _selected(with_members_for, t)
+        t.id
+        for t in teams
+        if is_candidate(org, "team", t, wanted.get("team")) or _selected(with_members_for, t)
     }
     if member_teams:
         say(f"reading members of {len(member_teams)} teams")

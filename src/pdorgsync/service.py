@@ -71,6 +71,7 @@ def make_worker(daemon: Daemon) -> Worker:
         poll_interval=settings.poll_interval,
         poll_window=settings.poll_window,
         retention=settings.inbox_retention,
+        concurrency=settings.worker_concurrency,
     )
 
 

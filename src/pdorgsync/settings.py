@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     # body each within HTTP_READ_TIMEOUT seconds; at most HTTP_MAX_CONNECTIONS open.
     http_read_timeout: float = Field(default=10.0, gt=0, le=300)
     http_max_connections: int = Field(default=256, ge=8, le=100_000)
+    # Incidents engaged in parallel; the events of one incident stay in order (SPEC §4).
+    worker_concurrency: int = Field(default=4, ge=1, le=64)
     log_format: Literal["console", "json"] = Field(default_factory=_default_log_format)  # type: ignore[arg-type]  # factory returns one of the literals
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # None: SQLite at state_path. postgresql://…: every replica shares this database (§5).

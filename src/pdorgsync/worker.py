@@ -47,7 +47,7 @@ from pdorgsync.errors import (
     PdOrgSyncError,
     is_temporary,
 )
-from pdorgsync.inbox import PurgeResult, StoredEvent, utcnow
+from pdorgsync.inbox import PurgeResult, Status, StoredEvent, utcnow
 from pdorgsync.logs import get_logger
 from pdorgsync.models.events import EnvelopeError, WebhookEnvelope, parse_envelope
 from pdorgsync.models.org import Org
@@ -64,10 +64,6 @@ __all__ = [
 log = get_logger("pdorgsync.worker")
 
 RECENT_WINDOW = timedelta(minutes=60)
-
-
-#: How the last error of an attempt that ended in lock contention starts (see _poisoned).
-_CONTENDED = "state store busy, will retry: "
 
 
 def _noop_engagement(_department: str, _as: str, _outcome: str) -> None:
@@ -143,7 +139,10 @@ class Worker:
         poll_window: timedelta = timedelta(hours=24),
         retention: timedelta | None = None,
         idle_wait: float = 1.0,
+        concurrency: int = 1,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self.inbox = inbox
         self.client = client
         self.org = org
@@ -161,6 +160,7 @@ class Worker:
         # Bumped at every turn of the loop and after every event: the daemon's
         # watchdog stops pinging systemd when it stands still (a hung call).
         self.progress = 0
+        self.concurrency = concurrency
         self.engager = Engager(
             inbox=inbox,
             client=client,
@@ -201,7 +201,7 @@ class Worker:
             policies,
             from_email=settings.require_from_email(),
             incident_notes=settings.incident_notes,
-            **kwargs,
+            **{"concurrency": settings.worker_concurrency, **kwargs},
         )
 
     def update_config(self, org: Org, policies: Sequence[Policy]) -> None:
@@ -224,12 +224,15 @@ class Worker:
         """Process events until ``stop_event`` is set (or ``stop()`` is called).
 
         Hands back events a killed predecessor had claimed, polls at start and every
-        ``poll_interval``, and otherwise waits for ``wake()`` or ``idle_wait``.
+        ``poll_interval``, and otherwise waits for ``wake()`` or ``idle_wait``. With
+        ``concurrency`` N, N threads (this one and N-1 helpers) claim events: up to N
+        incidents are engaged at once, each incident's events one at a time and in
+        order (``Inbox.claim``), every request under the client's shared rate budget.
         """
         released = self.inbox.release_claims()
         if released:
             log.info("worker.claims_released", count=released)
-        log.info("worker.started")
+        log.info("worker.started", concurrency=self.concurrency)
         if self.poll_interval is None:
             log.info("worker.poll_configured", enabled=False)
         else:
@@ -243,29 +246,60 @@ class Worker:
         def stopping() -> bool:
             return self._stop.is_set() or (stop_event is not None and stop_event.is_set())
 
-        while not stopping():
-            self.progress += 1
-            try:
-                if self.poll_due():
-                    self.poll_incidents()
-            except (PdOrgSyncError, InboxError) as exc:
-                log.warning("worker.poll_failed", error=str(exc))
-                self.hooks.on_poll("failed", {})
-                self._note_poll_attempt()
-            try:
-                if self.purge_due():
-                    self.purge()
-            except InboxError as exc:
-                log.warning("inbox.purge_failed", error=str(exc))
-            try:
-                processed = self.run_once(should_stop=stopping)
-            except InboxError as exc:
-                log.error("worker.inbox_failed", error=str(exc))
-                processed = 0
-            if processed == 0 and not stopping():
-                self._wake.wait(self.idle_wait)
-                self._wake.clear()
+        finished = threading.Event()  # this run ended, however it ended
+
+        def helper_stopping() -> bool:
+            return finished.is_set() or stopping()
+
+        helpers = [
+            threading.Thread(
+                target=self._drain_loop, args=(helper_stopping,), name=f"worker-{n}", daemon=True
+            )
+            for n in range(1, self.concurrency)
+        ]
+        for helper in helpers:
+            helper.start()
+        try:
+            # The poll and the retention purge run in this thread only; every thread
+            # (this one and the helpers) drains the inbox.
+            while not stopping():
+                self.progress += 1
+                try:
+                    if self.poll_due():
+                        self.poll_incidents()
+                except (PdOrgSyncError, InboxError) as exc:
+                    log.warning("worker.poll_failed", error=str(exc))
+                    self.hooks.on_poll("failed", {})
+                    self._note_poll_attempt()
+                try:
+                    if self.purge_due():
+                        self.purge()
+                except InboxError as exc:
+                    log.warning("inbox.purge_failed", error=str(exc))
+                self._drain_step(stopping)
+        finally:
+            finished.set()
+            self._wake.set()
+            # One budget for all helpers (SIGTERM must end within 10 s); a helper still
+            # busy then is a daemon thread, and its claim is released at shutdown.
+            deadline = time.monotonic() + 5.0
+            for helper in helpers:
+                helper.join(timeout=max(0.0, deadline - time.monotonic()))
         log.info("worker.stopped")
+
+    def _drain_loop(self, stopping: Callable[[], bool]) -> None:
+        while not stopping():
+            self._drain_step(stopping)
+
+    def _drain_step(self, stopping: Callable[[], bool]) -> None:
+        try:
+            processed = self.run_once(should_stop=stopping)
+        except InboxError as exc:
+            log.error("worker.inbox_failed", error=str(exc))
+            processed = 0
+        if processed == 0 and not stopping():
+            self._wake.wait(self.idle_wait)
+            self._wake.clear()
 
     def run_once(self, *, limit: int = 100, should_stop: Callable[[], bool] | None = None) -> int:
         """Process due events (at most ``limit``); returns how many were processed."""
@@ -301,10 +335,6 @@ class Worker:
         """
         if event.attempts <= self.max_attempts:
             return False
-        if (event.last_error or "").startswith(_CONTENDED):
-            # Its last attempt ended, recorded, in lock contention (retried however
-            # often it takes): the claims were not lost to a dying process.
-            return False
         message = (
             f"claimed {event.attempts} times without finishing (the process died or hung "
             "while handling it); dead-lettered, see pdorgsync inbox retry"
@@ -320,12 +350,16 @@ class Worker:
         status: str
         try:
             result = self._handle(
-                event.envelope_dict(), source=event.source, event_id=event.event_id
+                event.envelope_dict(),
+                source=event.source,
+                event_id=event.event_id,
+                history_known=self._history_known(event),
             )
         except Exception as exc:
             status = self._failed(event, exc)
         else:
-            self.inbox.complete(event.seq, "done" if result.status == "done" else "ignored")
+            done: Status = "done" if result.status == "done" else "ignored"
+            self._persist(lambda: self.inbox.complete(event.seq, done))
             status = result.status
             log.info(
                 "worker.event_processed",
@@ -339,20 +373,57 @@ class Worker:
         self.hooks.on_event(event.event_type, status, time.perf_counter() - started)
         return status
 
+    def _history_known(self, event: StoredEvent) -> bool:
+        """Can the ledger alone tell what was written on this event's incident?
+
+        Yes on the first attempt at an event when no event of the incident ever
+        failed: every earlier pass then finished and recorded all it wrote. A
+        retried or replayed event, or a dead one before it, may have written
+        something (a note) the ledger lacks; then the engager reads first.
+        """
+        if event.attempts > 1 or event.last_error is not None:
+            return False
+        if event.incident_id is None:
+            return True
+        earlier = self.inbox.events(statuses=["dead"], incident_id=event.incident_id, limit=1)
+        return not earlier
+
+    def _persist(self, write: Callable[[], None], *, tries: int = 5) -> None:
+        """Record an outcome in the inbox, trying again while the store is busy.
+
+        Several worker threads and the receiver share one store; under a storm a
+        write may wait longer than the store's busy timeout. If it never gets
+        through, the claim simply expires and the event is handled again later
+        (the ledger makes that harmless).
+        """
+        for attempt in range(1, tries + 1):
+            try:
+                write()
+                return
+            except InboxError as exc:
+                if attempt == tries:
+                    raise
+                log.warning("worker.store_busy", attempt=attempt, error=str(exc))
+
     def _failed(self, event: StoredEvent, exc: Exception) -> str:
         message = str(exc) if isinstance(exc, PdOrgSyncError) else f"{type(exc).__name__}: {exc}"
         # Lock contention in the state store says nothing about the event: it is
-        # retried however many attempts it took, never dead-lettered.
+        # retried soon, however many attempts it took, never dead-lettered, and the
+        # attempt is not counted (so a poison event is still found by its claims).
         contended = isinstance(exc, InboxBusyError)
-        if contended:
-            message = f"{_CONTENDED}{message}"
-        if is_temporary(exc) and (contended or event.attempts < self.max_attempts):
+        # Any other store failure is as temporary as a 429, within max_attempts.
+        busy = isinstance(exc, InboxError)
+        if (is_temporary(exc) or busy) and (contended or event.attempts < self.max_attempts):
             delay = min(self.backoff_cap, self.backoff_base * 2 ** max(0, event.attempts - 1))
+            if busy:
+                delay = 1.0
             retry_after = getattr(exc, "retry_after", None)
             if isinstance(retry_after, int | float) and retry_after > delay:
                 delay = float(retry_after)
             retry_at = self.clock() + timedelta(seconds=delay)
-            self.inbox.fail(event.seq, message, retry_at=retry_at)
+            self._persist(
+                lambda: self.inbox.fail(event.seq, message, retry_at=retry_at, uncount=contended)
+            )
             log.warning(
                 "worker.event_retry",
                 id=event.seq,
@@ -366,7 +437,7 @@ class Worker:
             log.exception("worker.internal_error", id=event.seq, event_id=event.event_id)
         elif is_temporary(exc):
             message = f"gave up after {event.attempts} attempts: {message}"
-        self.inbox.fail(event.seq, message, retry_at=None)
+        self._persist(lambda: self.inbox.fail(event.seq, message, retry_at=None))
         log.error("worker.event_dead", id=event.seq, event_id=event.event_id, error=message)
         return "dead"
 
@@ -388,6 +459,7 @@ class Worker:
         source: str,
         event_id: str | None,
         dry_run: bool = False,
+        history_known: bool = False,
     ) -> EventResult:
         try:
             envelope: WebhookEnvelope = parse_envelope(raw)
@@ -433,15 +505,22 @@ class Worker:
                 self.hooks.on_engagement(skipped.department, skipped.as_, "skipped")
         if dry_run:
             return EventResult("done", "dry run", facts.id, evaluation)
-        outcomes: list[EngagementOutcome] = []
-        for engagement in evaluation.engagements:
-            try:
-                result = self.engager.engage(facts.id, engagement, event_id=event_id)
-            except PagerDutyError:
-                self.hooks.on_engagement(engagement.department, engagement.as_, "failed")
-                raise
+        wanted = [(e.department, e.as_) for e in evaluation.engagements]
+        before = {k for k in wanted if self.inbox.has_engagement(facts.id, *k)}
+        try:
+            outcomes = self.engager.engage_all(
+                facts.id, evaluation.engagements, event_id=event_id, history_known=history_known
+            )
+        except PagerDutyError:
+            # A partial failure: what this pass recorded counts as engaged, the rest failed.
+            for key in dict.fromkeys(wanted):
+                if key in before:
+                    continue
+                done = self.inbox.has_engagement(facts.id, *key)
+                self.hooks.on_engagement(*key, "engaged" if done else "failed")
+            raise
+        for result in outcomes:
             self.hooks.on_engagement(result.department, result.as_, result.outcome)
-            outcomes.append(result)
         # What the catch-up poll compares with: this state of the incident is handled.
         self.inbox.record_handled(
             facts.id,
@@ -522,4 +601,4 @@ def perform_engagements(
             from_email=settings.require_from_email(),
             incident_notes=settings.incident_notes,
         )
-        return [engager.engage(facts.id, e, event_id=None) for e in evaluation.engagements]
+        return engager.engage_all(facts.id, evaluation.engagements, event_id=None)

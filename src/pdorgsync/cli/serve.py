@@ -27,8 +27,9 @@ def serve_cmd(
       GET  /readyz               store writable, policies loaded, last reconcile ok
       GET  /metrics              Prometheus metrics
     Every PDORGSYNC_RECONCILE_INTERVAL seconds it plans and audits (and applies
-    in PDORGSYNC_RECONCILE_MODE=apply). Needs PDORGSYNC_FROM_EMAIL and
-    PDORGSYNC_WEBHOOK_SECRETS. SIGHUP reloads the org and policy files (a broken
+    in PDORGSYNC_RECONCILE_MODE=apply). PDORGSYNC_WORKER_CONCURRENCY (default 4)
+    incidents are engaged in parallel, each incident's events in order. Needs
+    PDORGSYNC_FROM_EMAIL and PDORGSYNC_WEBHOOK_SECRETS. SIGHUP reloads the org and policy files (a broken
     file is refused and the old one kept); SIGTERM/SIGINT stop within 10 s.
     Under systemd (Type=notify) it sends READY=1 and watchdog pings, and stops
     pinging when the worker or the reconcile loop makes no progress (the worker

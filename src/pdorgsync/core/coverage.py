@@ -30,7 +30,7 @@ from pdorgsync.core.coverage_gaps import (
 )
 from pdorgsync.core.schedules import Shift
 from pdorgsync.models.audit import AuditReport, DepartmentCoverage, Finding, Gap, Severity
-from pdorgsync.models.org import Department, Org, parse_marker
+from pdorgsync.models.org import Department, Org
 from pdorgsync.models.policy import Policy
 from pdorgsync.models.snapshot import EscalationPolicy, Schedule, Service, Snapshot, Team, User
 
@@ -83,22 +83,29 @@ def horizon(now: datetime, horizon_days: int = DEFAULT_HORIZON_DAYS) -> tuple[da
 # ---------------------------------------------------------------------------- matching
 
 
-def _pick(objects: Sequence[_Obj], org: Org, key: str, name: str) -> _Obj | None:
-    for obj in objects:
-        if parse_marker(obj.description) == (org.org, key):
-            return obj
-    return next((obj for obj in objects if obj.name == name), None)
+def _pick(
+    snapshot: Snapshot, cls: type[_Obj], kind: str, org: Org, key: str, name: str
+) -> _Obj | None:
+    """The department's object of ``kind``: ownership marker first, then exact name
+    (indexed look-ups: the audit stays linear in departments)."""
+    found = snapshot.by_marker(kind, org.org, key) or snapshot.by_name(kind, name)
+    return found if isinstance(found, cls) else None
 
 
 def find_objects(org: Org, snapshot: Snapshot, dept: Department) -> DepartmentObjects:
     """The department's team, schedule, escalation policy and service as observed."""
     return DepartmentObjects(
-        team=_pick(snapshot.teams, org, dept.key, dept.team_name),
-        schedule=_pick(snapshot.schedules, org, dept.key, dept.schedule_name),
+        team=_pick(snapshot, Team, "team", org, dept.key, dept.team_name),
+        schedule=_pick(snapshot, Schedule, "schedule", org, dept.key, dept.schedule_name),
         escalation_policy=_pick(
-            snapshot.escalation_policies, org, dept.key, dept.escalation_policy_name
+            snapshot,
+            EscalationPolicy,
+            "escalation_policy",
+            org,
+            dept.key,
+            dept.escalation_policy_name,
         ),
-        service=_pick(snapshot.services, org, dept.key, dept.service_name),
+        service=_pick(snapshot, Service, "service", org, dept.key, dept.service_name),
     )
 
 
@@ -388,10 +395,9 @@ def _cov003_004(
                 people=everyone,
             )
         )
-    known_users = {u.id for u in snapshot.users}
     for number, rule in enumerate(ep.rules, start=1):
         for target in rule.targets:
-            if target.type in ("user_reference", "user") and target.id not in known_users:
+            if target.type in ("user_reference", "user") and snapshot.user_by_id(target.id) is None:
                 findings.append(
                     _finding(
                         "COV004",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -50,6 +51,67 @@ def _seconds(intervals: Iterable[Interval]) -> float:
     return iv.total(intervals).total_seconds()
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(moment: datetime) -> int:
+    """An instant as whole microseconds since the epoch: exact integer arithmetic."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def _overlaps(cells: Sequence[tuple[int, int]], spans: Sequence[Interval]) -> list[int]:
+    """Microseconds of each cell inside the normalized ``spans``, in one merge sweep.
+
+    ``cells`` are ``(start, end)`` with non-decreasing starts and ends (local hours in
+    order); ``spans`` sorted and disjoint. Costs cells + spans, not cells x spans.
+    """
+    edges = [(_micros(span.start), _micros(span.end)) for span in spans]
+    out: list[int] = []
+    first = 0
+    for start, end in cells:
+        while first < len(edges) and edges[first][1] <= start:
+            first += 1
+        inside = 0
+        k = first
+        while k < len(edges) and edges[k][0] < end:
+            inside += min(end, edges[k][1]) - max(start, edges[k][0])
+            k += 1
+        out.append(inside)
+    return out
+
+
+@lru_cache(maxsize=64)
+def _hour_cells(
+    zone: ZoneInfo, since: datetime, until: datetime
+) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]:
+    """Every local hour of the horizon, clipped to it: ``(weekday, hour)`` and
+    ``(start, end)`` in epoch microseconds, in time order.
+
+    The same for every department of a zone, so it is computed once per audit.
+    """
+    where: list[tuple[int, int]] = []
+    cells: list[tuple[int, int]] = []
+    horizon = iv.always_window(since, until)
+    if not horizon:
+        return (), ()
+    low, high = horizon[0].start, horizon[0].end
+    day = iv.wall_clock(since, zone).date()
+    last = iv.wall_clock(until, zone).date()
+    while day <= last:
+        for hour in range(24):
+            start = iv.local_to_utc(datetime.combine(day, time(hour)), zone)
+            end = iv.local_to_utc(datetime.combine(day, time(0)) + timedelta(hours=hour + 1), zone)
+            if end <= start:
+                continue  # the hour skipped when clocks go forward
+            start, end = max(start, low), min(end, high)  # the cell inside the horizon
+            if end > start:
+                where.append((day.weekday(), hour))
+                cells.append((_micros(start), _micros(end)))
+        day += timedelta(days=1)
+    return tuple(where), tuple(cells)
+
+
 def heatmap(
     zone: ZoneInfo,
     since: datetime,
@@ -63,27 +125,19 @@ def heatmap(
     Local hours are built from wall-clock dates, so a DST day's skipped hour has no time
     and a repeated hour counts twice as long, as it really is.
     """
-    total = [[0.0] * 24 for _ in range(7)]
-    on = [[0.0] * 24 for _ in range(7)]
+    total = [[0] * 24 for _ in range(7)]
+    on = [[0] * 24 for _ in range(7)]
     need = [[False] * 24 for _ in range(7)]
-    day = iv.wall_clock(since, zone).date()
-    last = iv.wall_clock(until, zone).date()
-    while day <= last:
-        for hour in range(24):
-            start = iv.local_to_utc(datetime.combine(day, time(hour)), zone)
-            end = iv.local_to_utc(datetime.combine(day, time(0)) + timedelta(hours=hour + 1), zone)
-            if end <= start:
-                continue  # the hour skipped when clocks go forward
-            cell = iv.clip([Interval(start, end)], since, until)
-            length = _seconds(cell)
-            if length <= 0:
-                continue
-            weekday = day.weekday()
-            total[weekday][hour] += length
-            on[weekday][hour] += _seconds(iv.intersect(cell, covered))
-            if _seconds(iv.intersect(cell, required)) > 0:
-                need[weekday][hour] = True
-        day += timedelta(days=1)
+    where, cells = _hour_cells(zone, since, until)
+    covered_us = _overlaps(cells, iv.normalize(covered))
+    required_us = _overlaps(cells, iv.normalize(required))
+    for (weekday, hour), (start, end), on_us, need_us in zip(
+        where, cells, covered_us, required_us, strict=True
+    ):
+        total[weekday][hour] += end - start
+        on[weekday][hour] += on_us
+        if need_us > 0:
+            need[weekday][hour] = True
     grid: list[list[float | None]] = [
         [(on[d][h] / total[d][h]) if total[d][h] > 0 else None for h in range(24)] for d in range(7)
     ]

@@ -90,7 +90,25 @@ def plan(
     return planner.run(impact)
 
 
+_Index = tuple[dict[tuple[str, str], _Named], dict[str, list[_Named]]]
+
+
+def _index(objs: Sequence[_Named]) -> _Index:
+    """Objects by ownership marker (the first one) and by name (all, in snapshot order)."""
+    by_marker: dict[tuple[str, str], _Named] = {}
+    by_name: dict[str, list[_Named]] = {}
+    for obj in objs:
+        owner = parse_marker(obj.description)
+        if owner is not None:
+            by_marker.setdefault(owner, obj)
+        by_name.setdefault(obj.name, []).append(obj)
+    return by_marker, by_name
+
+
 class _Planner(ObjectPlanner):
+    match_index: dict[str, _Index]
+    delete_blockers: dict[str, dict[str, list[tuple[str, str]]]]
+
     def _desired_name(self, kind: str, dept: Department) -> str | None:
         if kind == "team":
             return dept.team_name
@@ -112,12 +130,12 @@ class _Planner(ObjectPlanner):
         if name is None:
             return
         label = KIND_LABEL[kind]
-        objs: Sequence[_Named] = self.objects[kind]
-        mine = (self.org.org, d.dept.key)
-        owned = [o for o in objs if parse_marker(o.description) == mine]
+        by_marker, by_name = self.match_index[kind]
+        mine = by_marker.get((self.org.org, d.dept.key))
+        owned = [mine] if mine is not None else []
         if owned:
             d.matches[kind] = _Match(owned[0])
-            taken = [o for o in objs if o.name == name and o.id != owned[0].id]
+            taken = [o for o in by_name.get(name, ()) if o.id != owned[0].id]
             if owned[0].name != name and taken and kind != "schedule":
                 d.conflicts.append(
                     self._conflict(
@@ -129,7 +147,7 @@ class _Planner(ObjectPlanner):
                     )
                 )
             return
-        named = [o for o in objs if o.name == name]
+        named = list(by_name.get(name, ()))
         if not named:
             d.matches[kind] = _Match()
             return
@@ -280,6 +298,8 @@ class _Planner(ObjectPlanner):
     # -- the run --------------------------------------------------------------------------
 
     def run(self, impact: bool) -> Plan:
+        # Indexed once, so matching and delete checks stay linear in the departments.
+        self.match_index = {kind: _index(objs) for kind, objs in self.objects.items()}
         depts: dict[str, _Dept] = {}
         for index, dept in enumerate(self.org.departments):
             d = _Dept(dept, index)
@@ -329,8 +349,27 @@ class _Planner(ObjectPlanner):
         v3 = {s.id for s in self.snap.schedules if s.type == "schedule_v3"}
         if self.prune:
             deleted: set[tuple[str, str]] = {(o.kind, o.id) for o in orphans}
+            updated = {
+                (c.kind, c.id) for c in self.changes if c.action in ("update", "adopt") and c.id
+            }
+            kept_ids = {
+                m.obj.id
+                for d in depts.values()
+                if not d.conflicts
+                for m in d.matches.values()
+                if m.obj is not None
+            }
+            users: dict[str, list[tuple[str, str]]] = {}  # schedule id -> EPs targeting it
+            for ep in self.snap.escalation_policies:
+                for target_id in dict.fromkeys(t.id for r in ep.rules for t in r.targets):
+                    users.setdefault(target_id, []).append((ep.id, ep.name))
+            services: dict[str, list[tuple[str, str]]] = {}  # EP id -> services using it
+            for svc in self.snap.services:
+                if svc.escalation_policy_id:
+                    services.setdefault(svc.escalation_policy_id, []).append((svc.id, svc.name))
+            self.delete_blockers = {"schedule": users, "escalation_policy": services}
             for orphan in orphans:
-                reason = self._delete_blocker(orphan, deleted, depts)
+                reason = self._delete_blocker(orphan, deleted | updated, kept_ids)
                 if orphan.kind == "schedule" and orphan.id in v3:
                     reason = "not deleted: it is a shift-based (v3) schedule, which pdorgsync never changes"
                 if reason:
@@ -347,38 +386,23 @@ class _Planner(ObjectPlanner):
         return orphans
 
     def _delete_blocker(
-        self, orphan: Orphan, deleted: set[tuple[str, str]], depts: dict[str, _Dept]
+        self, orphan: Orphan, handled: set[tuple[str, str]], kept_ids: set[str]
     ) -> str | None:
-        """Why PagerDuty would refuse this delete after the plan's other changes, if it would."""
-        updated = {(c.kind, c.id) for c in self.changes if c.action in ("update", "adopt") and c.id}
-        handled = deleted | updated
-        if orphan.kind == "schedule":
-            for ep in self.snap.escalation_policies:
-                uses = any(t.id == orphan.id for r in ep.rules for t in r.targets)
-                if (
-                    uses
-                    and ("escalation_policy", ep.id) not in handled
-                    and not self._rewired(ep.id, depts)
-                ):
-                    return f"not deleted: escalation policy {ep.name!r} ({ep.id}) still targets it and pdorgsync does not manage that policy"
-        if orphan.kind == "escalation_policy":
-            for svc in self.snap.services:
-                if (
-                    svc.escalation_policy_id == orphan.id
-                    and ("service", svc.id) not in handled
-                    and not self._rewired(svc.id, depts)
-                ):
-                    return f"not deleted: service {svc.name!r} ({svc.id}) still uses it and pdorgsync does not manage that service"
-        return None
+        """Why PagerDuty would refuse this delete after the plan's other changes, if it would.
 
-    def _rewired(self, obj_id: str, depts: dict[str, _Dept]) -> bool:
-        """Whether a managed, unblocked department keeps ``obj_id`` (then its desired state wins)."""
-        return any(
-            m.obj is not None and m.obj.id == obj_id
-            for d in depts.values()
-            if not d.conflicts
-            for m in d.matches.values()
-        )
+        ``handled``: objects deleted, updated or adopted by the plan; ``kept_ids``: objects
+        a managed, unblocked department keeps (then its desired state wins).
+        """
+        users = self.delete_blockers.get(orphan.kind, {}).get(orphan.id, [])
+        if orphan.kind == "schedule":
+            for ep_id, ep_name in users:
+                if ("escalation_policy", ep_id) not in handled and ep_id not in kept_ids:
+                    return f"not deleted: escalation policy {ep_name!r} ({ep_id}) still targets it and pdorgsync does not manage that policy"
+        if orphan.kind == "escalation_policy":
+            for svc_id, svc_name in users:
+                if ("service", svc_id) not in handled and svc_id not in kept_ids:
+                    return f"not deleted: service {svc_name!r} ({svc_id}) still uses it and pdorgsync does not manage that service"
+        return None
 
     def _delete(self, orphan: Orphan) -> Change:
         path = f"{COLLECTION[orphan.kind]}/{orphan.id}"
@@ -386,11 +410,7 @@ class _Planner(ObjectPlanner):
         if orphan.kind == "escalation_policy":
             blockers = [orphan.id]
         elif orphan.kind == "schedule":
-            blockers = [
-                ep.id
-                for ep in self.snap.escalation_policies
-                if any(t.id == orphan.id for r in ep.rules for t in r.targets)
-            ]
+            blockers = [ep_id for ep_id, _ in self.delete_blockers["schedule"].get(orphan.id, [])]
         return Change(
             action="delete",
             kind=orphan.kind,

@@ -408,7 +408,7 @@ class ObjectPlanner:
         )
 
     def _team_name(self, team_id: str) -> str:
-        found = next((t for t in self.snap.teams if t.id == team_id), None)
+        found = self.snap.team_by_id(team_id)
         if found is not None:
             return found.name
         for dept in self.org.departments:

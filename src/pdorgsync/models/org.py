@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, time, timedelta
+from functools import cached_property
 from typing import Annotated, Literal, NoReturn
 
 from pydantic import (
@@ -319,11 +320,20 @@ class Org(_Model):
     def zone_of(self, department: Department) -> str:
         return department.time_zone or self.defaults.time_zone
 
-    def department(self, key: str) -> Department | None:
+    @cached_property
+    def department_index(self) -> tuple[object, int, dict[str, Department]]:
+        """Departments by key, built on first use (not a field: ignored by ``==``)."""
+        index: dict[str, Department] = {}
         for dept in self.departments:
-            if dept.key == key:
-                return dept
-        return None
+            index.setdefault(dept.key, dept)  # the first one wins, as a scan would
+        return self.departments, len(self.departments), index
+
+    def department(self, key: str) -> Department | None:
+        built_from, size, index = self.department_index
+        if built_from is not self.departments or size != len(self.departments):
+            del self.__dict__["department_index"]  # a copy with other departments
+            built_from, size, index = self.department_index
+        return index.get(key)
 
     def marker(self, department_key: str) -> str:
         """The ownership marker line for an object of ``department_key``."""

@@ -8,7 +8,10 @@ means "not fetched", which is different from "fetched and empty".
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
+from functools import cached_property
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -124,15 +127,74 @@ class Snapshot(_Snap):
     services: list[Service] = Field(default_factory=list)
     observed_at: datetime | None = None
 
+    @cached_property
+    def lookup_tables(self) -> dict[str, tuple[object, int, dict[Any, Any]]]:
+        """Look-up tables built on first use (not a field: ignored by ``==`` and dumps).
+
+        Each remembers the list it was built from, so a copy with other users
+        (``model_copy(update=...)`` shares this dict) rebuilds its own.
+        """
+        return {}
+
+    def _table(
+        self, name: str, items: Sequence[Any], key: Callable[[Any], Hashable | None]
+    ) -> dict[Any, Any]:
+        cached = self.lookup_tables.get(name)
+        if cached is None or cached[0] is not items or cached[1] != len(items):
+            table: dict[Any, Any] = {}
+            for item in items:
+                found = key(item)
+                if found is not None:
+                    table.setdefault(found, item)  # the first one wins, as a scan would
+            cached = (items, len(items), table)
+            self.lookup_tables[name] = cached
+        return cached[2]
+
     def user_by_email(self, email: str) -> User | None:
-        email = email.lower()
-        return next((u for u in self.users if u.email == email), None)
+        table = self._table("users.email", self.users, lambda u: u.email)
+        found: User | None = table.get(email.lower())
+        return found
 
     def user_by_id(self, user_id: str) -> User | None:
-        return next((u for u in self.users if u.id == user_id), None)
+        found: User | None = self._table("users.id", self.users, lambda u: u.id).get(user_id)
+        return found
+
+    def team_by_id(self, team_id: str) -> Team | None:
+        found: Team | None = self._table("teams.id", self.teams, lambda t: t.id).get(team_id)
+        return found
 
     def schedule_by_id(self, schedule_id: str) -> Schedule | None:
-        return next((s for s in self.schedules if s.id == schedule_id), None)
+        table = self._table("schedules.id", self.schedules, lambda s: s.id)
+        found: Schedule | None = table.get(schedule_id)
+        return found
 
     def escalation_policy_by_id(self, ep_id: str) -> EscalationPolicy | None:
-        return next((e for e in self.escalation_policies if e.id == ep_id), None)
+        table = self._table("escalation_policies.id", self.escalation_policies, lambda e: e.id)
+        found: EscalationPolicy | None = table.get(ep_id)
+        return found
+
+    def _collection(self, kind: str) -> Sequence[Team | Schedule | EscalationPolicy | Service]:
+        collections: dict[str, Sequence[Team | Schedule | EscalationPolicy | Service]] = {
+            "team": self.teams,
+            "schedule": self.schedules,
+            "escalation_policy": self.escalation_policies,
+            "service": self.services,
+        }
+        return collections[kind]
+
+    def by_marker(
+        self, kind: str, org: str, department: str
+    ) -> Team | Schedule | EscalationPolicy | Service | None:
+        """The first ``kind`` object whose description carries the ownership marker."""
+        from pdorgsync.models.org import parse_marker
+
+        items = self._collection(kind)
+        table = self._table(f"{kind}.marker", items, lambda o: parse_marker(o.description))
+        found: Team | Schedule | EscalationPolicy | Service | None = table.get((org, department))
+        return found
+
+    def by_name(self, kind: str, name: str) -> Team | Schedule | EscalationPolicy | Service | None:
+        """The first ``kind`` object with exactly this name."""
+        table = self._table(f"{kind}.name", self._collection(kind), lambda o: o.name)
+        found: Team | Schedule | EscalationPolicy | Service | None = table.get(name)
+        return found

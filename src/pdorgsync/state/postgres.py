@@ -409,8 +409,11 @@ class PostgresState:
                     (status, now, note, seq),
                 )
 
-    def fail(self, seq: int, error: str, *, retry_at: datetime | None) -> None:
+    def fail(
+        self, seq: int, error: str, *, retry_at: datetime | None, uncount: bool = False
+    ) -> None:
         now = _ts(self.clock())
+        undo = 1 if uncount else 0
         self._let_go(seq)  # written or not, this process stops working on it
         with self._tx() as conn:
             if not self._still_ours(conn, seq):
@@ -424,8 +427,8 @@ class PostgresState:
             else:
                 conn.execute(
                     "UPDATE events SET claimed_until = NULL, claimed_by = NULL, last_error = %s,"
-                    " next_attempt_at = %s WHERE seq = %s",
-                    (error[:2000], _ts(retry_at), seq),
+                    " next_attempt_at = %s, attempts = GREATEST(0, attempts - %s) WHERE seq = %s",
+                    (error[:2000], _ts(retry_at), undo, seq),
                 )
 
     def retry(self, ref: int | str) -> StoredEvent:
