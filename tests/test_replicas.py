@@ -31,12 +31,14 @@ from pdorgsync.webhooks import WEBHOOK_PATH, sign
 from tests.engagement_support import (
     BOT_EMAIL,
     ORG_FILE,
+    PACK_P1_TAGS,
     POLICY_DIR,
     applied_seed,
     client_for,
     create_incident,
     department_ids,
     engaged_state,
+    note_tags,
     org_and_policies,
     webhook_data,
 )
@@ -196,7 +198,8 @@ def test_two_replicas_leader_killed_mid_burst_everything_engaged_exactly_once(
         eps, teams, notes = engaged_state(sandbox, incident["id"])
         assert eps == [ids["support"]["escalation_policy"]], incident["id"]
         assert teams == sorted(ids[k]["team"] for k in ("executive", "finance", "sales"))
-        assert notes == 4
+        assert notes == 1  # one note per incident and pass (SPEC §2)
+        assert note_tags(sandbox, incident["id"]) == PACK_P1_TAGS
     assert not (tmp_path / "r0.db").exists()
     assert not (tmp_path / "r1.db").exists()
     for replica in replicas:
@@ -288,5 +291,6 @@ def test_database_outage_503_then_recovery_without_restart(
     for incident in (before, during):
         eps, _teams, notes = engaged_state(sandbox, incident["id"])
         assert eps == [ids["support"]["escalation_policy"]]
-        assert notes == 4
+        assert notes == 1  # one note per incident and pass (SPEC §2)
+        assert note_tags(sandbox, incident["id"]) == PACK_P1_TAGS
     assert "Traceback" not in replica.log.read_text()

@@ -282,3 +282,70 @@ def test_open_state_picks_the_backend_from_settings(backend: str, tmp_path: Path
         store.set_state("k", "v")
         assert store.get_state("k") == "v"
     assert not (tmp_path / "unused.db").exists()
+
+
+# -- catch-up poll and retention (issue 14), on both backends ---------------------------------
+
+
+def _handled(box: StateStore, incident_id: str, status: str, priority: str, at: Any) -> None:
+    box.record_handled(
+        incident_id, status=status, priority=priority, urgency="high", service_id="PSVC",
+        observed_at=at,
+    )  # fmt: skip
+
+
+def test_handled_state_keeps_the_newest_observation(box: StateStore, clock: FakeClock) -> None:
+    """What the poll compares with: a later observation wins, an older one never does."""
+    first = clock()
+    _handled(box, "Q1", "triggered", "P2", first)
+    _handled(box, "Q1", "acknowledged", "P1", first + timedelta(minutes=5))
+    _handled(box, "Q1", "triggered", "P3", first + timedelta(minutes=1))  # stale: ignored
+    found = box.handled_incidents(["Q1", "Q-unknown"])
+    assert list(found) == ["Q1"]
+    assert (found["Q1"].status, found["Q1"].priority) == ("acknowledged", "P1")
+
+
+def test_pending_incidents_names_only_those_with_an_event_waiting(box: StateStore) -> None:
+    """The poll leaves an incident whose event is still queued to that event."""
+    _store(box, envelope(incident=_incident("QA"), event_id="a1"))
+    _store(box, envelope(incident=_incident("QB"), event_id="b1"))
+    claimed = box.claim()
+    assert claimed is not None
+    box.complete(claimed.seq)
+    assert box.pending_incidents(["QA", "QB", "QC"]) == {"QB"}
+
+
+def test_retention_keeps_the_ledger_of_open_incidents(box: StateStore, clock: FakeClock) -> None:
+    """Old events go; the ledger stays while the incident is open, and goes once it has
+    been resolved for longer than the retention with no event left."""
+    _store(box, envelope(incident=_incident("QOPEN"), event_id="o1"))
+    _store(box, envelope(incident=_incident("QDONE"), event_id="d1"))
+    for _ in range(2):
+        claimed = box.claim()
+        assert claimed is not None
+        box.complete(claimed.seq)
+    box.record_engagement("QOPEN", "support", "responder", policy="p", event_id="o1")
+    box.record_engagement("QDONE", "support", "responder", policy="p", event_id="d1")
+    _handled(box, "QOPEN", "triggered", "P1", clock())
+    _handled(box, "QDONE", "resolved", "P1", clock())
+    clock.advance(40 * 86400)
+    result = box.purge_expired(clock() - timedelta(days=30))
+    assert (result.events, result.ledger, result.incidents) == (2, 1, 1)
+    assert [r.incident_id for r in box.engagements()] == ["QOPEN"]
+    assert list(box.handled_incidents(["QOPEN", "QDONE"])) == ["QOPEN"]
+
+
+def test_contention_is_not_counted_as_an_attempt(box: StateStore) -> None:
+    """fail(uncount=True) gives the claim back: claims still find a poison event."""
+    _store(box, envelope(event_id="c1"))
+    claimed = box.claim()
+    assert claimed is not None
+    assert claimed.attempts == 1
+    box.fail(claimed.seq, "state store busy", retry_at=box.clock(), uncount=True)
+    again = box.claim()
+    assert again is not None
+    assert again.attempts == 1
+    box.fail(again.seq, "503 from PagerDuty", retry_at=box.clock())
+    third = box.claim()
+    assert third is not None
+    assert third.attempts == 2

@@ -20,10 +20,12 @@ from pdorgsync.sandbox import Sandbox
 from pdorgsync.worker import Worker
 from tests.engagement_support import (
     BOT_EMAIL,
+    PACK_P1_TAGS,
     applied_seed,
     client_for,
     create_incident,
     engaged_state,
+    note_tags,
     org_and_policies,
     webhook_data,
 )
@@ -77,6 +79,7 @@ def test_store_failure_while_handling_is_retried_then_engaged_once(
         eps, teams, notes = engaged_state(box, incident["id"])
         assert len(eps) == 1
         assert len(teams) == 3
-        assert notes == 4
+        assert notes == 1  # one note per incident and pass (SPEC §2)
+        assert note_tags(box, incident["id"]) == PACK_P1_TAGS
     finally:
         inbox.close()

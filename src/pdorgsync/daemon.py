@@ -113,10 +113,8 @@ def file_problems(inbox: StateStore) -> list[str]:
 def store_problems(inbox: StateStore) -> list[str]:
     """``file_problems`` and whether a write goes through. Run by the health thread,
     off the event loop: the write may wait for the lock held by a webhook store."""
-    problems = file_problems(inbox)
-    if problems:
-        return problems
     try:
+        inbox.check_file()
         inbox.set_state("readyz.probe", str(time.time()))
     except PdOrgSyncError as exc:
         return [f"state store not writable: {exc}"]

@@ -368,11 +368,17 @@ class Inbox:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One IMMEDIATE transaction; a failure is remembered for ``write_failure``."""
+        """One IMMEDIATE transaction; a failure is remembered for ``write_failure``.
+
+        Lock contention (``InboxBusyError``) is not a failure of the store: it is
+        retried, and must not make ``/readyz`` refuse traffic for a minute.
+        """
         try:
             self.check_file()
             with self._write_transaction() as conn:
                 yield conn
+        except InboxBusyError:
+            raise
         except InboxError as exc:
             self._last_write_failure = (time.monotonic(), str(exc))
             raise

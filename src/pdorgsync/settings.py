@@ -193,7 +193,10 @@ class Settings(BaseSettings):
                 mode = path.stat().st_mode
             except OSError:
                 continue
-            if stat.S_ISREG(mode) and mode & 0o077:
+            # Group bits count only for a group other than our own (Kubernetes mounts
+            # Secrets 0440 with fsGroup: readable by this process's group, nobody else).
+            own_group = path.stat().st_gid in {os.getgid(), *os.getgroups()}
+            if stat.S_ISREG(mode) and mode & (0o007 if own_group else 0o077):
                 warnings.append(
                     f"{what} {path} is readable by other users (mode {stat.S_IMODE(mode):04o}); "
                     f"run: chmod 600 {path}"

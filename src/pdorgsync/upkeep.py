@@ -107,8 +107,10 @@ def poll_incidents(
     if baseline_at is None:
         return _record_baseline(inbox, incidents, now, on_poll)
     ids = [str(incident["id"]) for incident in incidents]
-    handled = inbox.handled_incidents(ids)
+    # Waiting events first: one finishing between the two reads then shows as handled,
+    # never as an incident nobody handled (with several replicas, workers run meanwhile).
     waiting = inbox.pending_incidents(ids)
+    handled = inbox.handled_incidents(ids)
     queued: dict[str, int] = {}
     for incident in incidents:
         if incident["id"] in waiting:

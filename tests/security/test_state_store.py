@@ -10,7 +10,7 @@ import pytest
 from starlette.applications import Starlette
 
 from pdorgsync.daemon import Health, health_routes, store_problems
-from pdorgsync.errors import InboxError
+from pdorgsync.errors import InboxBusyError, InboxError
 from pdorgsync.inbox import Inbox
 from pdorgsync.metrics import Metrics
 from pdorgsync.models.events import parse_envelope
@@ -49,18 +49,25 @@ def test_replaced_state_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_readyz_fails_after_a_recent_write_failure(tmp_path: Path) -> None:
-    """A store that just failed a write (lock held, disk full) is not ready."""
+    """A store that just failed a write (disk full) is not ready; lock contention is no failure."""
     path = tmp_path / "state.db"
     with Inbox(path, busy_timeout=0.05) as inbox:
         assert _readyz(inbox)[0] == 200
         blocker = sqlite3.connect(path, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
         try:
-            with pytest.raises(InboxError):
+            with pytest.raises(InboxBusyError):
                 _store(inbox, "blocked")
         finally:
             blocker.execute("ROLLBACK")
             blocker.close()
+        assert _readyz(inbox)[0] == 200  # contention is retried, not a fault of the store
+        conn = inbox._conn()
+        conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0]}")
+        big = envelope(event_id="big")
+        big["event"]["data"]["title"] = "x" * 200_000
+        with pytest.raises(InboxError, match="full"):
+            inbox.store(parse_envelope(big), json.dumps(big))
         status, problems = _readyz(inbox)
         assert status == 503
         assert any("not writable" in p for p in problems)

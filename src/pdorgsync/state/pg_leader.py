@@ -2,8 +2,8 @@
 
 The lock is held on a dedicated connection (not a pooled one): it lives exactly
 as long as that session, so a SIGKILLed leader's lock is free as soon as
-PostgreSQL sees its connection close, and TCP keepalives on both ends (the
-server's set per session) bound that to ~15 s for a host that vanished. Session-level locks need *session* pooling: behind PgBouncer in
+PostgreSQL sees its connection close, and TCP keepalives bound that for a host
+that vanished. Session-level locks need *session* pooling: behind PgBouncer in
 transaction mode two replicas could both believe they lead.
 """
 
@@ -77,13 +77,6 @@ class AdvisoryLeader:
                     keepalives_idle=5,
                     keepalives_interval=5,
                     keepalives_count=2,
-                    # The server side too: PostgreSQL frees the lock only when *it*
-                    # sees the session die; its own keepalives (and TCP_USER_TIMEOUT)
-                    # bound that to ~15 s for a leader whose host vanished.
-                    options=(
-                        "-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=5"
-                        " -c tcp_keepalives_count=2 -c tcp_user_timeout=15000"
-                    ),
                     application_name="pdorgsync-leader",
                 )
             if self._leading:

@@ -193,7 +193,12 @@ class PostgresState:
             timeout=timeout,
             # A connection broken while the database was away is replaced, not reused.
             check=ConnectionPool.check_connection,
-            reconnect_timeout=3600.0,
+            # psycopg-pool retries a lost connection with an uncapped exponential
+            # backoff (1, 2, 4, 8, 16 s, ...) for reconnect_timeout: after a minute's
+            # outage the next try could be a minute away. Giving an attempt up after
+            # 10 s lets the next request start a fresh one at once, so the store
+            # answers within seconds of the database coming back.
+            reconnect_timeout=10.0,
             name="pdorgsync",
             open=True,
         )
@@ -212,6 +217,9 @@ class PostgresState:
         try:
             with self.pool.connection(timeout=self.timeout) as conn, conn.transaction():
                 yield conn
+            # The database answers again: an outage that is over is not a problem now
+            # (the health thread's probe write fails while it lasts).
+            self._last_failure = None
         except PoolTimeout:
             raise InboxBusyError(
                 f"database {self.where}: no connection within {self.timeout:g} s"
@@ -238,7 +246,8 @@ class PostgresState:
         """Nothing to check at start: the server keeps its own files consistent."""
 
     def write_failure(self, *, within: float = 60.0) -> str | None:
-        """The last database failure of the past ``within`` seconds (for /readyz), or None."""
+        """The last database failure of the past ``within`` seconds, unless a transaction
+        succeeded since (for /readyz), or None."""
         failure = self._last_failure
         if failure is None or time.monotonic() - failure[0] > within:
             return None
