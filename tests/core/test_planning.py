@@ -263,11 +263,12 @@ def test_times_written_are_whole_minutes_not_in_the_past() -> None:
 
 
 def test_new_schedule_layers_start_now_not_in_the_past() -> None:
-    """A new schedule's layer anchored in the past starts at the next whole minute (rotation kept)."""
+    """A new schedule's layer anchored in the past starts at the current whole minute, so
+    nobody is missing between its creation and the next minute (rotation kept)."""
     p = plan(org_of(support()), snap.Snapshot(users=USERS), now=NOW + timedelta(seconds=1))
     schedule = next(c for c in p.changes if c.kind == "schedule")
     (only,) = schedule.requests[0].body["schedule"]["schedule_layers"]  # type: ignore[index,call-overload]
-    assert only["start"] == "2026-03-04T12:01:00Z"
+    assert only["start"] == "2026-03-04T12:00:00Z"
     assert only["rotation_virtual_start"] == "2026-01-05T09:00:00Z"
 
 

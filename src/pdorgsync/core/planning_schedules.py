@@ -17,9 +17,11 @@ in place recomputes every shift of that layer, past ones included (§9.2). So:
   ``util/util.go``), so a re-sent ended layer could be moved after its own end, and a
   PUT leaves the layers it does not mention as they are (Terraform never re-sends
   ended layers, ``flattenScheduleLayers``). Open layers are re-sent with their ids.
-* Every time written is on a whole minute (PagerDuty zeroes seconds) and not in the
-  past: "now" is the next whole minute, and a new schedule's layers start then at
-  the earliest, so PagerDuty has nothing to rewrite.
+* Every time written is on a whole minute (PagerDuty zeroes seconds): "now" for
+  ending and replacing a layer is the next whole minute (never in the past, so
+  PagerDuty has nothing to rewrite), and a new schedule's layers start at the
+  current whole minute at the earliest (at most a minute back, which PagerDuty
+  would move to the request time anyway), so a new schedule leaves no gap.
 
 The effective time is the plan's ``now``, or with ``at_next_handoff`` the next
 hand-off (turn boundary) of the layer being replaced, so nobody's current shift is
@@ -200,6 +202,7 @@ def plan_layers(
     zone: str,
     now: datetime,
     at_next_handoff: bool,
+    created: datetime | None = None,
 ) -> tuple[list[snap.ScheduleLayer], Changed, set[str]]:
     """The layers once applied (lowest priority first), what changed per name, and restacked names.
 
@@ -212,7 +215,11 @@ def plan_layers(
     always listed layers in request order (CONTRACT §9.2), so it is no signal.
     """
     if observed is None:  # a new schedule: layers start at their anchors, or now if past
-        fresh = [w.model_copy(update={"start": max(now, w.start)}) for w in wanted]
+        # ``created`` is the current whole minute: at most a minute in the past, which
+        # PagerDuty turns into the request time anyway, so a new schedule has nobody
+        # missing between its creation and the next whole minute.
+        begin = created if created is not None else now
+        fresh = [w.model_copy(update={"start": max(begin, w.start)}) for w in wanted]
         return fresh, {w.name: (None, w) for w in fresh}, set()
     by_name: dict[str, snap.ScheduleLayer] = {}
     leftovers: list[snap.ScheduleLayer] = []
@@ -286,6 +293,7 @@ def plan_schedule(
         zone=zone,
         now=next_whole_minute(now),
         at_next_handoff=at_next_handoff,
+        created=now.replace(second=0, microsecond=0),
     )
     diff: dict[str, FieldDiff] = {}
     fields = {"name": dept.schedule_name, "time_zone": zone, "description": description}
