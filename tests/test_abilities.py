@@ -90,6 +90,23 @@ def test_plan_cli_says_it_once_on_stderr(
     assert "no 'teams' ability" not in result.stdout
 
 
+def test_import_without_teams_ability_says_why_in_one_line(
+    no_teams: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pdorgsync import` on an account without teams: one plain line, exit 1, no file."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PDORGSYNC_API_TOKEN", raising=False)
+    monkeypatch.setenv("PDORGSYNC_API_URL", str(no_teams.base_url))
+    result = CliRunner().invoke(main, ["import", "--output", "org.yaml"])
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1
+    assert "no teams" in errors[0]
+    assert "402" not in errors[0]
+    assert not (tmp_path / "org.yaml").exists()
+    assert ("GET", "/teams", 402) not in no_teams.requests
+
+
 def test_audit_without_teams_ability_runs_and_says_so(
     no_teams: Sandbox, empty_pd: PagerDutyClient, loaded: LoadedOrg
 ) -> None:

@@ -26,7 +26,7 @@ def test_demo_shows_plan_apply_audit_and_engagements(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
     assert "import: describe the seeded account as an org file (read-only)" in out
-    assert "imported-org.yaml (8 API calls, 0 writes)" in out
+    assert "imported-org.yaml (9 API calls, 0 writes)" in out
     assert "plan of imported-org.yaml: No changes: PagerDuty matches the org file." in out
     assert "org: acme" in (tmp_path / "out" / "imported-org.yaml").read_text()
     assert out.index("import: describe") < out.index("plan: what would change")

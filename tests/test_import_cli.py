@@ -387,6 +387,11 @@ def test_pagination_ceiling_is_one_line_and_writes_nothing(
         body = {"users": users, "limit": 100, "offset": offset, "more": True}
         return 200, {}, json.dumps(body)
 
+    responses.add(
+        responses.GET,
+        "https://api.pagerduty.com/abilities",
+        json={"abilities": ["teams", "coordinated_responding"]},
+    )
     responses.add_callback(responses.GET, "https://api.pagerduty.com/users", callback=page)
     result = run("import")
     assert result.exit_code == 1

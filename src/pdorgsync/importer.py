@@ -26,6 +26,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarString
 
+from pdorgsync.abilities import TEAMS, read_abilities
 from pdorgsync.core.importing import Imported, Note, Override, guess_org_id, import_account
 from pdorgsync.errors import ConfigError
 from pdorgsync.models import snapshot as snap
@@ -49,7 +50,18 @@ _FLOW_WIDTH = 72  # longer lists are written one item a line (YAML never wraps a
 
 
 def read_account(client: Client, *, progress: Progress | None = None) -> snap.Snapshot:
-    """Everything the mapping needs: every schedule's layers, every team's members."""
+    """Everything the mapping needs: every schedule's layers, every team's members.
+
+    ConfigError when the account's plan has no teams (the ``teams`` ability): the org
+    file is one department per team, so there is nothing to map.
+    """
+    if not read_abilities(client).has(TEAMS):
+        raise ConfigError(
+            "this PagerDuty account has no teams (its plan lacks the 'teams' ability): "
+            "import writes one department per team, so there is nothing to import; "
+            "write org.yaml by hand (every department then gets no team, see "
+            "`pdorgsync doctor`)"
+        )
     return observe(
         client,
         with_layers_for=lambda _schedule: True,
