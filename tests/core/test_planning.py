@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import click
 import pytest
 
 from pdorgsync.core.planning import plan
@@ -513,7 +514,9 @@ def test_text_report_is_terraform_like_with_impact_and_call_count() -> None:
     assert "Plan: 0 to create, 1 to update, 0 to delete, 0 to adopt" in text
     assert text.rstrip().splitlines()[-1] == "API calls: 7"
     assert "\x1b[" not in text
-    assert "\x1b[" in render_plan_text(plan(org, in_sync(), now=NOW), api_calls=7, colour=True)
+    # Colour is the shell's: it passes click.style when stdout is a terminal.
+    coloured = render_plan_text(plan(org, in_sync(), now=NOW), api_calls=7, style=click.style)
+    assert "\x1b[" in coloured
 
 
 def test_markdown_report_lists_conflicts_and_orphans() -> None:

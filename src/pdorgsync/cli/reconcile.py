@@ -18,7 +18,12 @@ import click
 from pdorgsync.cli import AppContext, org_option, pass_app
 from pdorgsync.core.render.plan_json import render_apply_json, render_plan_json
 from pdorgsync.core.render.plan_markdown import render_plan_markdown
-from pdorgsync.core.render.plan_text import render_apply_text, render_plan_text
+from pdorgsync.core.render.plan_text import (
+    Styler,
+    plain,
+    render_apply_text,
+    render_plan_text,
+)
 from pdorgsync.errors import PdOrgSyncError
 from pdorgsync.loading import load_org
 from pdorgsync.models.plan import Plan
@@ -36,6 +41,11 @@ def _progress(message: str) -> None:
 def colour_for(stream: TextIO) -> bool:
     """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
     return stream.isatty() and "NO_COLOR" not in os.environ
+
+
+def styler(colour: bool) -> Styler:
+    """The shell's styling for the pure text renderers: ``click.style`` or plain text."""
+    return click.style if colour else plain
 
 
 def make_plan(
@@ -121,7 +131,7 @@ def plan_cmd(
     else:
         stream = sys.stdout
         report = render_plan_text(
-            result, api_calls=calls, colour=output is None and colour_for(stream)
+            result, api_calls=calls, style=styler(output is None and colour_for(stream))
         )
     if output is not None:
         output.write_text(report, encoding="utf-8")
@@ -178,9 +188,9 @@ def apply_cmd(
     if not yes and not sys.stdin.isatty():
         raise PdOrgSyncError("not on a terminal: pass --yes to apply without confirmation")
     result, client = make_plan(app, org_file, prune, at_next_handoff)
-    colour = colour_for(sys.stdout)
+    style = styler(colour_for(sys.stdout))
     if not yes or not result.pending:
-        click.echo(render_plan_text(result, api_calls=client.total_calls, colour=colour), nl=False)
+        click.echo(render_plan_text(result, api_calls=client.total_calls, style=style), nl=False)
     if not result.pending:
         raise click.exceptions.Exit(1 if result.conflicts else 0)
     if not yes and not click.confirm("Apply these changes to PagerDuty?", default=False):
@@ -190,7 +200,7 @@ def apply_cmd(
     if fmt == "json":
         click.echo(render_apply_json(report), nl=False)
     else:
-        click.echo(render_apply_text(report, colour=colour), nl=False)
+        click.echo(render_apply_text(report, style=style), nl=False)
     raise click.exceptions.Exit(0 if report.ok else 1)
 
 

@@ -1,20 +1,19 @@
 """Plan and apply reports as text for a terminal, shaped like ``terraform plan``.
 
 ``+`` create, ``~`` update, ``-`` delete, ``=`` adopt, ``!`` conflict, ``?`` orphan, then a
-summary line and the number of API calls. Colour only when the caller says so (a
-TTY without ``NO_COLOR``); the caller decides, this module never looks at the
-environment. Pure: returns a string.
+summary line and the number of API calls. Pure: returns a string, imports no
+terminal library. Each coloured part is passed through a ``Styler`` given by the
+caller with a colour hint (``fg``, ``bold``); the default leaves text plain. The
+shell (``cli/``) decides whether to colour (a TTY without ``NO_COLOR``) and passes
+``click.style`` then; this module never looks at the environment.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
-
-import click
 
 from pdorgsync.models.plan import ApplyReport, Change, OnCallImpact, OnCallShift, Plan
 
@@ -36,15 +35,18 @@ def value(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False, separators=(", ", ": "))
 
 
-def _styler(colour: bool) -> Callable[..., str]:
-    def style(text: str, **kwargs: Any) -> str:
-        return click.style(text, **kwargs) if colour else text
+class Styler(Protocol):
+    """Dresses a part of the report given a colour hint (``click.style`` fits)."""
 
-    return style
+    def __call__(self, text: str, *, fg: str | None = None, bold: bool | None = None) -> str: ...
 
 
-def change_lines(change: Change, colour: bool = False) -> list[str]:
-    style = _styler(colour)
+def plain(text: str, *, fg: str | None = None, bold: bool | None = None) -> str:
+    """The default ``Styler``: the text unchanged."""
+    return text
+
+
+def change_lines(change: Change, style: Styler = plain) -> list[str]:
     head = f"{SYMBOL[change.action]} {change.action} {change.kind} {value(change.name)} ({change.department})"
     if change.id:
         head += f" [{change.id}]"
@@ -106,14 +108,13 @@ def summary_line(plan: Plan) -> str:
     return text
 
 
-def render_plan_text(plan: Plan, *, api_calls: int, colour: bool = False) -> str:
-    style = _styler(colour)
+def render_plan_text(plan: Plan, *, api_calls: int, style: Styler = plain) -> str:
     when = "at the next hand-off" if plan.at_next_handoff else "when applied"
     out = [f"pdorgsync plan for org {plan.org} ({plan.generated_at.isoformat()})", ""]
     if plan.changes:
         out.append(f"Changes (schedule changes take effect {when}):")
         for change in plan.changes:
-            out += change_lines(change, colour)
+            out += change_lines(change, style)
         out.append("")
     if plan.conflicts:
         out.append(style("Conflicts (the department is not changed until resolved):", fg="red"))
@@ -138,8 +139,7 @@ def render_plan_text(plan: Plan, *, api_calls: int, colour: bool = False) -> str
     return "\n".join(out) + "\n"
 
 
-def render_apply_text(report: ApplyReport, *, colour: bool = False) -> str:
-    style = _styler(colour)
+def render_apply_text(report: ApplyReport, *, style: Styler = plain) -> str:
     out = [f"pdorgsync apply for org {report.org}", ""]
     for r in report.results:
         c = r.change
