@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from pdorgsync.audit import parse_final_schedule, run_audit
 from pdorgsync.cli import main
-from pdorgsync.core.coverage import Engagement, engagements_from_policies
+from pdorgsync.core.coverage import EngagementNeed, engagements_from_policies
 from pdorgsync.core.planning import plan
 from pdorgsync.loading import load_org, load_policies
 from pdorgsync.models.org import Org
@@ -180,7 +180,7 @@ def test_department_absent_from_pagerduty_is_reported_not_crashed(
             ]
         }
     )
-    report = run_audit(client, org, now=NOW, engagements=[Engagement("hr", "subscriber", "p")])
+    report = run_audit(client, org, now=NOW, engagements=[EngagementNeed("hr", "subscriber", "p")])
     hr = [f for f in report.findings if f.department == "hr"]
     assert {f.rule for f in hr} == {"COV001", "COV008"}
     assert next(f for f in hr if f.rule == "COV001").details["absent_from_pagerduty"] is True

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from pdorgsync.abilities import RESPONDERS, TEAMS, read_abilities
 from pdorgsync.core import coverage
-from pdorgsync.core.coverage import Engagement
+from pdorgsync.core.coverage import EngagementNeed
 from pdorgsync.core.schedules import Shift
 from pdorgsync.errors import NotFoundError, PermanentPagerDutyError
 from pdorgsync.logs import get_logger
@@ -186,7 +186,7 @@ def run_audit(
     *,
     now: datetime,
     horizon_days: int = coverage.DEFAULT_HORIZON_DAYS,
-    engagements: Iterable[Engagement] = (),
+    engagements: Iterable[EngagementNeed] = (),
     progress: Progress | None = None,
 ) -> AuditReport:
     """Observe what the audit needs and run every rule; ``now`` is injected."""

@@ -49,6 +49,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from pdorgsync.core.policies import RECENT_WINDOW
 from pdorgsync.errors import InboxBusyError, InboxError
 from pdorgsync.models.events import WebhookEnvelope
 
@@ -59,7 +60,7 @@ __all__ = [
     "HandledIncident",
     "Inbox",
     "InboxStats",
-    "OpenIncident",
+    "OpenIncidentRow",
     "PurgeResult",
     "Status",
     "StoreResult",
@@ -200,7 +201,10 @@ class EngagementRecord:
 
 
 @dataclass(frozen=True)
-class OpenIncident:
+class OpenIncidentRow:
+    """An open incident as the state store keeps it (``open_incidents``); the worker
+    turns each into a ``core.policies.OpenIncident`` for ``min_impacted_services``."""
+
     incident_id: str
     service_id: str | None
     service_name: str | None
@@ -763,13 +767,13 @@ class Inbox:
         with self._write() as conn:
             conn.execute("DELETE FROM recent_incidents WHERE incident_id = ?", (incident_id,))
 
-    def open_incidents(self, *, window: timedelta = timedelta(minutes=60)) -> list[OpenIncident]:
+    def open_incidents(self, *, window: timedelta = RECENT_WINDOW) -> list[OpenIncidentRow]:
         """Open incidents triggered within ``window`` of now (older rows are pruned)."""
         cutoff = _ts(self.clock() - window)
         with self._write() as conn:
             conn.execute("DELETE FROM recent_incidents WHERE triggered_at < ?", (cutoff,))
         return [
-            OpenIncident(
+            OpenIncidentRow(
                 incident_id=r["incident_id"],
                 service_id=r["service_id"],
                 service_name=r["service_name"],

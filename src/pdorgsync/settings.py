@@ -32,7 +32,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pdorgsync.errors import ConfigError
 
-SANDBOX_TOKEN = "sandbox"  # the sandbox's default token; not a secret
+#: The sandbox's default API token (``pdorgsync sandbox``, ``Sandbox()``); not a secret.
+#: The one definition: the sandbox server, the CLI and the settings all use this name.
+SANDBOX_TOKEN = "sandbox"
 DEFAULT_API_URL = "https://api.pagerduty.com"
 #: PagerDuty's REST API hosts (US and EU service regions), HTTPS only.
 PAGERDUTY_API_HOSTS = frozenset({"api.pagerduty.com", "api.eu.pagerduty.com"})

@@ -33,6 +33,7 @@ from typing import Any
 
 from pdorgsync import upkeep
 from pdorgsync.core.policies import (
+    RECENT_WINDOW,
     Evaluation,
     IncidentFacts,
     OpenIncident,
@@ -62,8 +63,6 @@ __all__ = [
 ]
 
 log = get_logger("pdorgsync.worker")
-
-RECENT_WINDOW = timedelta(minutes=60)
 
 
 def _noop_engagement(_department: str, _as: str, _outcome: str) -> None:

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pdorgsync.core.coverage import (
-    Engagement,
+    EngagementNeed,
     audit,
     engagements_from_policies,
     people_who_matter,
@@ -473,9 +473,9 @@ def test_cov008_engaged_department_lacks_ep_and_team() -> None:
     """Responder needs an EP, subscriber needs a team: both missing → two findings."""
     snap = make_snapshot(drop=["escalation_policy", "team"])
     needs = [
-        Engagement("finance", "responder", "billing-impact"),
-        Engagement("finance", "subscriber", "billing-impact"),
-        Engagement("finance", "responder", "finance-major"),
+        EngagementNeed("finance", "responder", "billing-impact"),
+        EngagementNeed("finance", "subscriber", "billing-impact"),
+        EngagementNeed("finance", "responder", "finance-major"),
     ]
     report = run(snapshot=snap, engagements=needs)
     found = rules(report, "COV008")
@@ -487,7 +487,7 @@ def test_cov008_engaged_department_lacks_ep_and_team() -> None:
 
 def test_cov008_engaged_department_with_ep_and_team_is_fine() -> None:
     """Everything the policies need exists: no finding."""
-    needs = [Engagement("finance", "responder"), Engagement("finance", "subscriber")]
+    needs = [EngagementNeed("finance", "responder"), EngagementNeed("finance", "subscriber")]
     assert rules(run(engagements=needs), "COV008") == []
 
 
@@ -497,7 +497,7 @@ def test_engagements_are_read_from_policy_files() -> None:
         {"policies": [{"name": "p1", "engage": [{"department": "finance", "as": "subscriber"}]}]}
     )
     assert engagements_from_policies(policies.policies) == [
-        Engagement("finance", "subscriber", "p1")
+        EngagementNeed("finance", "subscriber", "p1")
     ]
 
 

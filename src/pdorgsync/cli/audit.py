@@ -146,7 +146,7 @@ def audit_cmd(
     check the holidays before they start.
     """
     from pdorgsync.audit import run_audit
-    from pdorgsync.core.coverage import Engagement, engagements_from_policies
+    from pdorgsync.core.coverage import EngagementNeed, engagements_from_policies
     from pdorgsync.loading import load_org, load_policies
     from pdorgsync.pagerduty import PagerDutyClient
 
@@ -158,7 +158,7 @@ def audit_cmd(
 
     loaded = load_org(settings.org_file)
     org = loaded.org
-    engagements: list[Engagement] = []
+    engagements: list[EngagementNeed] = []
     if policy_dir is not None or settings.policy_dir.is_dir():
         policies = load_policies(settings.policy_dir, org)
         engagements = engagements_from_policies(policies.policies)

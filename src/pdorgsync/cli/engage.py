@@ -21,6 +21,7 @@ import click
 
 from pdorgsync.cli import org_option, pass_app, policies_option
 from pdorgsync.core.policies import (
+    RECENT_WINDOW,
     Evaluation,
     IncidentFacts,
     RecentIncidents,
@@ -341,7 +342,7 @@ def _engage_event(
         items = client.list_all(
             "/incidents",
             {
-                "since": (now - timedelta(minutes=60)).isoformat(),
+                "since": (now - RECENT_WINDOW).isoformat(),
                 "until": (now + timedelta(seconds=1)).isoformat(),
                 "time_zone": "Etc/UTC",
             },

@@ -11,7 +11,7 @@ import click
 
 from pdorgsync.errors import ConfigError
 from pdorgsync.sandbox import Sandbox, load_seed
-from pdorgsync.sandbox.server import DEFAULT_TOKEN
+from pdorgsync.settings import SANDBOX_TOKEN
 
 DEFAULT_SEED = Path("examples/sandbox-account.json")
 
@@ -37,7 +37,7 @@ DEFAULT_SEED = Path("examples/sandbox-account.json")
     help=f"Account to start with (JSON, see src/pdorgsync/sandbox/SEED.md). Default: {DEFAULT_SEED} if present, else empty.",
 )
 @click.option(
-    "--token", default=DEFAULT_TOKEN, show_default=True, help="API token clients must send."
+    "--token", default=SANDBOX_TOKEN, show_default=True, help="API token clients must send."
 )
 @click.option(
     "--latency-ms",

@@ -41,7 +41,7 @@ MAX_GAP_FINDINGS = 5  # per department; the rest are summed up in one more findi
 
 
 @dataclass(frozen=True)
-class Engagement:
+class EngagementNeed:
     """Something a policy file asks of a department (COV008)."""
 
     department: str
@@ -63,10 +63,10 @@ class DepartmentObjects:
         return not (self.team or self.schedule or self.escalation_policy or self.service)
 
 
-def engagements_from_policies(policies: Iterable[Policy]) -> list[Engagement]:
+def engagements_from_policies(policies: Iterable[Policy]) -> list[EngagementNeed]:
     """Every (department, as) the policies may engage, with the policy's name."""
     return [
-        Engagement(spec.department, spec.as_, policy.name)
+        EngagementNeed(spec.department, spec.as_, policy.name)
         for policy in policies
         for spec in policy.engage
     ]
@@ -566,7 +566,7 @@ ENGAGEMENT_ABILITY = {"responder": "coordinated_responding", "subscriber": "team
 def _cov008(
     org: Org,
     snapshot: Snapshot,
-    engagements: Iterable[Engagement],
+    engagements: Iterable[EngagementNeed],
     missing_abilities: Sequence[str] = (),
 ) -> list[Finding]:
     needs: dict[tuple[str, str], list[str]] = {}
@@ -659,7 +659,7 @@ def audit(
     *,
     now: datetime,
     horizon_days: int = DEFAULT_HORIZON_DAYS,
-    engagements: Iterable[Engagement] = (),
+    engagements: Iterable[EngagementNeed] = (),
     api_calls: int | None = None,
     missing_abilities: Sequence[str] = (),
 ) -> AuditReport:

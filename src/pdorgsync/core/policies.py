@@ -111,6 +111,8 @@ class IncidentFacts:
 
 @dataclass(frozen=True)
 class OpenIncident:
+    """An open incident as policy evaluation counts it (``RecentIncidents``)."""
+
     incident_id: str
     service_id: str | None
     triggered_at: datetime
@@ -218,6 +220,10 @@ def service_labels(
 
 @dataclass(frozen=True)
 class Engagement:
+    """One engagement evaluation decided: a department engaged on an incident, and how.
+
+    Not ``core.coverage.EngagementNeed`` (what a policy file may ask, for the audit)."""
+
     department: str
     as_: As
     policy: str

@@ -22,8 +22,7 @@ from pdorgsync.sandbox.app import FAULT_KINDS, RANDOM_FAULT_KINDS, Runtime, buil
 from pdorgsync.sandbox.seed import apply_seed
 from pdorgsync.sandbox.state import State, utc_now
 from pdorgsync.sandbox.validation import openapi
-
-DEFAULT_TOKEN = "sandbox"
+from pdorgsync.settings import SANDBOX_TOKEN
 
 
 def random_seed_of(options: dict[str, Any]) -> int:
@@ -38,7 +37,7 @@ class Sandbox:
         self,
         seed: dict[str, Any] | None = None,
         *,
-        token: str = DEFAULT_TOKEN,
+        token: str = SANDBOX_TOKEN,
         latency: float = 0.0,
         failure_rate: float = 0.0,
         rate_limit_per_minute: int | None = None,

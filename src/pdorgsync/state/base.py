@@ -24,7 +24,7 @@ from pdorgsync.inbox import (
     EngagementRecord,
     HandledIncident,
     InboxStats,
-    OpenIncident,
+    OpenIncidentRow,
     PurgeResult,
     Status,
     StoredEvent,
@@ -129,7 +129,7 @@ class StateStore(Protocol):
 
     def record_incident_resolved(self, incident_id: str) -> None: ...
 
-    def open_incidents(self, *, window: timedelta = ...) -> list[OpenIncident]: ...
+    def open_incidents(self, *, window: timedelta = ...) -> list[OpenIncidentRow]: ...
 
     # small facts (the poll cursor, the readiness probe)
     def record_handled(

@@ -48,13 +48,14 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from pdorgsync.core.policies import RECENT_WINDOW
 from pdorgsync.errors import InboxBusyError, InboxError
 from pdorgsync.inbox import (
     DEDUPE_WINDOW,
     EngagementRecord,
     HandledIncident,
     InboxStats,
-    OpenIncident,
+    OpenIncidentRow,
     PurgeResult,
     Status,
     StoredEvent,
@@ -631,13 +632,13 @@ class PostgresState:
     def record_incident_resolved(self, incident_id: str) -> None:
         self._write("DELETE FROM recent_incidents WHERE incident_id = %s", (incident_id,))
 
-    def open_incidents(self, *, window: timedelta = timedelta(minutes=60)) -> list[OpenIncident]:
+    def open_incidents(self, *, window: timedelta = RECENT_WINDOW) -> list[OpenIncidentRow]:
         cutoff = _ts(self.clock() - window)
         with self._tx() as conn:
             conn.execute("DELETE FROM recent_incidents WHERE triggered_at < %s", (cutoff,))
             rows = conn.execute("SELECT * FROM recent_incidents ORDER BY triggered_at").fetchall()
         return [
-            OpenIncident(
+            OpenIncidentRow(
                 incident_id=r["incident_id"],
                 service_id=r["service_id"],
                 service_name=r["service_name"],
