@@ -188,9 +188,8 @@ def test_events_filters_and_limit_keeps_newest(box: StateStore) -> None:
     assert box.events(statuses=["dead", "done"]) == []
 
 
-def test_stats_next_due_and_purge(box: StateStore, clock: FakeClock) -> None:
+def test_stats_and_purge(box: StateStore, clock: FakeClock) -> None:
     """Depth and age for the metrics; purge removes old finished events, never pending ones."""
-    assert box.next_due() is None
     _store(box, envelope(event_id="old"))
     clock.advance(120)
     _store(box, envelope(incident=_incident("QZ"), event_id="new"))
@@ -199,14 +198,12 @@ def test_stats_next_due_and_purge(box: StateStore, clock: FakeClock) -> None:
     first = box.claim()
     assert first is not None
     box.complete(first.seq)
-    due = clock()
     assert box.purge(statuses=["pending"]) == 0
     # Dedupe keys stay DEDUPE_WINDOW whatever purge asks (issue 15): past it, they go.
     assert box.purge(statuses=["done"], older_than=clock() - timedelta(seconds=60)) == 0
     clock.advance(DEDUPE_WINDOW.total_seconds())
     assert box.purge(statuses=["done"], older_than=clock() - timedelta(seconds=60)) == 1
     assert [e.event_id for e in box.events()] == ["new"]
-    assert box.next_due() == due
 
 
 def test_ledger_is_unique_per_incident_department_and_as(box: StateStore) -> None:

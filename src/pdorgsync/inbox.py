@@ -683,11 +683,6 @@ class Inbox:
             ).rowcount
         return PurgeResult(events=events, ledger=ledger, incidents=incidents)
 
-    def next_due(self) -> datetime | None:
-        """When the earliest pending event becomes due (None if nothing is pending)."""
-        rows = self._read("SELECT MIN(next_attempt_at) AS due FROM events WHERE status = 'pending'")
-        return _dt(rows[0]["due"])
-
     # -- ledger ---------------------------------------------------------------------------
 
     def has_engagement(self, incident_id: str, department: str, as_: str) -> bool:

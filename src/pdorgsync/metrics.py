@@ -6,7 +6,7 @@ rename. Every metric is prefixed ``pdorgsync_``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import (
     CollectorRegistry,
@@ -183,7 +183,3 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
-
-    def sampler(self, fn: Callable[[], None]) -> None:
-        """Run ``fn`` now (used before a scrape to refresh gauges such as inbox depth)."""
-        fn()

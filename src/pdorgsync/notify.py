@@ -55,6 +55,3 @@ class Notifier:
 
     def reloading(self) -> bool:
         return self.notify("RELOADING=1")
-
-    def status(self, text: str) -> bool:
-        return self.notify(f"STATUS={text}")

@@ -187,25 +187,12 @@ def _perform(
     org: Org,
 ) -> list[str]:
     """Hand an evaluation to the worker, which performs it idempotently; lines to print."""
-    from pdorgsync import worker
+    from pdorgsync.worker import perform_engagements
 
-    perform = getattr(worker, "perform_engagements", None)
-    if perform is None:
-        raise PdOrgSyncError(
-            "performing engagements needs the webhook worker, which this build lacks; use --dry-run"
-        )
-    outcome = perform(settings=settings, client=client, org=org, facts=facts, evaluation=evaluation)
-    return [f"  {line}" for line in _outcome_lines(outcome)]
-
-
-def _outcome_lines(outcome: Any) -> list[str]:
-    if outcome is None:
-        return ["done"]
-    if isinstance(outcome, str):
-        return [outcome]
-    if isinstance(outcome, Iterable):
-        return [str(item) for item in outcome]
-    return [str(outcome)]
+    outcomes = perform_engagements(
+        settings=settings, client=client, org=org, facts=facts, evaluation=evaluation
+    )
+    return [f"  {outcome}" for outcome in outcomes]
 
 
 # --------------------------------------------------------------------------- command

@@ -452,8 +452,6 @@ class ObjectPlanner:
             }
         self._emit("service", d, dept.service_name, "service", body, compare)
 
-    # -- orphans ---------------------------------------------------------------------------
-
 
 def _kind(ref: snap.Ref) -> str:
     return _kind_str(ref.type)

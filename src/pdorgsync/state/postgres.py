@@ -550,10 +550,6 @@ class PostgresState:
             size_bytes=self.size_bytes(),
         )
 
-    def next_due(self) -> datetime | None:
-        rows = self._read("SELECT MIN(next_attempt_at) AS due FROM events WHERE status = 'pending'")
-        return _dt(rows[0]["due"])
-
     # -- ledger ---------------------------------------------------------------------------
 
     def has_engagement(self, incident_id: str, department: str, as_: str) -> bool:
