@@ -299,7 +299,7 @@ def _failed_condition(policy: Policy, ctx: _Context) -> str | None:
     if when.min_impacted_services is not None and ctx.impacted < when.min_impacted_services:
         return (
             f"{ctx.impacted} impacted service{'s' if ctx.impacted != 1 else ''} in the last "
-            f"60 minutes, fewer than {when.min_impacted_services}"
+            f"{RECENT_WINDOW // timedelta(minutes=1)} minutes, fewer than {when.min_impacted_services}"
         )
     return None
 
