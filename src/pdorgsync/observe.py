@@ -357,19 +357,22 @@ def may_hold_v3_schedules(
         return True
     if org is None:
         return False
-    schedules = list(schedules)
     owned_teams = {
         owner[1]
         for t in teams
         if (owner := parse_marker(t.description)) is not None and owner[0] == org.org
     }
+    # Indexed once (a scan of every schedule per department was quadratic).
+    schedule_names: set[str] = set()
+    marked: set[tuple[str, str]] = set()
+    for s in schedules:
+        schedule_names.add(s.name)
+        if (owner := parse_marker(s.description)) is not None:
+            marked.add(owner)
     for dept in org.departments:
         if dept.schedule is None or dept.key not in owned_teams:
             continue
-        if not any(
-            parse_marker(s.description) == (org.org, dept.key) or s.name == dept.schedule_name
-            for s in schedules
-        ):
+        if (org.org, dept.key) not in marked and dept.schedule_name not in schedule_names:
             return True
     return False
 

@@ -218,7 +218,8 @@ class Runtime:
             # PagerDuty's data, verbatim: not ours to judge against its own schema.
             status, out = example_answer(request.method, template, call)
             return Outcome(status, out, validate=False)
-        with self.state.lock:
+        # A GET changes nothing, so the state may index its reverse look-ups for it.
+        with self.state.reading() if request.method == "GET" else self.state.lock:
             try:
                 status, out = handler(self.state, call)
             except ApiError as exc:
