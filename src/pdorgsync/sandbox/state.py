@@ -266,6 +266,21 @@ class State:
             return list(index.get(user_id, ()))
         return [team_id for team_id, members in self.members.items() if user_id in members]
 
+    def owned_by(self, table: str, user_id: str) -> list[dict[str, Any]]:
+        """The ``contact_methods`` or ``notification_rules`` of a user, in table order."""
+        rows: dict[str, dict[str, Any]] = getattr(self, table)
+        index = self._indexed(table, lambda: self._by_user(rows))
+        if index is not None:
+            return [rows[row_id] for row_id in index.get(user_id, ())]
+        return [row for row in rows.values() if row["user_id"] == user_id]
+
+    @staticmethod
+    def _by_user(rows: dict[str, dict[str, Any]]) -> dict[Any, list[str]]:
+        index: dict[Any, list[str]] = {}
+        for row_id, row in rows.items():
+            index.setdefault(row["user_id"], []).append(row_id)
+        return index
+
     def _teams_by_user(self) -> dict[Any, list[str]]:
         index: dict[Any, list[str]] = {}
         for team_id, members in self.members.items():
