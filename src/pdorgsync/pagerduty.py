@@ -367,6 +367,14 @@ class PagerDutyClient:
         # PagerDuty's OpenAPI description requires Content-Type on every
         # operation, reads included; pdpyras only adds it for POST/PUT.
         session.headers.update({"Accept": ACCEPT, "Content-Type": "application/json"})
+        # requests re-reads the environment (proxy variables, no_proxy, CA bundle,
+        # ~/.netrc) on every request, about half a millisecond each; the URL never
+        # changes, so resolve the proxies and CA bundle for it once, here. (~/.netrc is
+        # not consulted: the token is the only credential sent.)
+        found = session.merge_environment_settings(self.base_url, {}, None, None, None)
+        session.proxies.update(found["proxies"])
+        session.verify = found["verify"]
+        session.trust_env = False
         return session
 
     # ------------------------------------------------------------------ counts
