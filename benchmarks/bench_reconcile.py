@@ -163,7 +163,9 @@ def _measure(
     )
 
 
-def bench_size(n: int, latency: float, max_latency_run: float, baseline_max: int) -> list[Row]:
+def bench_size(
+    n: int, latency: float, max_latency_run: float, baseline_max: int, plan_baseline_max: int
+) -> list[Row]:
     rows = []
     # issue 7's lower bound (benchmarks/common.py): list pages + one detail or render
     # request per schedule. The per-object column is measured: after pdorgsync's own
@@ -179,7 +181,7 @@ def bench_size(n: int, latency: float, max_latency_run: float, baseline_max: int
     for name, seed_of, run, lower in operations:
         # The plan's baseline runs at every size; the apply's and audit's (tens of
         # thousands of reads at 2,000 departments) up to --baseline-max departments.
-        with_baseline = name.startswith("plan") or n <= baseline_max
+        with_baseline = n <= (plan_baseline_max if name.startswith("plan") else baseline_max)
         CORE_CPU.clear()
         zero = _measure(seed_of, run, n, 0.0, baseline=with_baseline)
         core_cpu = CORE_CPU.get("plan" if run is _plan else "audit") if run is not _apply else None
@@ -292,11 +294,21 @@ def main(argv: list[str] | None = None) -> int:
         default=500,
         help="largest size at which the apply and audit baselines run (the plan's always does)",
     )
+    parser.add_argument(
+        "--plan-baseline-max",
+        type=int,
+        default=1_000_000,
+        help="largest size at which the plan's baseline runs (default: every size)",
+    )
     args = parser.parse_args(argv)
     configure_logging(level="error", fmt="console")
     rows: list[Row] = []
     for n in args.sizes:
-        rows.extend(bench_size(n, args.latency, args.max_latency_run, args.baseline_max))
+        rows.extend(
+            bench_size(
+                n, args.latency, args.max_latency_run, args.baseline_max, args.plan_baseline_max
+            )
+        )
     print("### Reconcile cost (plan, apply, audit)\n")
     print(render(rows, args.latency))
     print(
@@ -317,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         " per schedule and contact methods and notification rules per person; for apply"
         " the plan's writes + that refresh of the result (its read-back). **Per-object"
         " wall** is that script's own time at 0 ms and at the latency (`~`: projected)."
-        f" Above {args.baseline_max:,} departments only the plan's baseline runs."
+        f" Above {args.baseline_max:,} departments only the plan's baseline runs"
+        f" (above {args.plan_baseline_max:,}, none)."
         f" **wall @{int(args.latency * 1000)} ms**: measured with that latency injected"
         " per request, or, marked `~`, not run (it would exceed"
         f" {args.max_latency_run:g} s) and projected as wall @0 ms + API calls x"

@@ -677,3 +677,39 @@ def test_rate_budget_setting(url: str, setting: int | None, expected: int | None
     """PDORGSYNC_RATE_LIMIT_PER_MINUTE sets the shared budget; 0 turns it off."""
     settings = load_settings(api_token=TOKEN, api_url=url, rate_limit_per_minute=setting)
     assert settings.effective_rate_limit() == expected
+
+
+def test_proxy_named_by_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP_PROXY applies (resolved once per client now, not per request): the request
+    for a host that does not exist reaches the proxy, which answers it."""
+    import http.server
+
+    seen: list[str] = []
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            body = b'{"priorities": []}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_address[1]}")
+        for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        client = PagerDutyClient("token", "http://api.pagerduty.invalid", "bot@acme.test")
+        assert client.get("/priorities") == {"priorities": []}
+        assert client.get("/priorities") == {"priorities": []}
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == ["http://api.pagerduty.invalid/priorities"] * 2

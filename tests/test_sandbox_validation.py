@@ -192,3 +192,24 @@ def test_responses_are_judged_by_their_own_bytes() -> None:
     assert response_problem(request, answer(200, {})) is not None
     assert response_problem(request, answer(200, {"abilities": [5]})) == bad
     assert response_problem(request, answer(200, {"abilities": ["sso"]})) is None
+
+
+def test_a_response_the_description_refuses_is_recorded_once_the_client_has_it(
+    sandbox: Any,
+) -> None:
+    """Responses are checked after sending: the record is there as soon as it is read."""
+    import requests
+
+    user_id = next(iter(sandbox.state.users))
+    sandbox.state.users[user_id]["time_zone"] = 5  # the description types it as a string
+    answer = requests.get(
+        f"{sandbox.base_url}/users/{user_id}",
+        headers={"Authorization": f"Token token={sandbox.token}"},
+        timeout=10,
+    )
+    assert answer.status_code == 200
+    recorded = [e for e in sandbox.validation_errors if e.startswith(f"GET /users/{user_id}: ")]
+    assert len(recorded) == 1
+    assert "response 200" in recorded[0]
+    assert "time_zone" in recorded[0]
+    sandbox.validation_errors.clear()

@@ -38,6 +38,7 @@ from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
+from pdorgsync.core.planning_objects import COLLECTION
 from pdorgsync.errors import PermanentPagerDutyError
 from pdorgsync.logs import get_logger
 from pdorgsync.models import snapshot as snap
@@ -200,12 +201,6 @@ PARSERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "escalation_policy": parse_escalation_policy,
     "service": parse_service,
 }
-COLLECTIONS = {
-    "team": "/teams",
-    "schedule": "/schedules",
-    "escalation_policy": "/escalation_policies",
-    "service": "/services",
-}
 
 
 # -- candidates -----------------------------------------------------------------------------
@@ -357,19 +352,22 @@ def may_hold_v3_schedules(
         return True
     if org is None:
         return False
-    schedules = list(schedules)
     owned_teams = {
         owner[1]
         for t in teams
         if (owner := parse_marker(t.description)) is not None and owner[0] == org.org
     }
+    # Indexed once (a scan of every schedule per department was quadratic).
+    schedule_names: set[str] = set()
+    marked: set[tuple[str, str]] = set()
+    for s in schedules:
+        schedule_names.add(s.name)
+        if (owner := parse_marker(s.description)) is not None:
+            marked.add(owner)
     for dept in org.departments:
         if dept.schedule is None or dept.key not in owned_teams:
             continue
-        if not any(
-            parse_marker(s.description) == (org.org, dept.key) or s.name == dept.schedule_name
-            for s in schedules
-        ):
+        if (org.org, dept.key) not in marked and dept.schedule_name not in schedule_names:
             return True
     return False
 
@@ -450,7 +448,7 @@ def find_existing(client: Client, kind: str, name: str, marker: str | None) -> s
     object with our marker counts when ``marker`` is given, so an unowned look-alike is
     never mistaken for the one we created.
     """
-    found: Iterable[dict[str, Any]] = client.list_all(COLLECTIONS[kind], {**PAGE, "query": name})
+    found: Iterable[dict[str, Any]] = client.list_all(COLLECTION[kind], {**PAGE, "query": name})
     for raw in found:
         item = PARSERS[kind](raw)
         if item.name != name:

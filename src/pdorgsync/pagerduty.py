@@ -46,7 +46,7 @@ from pdorgsync.errors import (
 )
 from pdorgsync.logs import get_logger, register_secrets
 from pdorgsync.ratelimit import limiter_for
-from pdorgsync.settings import PAGERDUTY_API_HOSTS
+from pdorgsync.settings import PAGERDUTY_API_HOSTS, SANDBOX_TOKEN
 
 with warnings.catch_warnings():
     # pdpyras 5.4.1 calls ``warn(...)`` at import (a UserWarning) to say it is
@@ -70,7 +70,6 @@ PAGE_SIZE = 100
 # Classic pagination refuses (HTTP 400) any request whose offset + limit exceeds
 # 10000. We stop before sending such a request.
 PAGINATION_CEILING = 10_000
-_SANDBOX_TOKEN = "sandbox"
 # How long after creating an object a 404 for it counts as PagerDuty's read-after-
 # write lag (seconds to a minute in the reports cited at _should_retry).
 FRESH_SECONDS = 300.0
@@ -314,7 +313,7 @@ class PagerDutyClient:
         self.on_response = on_response
         self._sleep = sleep
         self._token = token
-        if token != _SANDBOX_TOKEN:
+        if token != SANDBOX_TOKEN:
             register_secrets([token])  # second line of defence: logs scrub it too
         self._lock = threading.Lock()
         self.calls: Counter[tuple[str, str]] = Counter()
@@ -367,6 +366,14 @@ class PagerDutyClient:
         # PagerDuty's OpenAPI description requires Content-Type on every
         # operation, reads included; pdpyras only adds it for POST/PUT.
         session.headers.update({"Accept": ACCEPT, "Content-Type": "application/json"})
+        # requests re-reads the environment (proxy variables, no_proxy, CA bundle,
+        # ~/.netrc) on every request, about half a millisecond each; the URL never
+        # changes, so resolve the proxies and CA bundle for it once, here. (~/.netrc is
+        # not consulted: the token is the only credential sent.)
+        found = session.merge_environment_settings(self.base_url, {}, None, None, None)
+        session.proxies.update(found["proxies"])
+        session.verify = found["verify"]
+        session.trust_env = False
         return session
 
     # ------------------------------------------------------------------ counts

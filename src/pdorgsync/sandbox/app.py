@@ -6,6 +6,11 @@ outages), then the request is validated against the official description (400 in
 PagerDuty's error shape, and recorded), the handler runs under the state lock, and
 the response is validated too (recorded, never changed). Latency is injected
 before answering, without holding the lock.
+
+A response is checked right after its bytes are sent (``_CheckedAfterSending``),
+so the client reads and parses it while the sandbox validates it; whoever reads
+``validation_errors`` through ``Sandbox`` first waits for the checks in flight
+(``Runtime.settle``).
 """
 
 from __future__ import annotations
@@ -113,6 +118,8 @@ class Runtime:
         self.failure_rng = random.Random(random_seed + 1)
         self.requests: list[tuple[str, str, int]] = []
         self.validation_errors: list[str] = []
+        self.pending_checks = 0  # responses sent and not yet validated
+        self.checks_done = threading.Condition()
         self.forced: list[tuple[int, float]] = []  # (status, retry_after) for the next requests
         self.lock = threading.Lock()
         self.faults = Faults(rng=random.Random(random_seed + 2))
@@ -218,7 +225,8 @@ class Runtime:
             # PagerDuty's data, verbatim: not ours to judge against its own schema.
             status, out = example_answer(request.method, template, call)
             return Outcome(status, out, validate=False)
-        with self.state.lock:
+        # A GET changes nothing, so the state may index its reverse look-ups for it.
+        with self.state.reading() if request.method == "GET" else self.state.lock:
             try:
                 status, out = handler(self.state, call)
             except ApiError as exc:
@@ -279,6 +287,20 @@ class Runtime:
     def _record(self, message: str) -> None:
         with self.lock:
             self.validation_errors.append(message)
+
+    def check_later(self) -> None:
+        with self.checks_done:
+            self.pending_checks += 1
+
+    def checked(self) -> None:
+        with self.checks_done:
+            self.pending_checks = max(0, self.pending_checks - 1)
+            self.checks_done.notify_all()
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait until every response sent so far has been validated (and recorded)."""
+        with self.checks_done:
+            self.checks_done.wait_for(lambda: self.pending_checks == 0, timeout)
 
     def check_response(self, request: Request, raw: bytes, response: Response, data: bytes) -> None:
         wire = WireRequest(
@@ -373,10 +395,39 @@ def _endpoint(runtime: Runtime, template: str, handler: Handler) -> Any:
         with runtime.lock:
             runtime.requests.append((request.method, request.url.path, outcome.status))
         if outcome.validate:
-            runtime.check_response(request, raw, response, data)
+            return _CheckedAfterSending(runtime, request, raw, response, data)
         return response
 
     return endpoint
+
+
+class _CheckedAfterSending(Response):
+    """``response``, validated against the description once its bytes are sent.
+
+    The check reads the same bytes and headers it did before the answer left; it
+    runs in the event loop right after the send (also when the send fails), so a
+    sequential client parses the answer while the sandbox checks it.
+    """
+
+    def __init__(
+        self, runtime: Runtime, request: Request, raw: bytes, response: Response, data: bytes
+    ) -> None:
+        self.status_code = response.status_code
+        self.body = response.body
+        self.raw_headers = response.raw_headers
+        self.background = None
+        self._check = (runtime, request, raw, response, data)
+        runtime.check_later()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        runtime, request, raw, response, data = self._check
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            try:
+                runtime.check_response(request, raw, response, data)
+            finally:
+                runtime.checked()
 
 
 # -- injected network faults (tests/test_faults.py, benchmarks) ----------------------------

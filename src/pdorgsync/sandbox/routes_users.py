@@ -51,8 +51,8 @@ def user_out(
     state: State, user: dict[str, Any], include: list[str] | None = None
 ) -> dict[str, Any]:
     """A full user; ``include[]`` is accepted but references stay references."""
-    cms = [cm for cm in state.contact_methods.values() if cm["user_id"] == user["id"]]
-    rules = [r for r in state.notification_rules.values() if r["user_id"] == user["id"]]
+    cms = state.owned_by("contact_methods", user["id"])
+    rules = state.owned_by("notification_rules", user["id"])
     out = dict(user)
     out.update(
         contact_methods=[contact_method_ref(state, cm) for cm in cms],

@@ -96,7 +96,11 @@ class Sandbox:
 
     @property
     def validation_errors(self) -> list[str]:
-        """Requests and responses that PagerDuty's OpenAPI description refuses."""
+        """Requests and responses that PagerDuty's OpenAPI description refuses.
+
+        Waits first for the responses already sent to be checked (they are
+        validated right after sending)."""
+        self.runtime.settle()
         return self.runtime.validation_errors
 
     @property

@@ -12,7 +12,8 @@ from __future__ import annotations
 import random
 import string
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -142,6 +143,34 @@ class State:
         self.entity_tags: dict[tuple[str, str], list[str]] = {}  # (entity_type, id) -> tag ids
         self.incident_counter = 0
         self._issued: set[str] = set()
+        # Reverse look-ups built once per read (see ``reading``); None outside one.
+        self._indexes: dict[str, dict[Any, list[str]]] | None = None
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Within: one read-only request under ``lock``, so the account cannot change.
+
+        The reverse look-ups below (teams of a user, policies targeting an object,
+        services of a policy) are then indexed once on first use instead of scanning
+        every team, policy or service for each object of a list page (quadratic at
+        thousands of departments). Outside, or for writes, they scan as before.
+        """
+        with self.lock:
+            self._indexes = {}
+            try:
+                yield
+            finally:
+                self._indexes = None
+
+    def _indexed(
+        self, name: str, build: Callable[[], dict[Any, list[str]]]
+    ) -> dict[Any, list[str]] | None:
+        if self._indexes is None:
+            return None
+        index = self._indexes.get(name)
+        if index is None:
+            index = self._indexes[name] = build()
+        return index
 
     # -- ids and references -------------------------------------------------
 
@@ -232,9 +261,49 @@ class State:
         return user
 
     def teams_of_user(self, user_id: str) -> list[str]:
+        index = self._indexed("teams_of_user", self._teams_by_user)
+        if index is not None:
+            return list(index.get(user_id, ()))
         return [team_id for team_id, members in self.members.items() if user_id in members]
 
+    def owned_by(self, table: str, user_id: str) -> list[dict[str, Any]]:
+        """The ``contact_methods`` or ``notification_rules`` of a user, in table order."""
+        rows: dict[str, dict[str, Any]] = getattr(self, table)
+        index = self._indexed(table, lambda: self._by_user(rows))
+        if index is not None:
+            return [rows[row_id] for row_id in index.get(user_id, ())]
+        return [row for row in rows.values() if row["user_id"] == user_id]
+
+    @staticmethod
+    def _by_user(rows: dict[str, dict[str, Any]]) -> dict[Any, list[str]]:
+        index: dict[Any, list[str]] = {}
+        for row_id, row in rows.items():
+            index.setdefault(row["user_id"], []).append(row_id)
+        return index
+
+    def _teams_by_user(self) -> dict[Any, list[str]]:
+        index: dict[Any, list[str]] = {}
+        for team_id, members in self.members.items():
+            for user_id in members:  # a dict: each user once per team
+                index.setdefault(user_id, []).append(team_id)
+        return index
+
+    def _policies_by_target(self) -> dict[Any, list[str]]:
+        index: dict[Any, list[str]] = {}
+        for ep in self.escalation_policies.values():
+            targets = {
+                (t["type"].removesuffix("_reference"), t["id"])
+                for rule in ep["escalation_rules"]
+                for t in rule["targets"]
+            }
+            for target in targets:
+                index.setdefault(target, []).append(ep["id"])
+        return index
+
     def escalation_policies_targeting(self, kind: str, object_id: str) -> list[str]:
+        index = self._indexed("policies_by_target", self._policies_by_target)
+        if index is not None:
+            return list(index.get((kind, object_id), ()))
         found = []
         for ep in self.escalation_policies.values():
             for rule in ep["escalation_rules"]:
@@ -255,7 +324,16 @@ class State:
         return bool(self.schedules.get(schedule_id, {}).get("v3"))
 
     def services_using(self, ep_id: str) -> list[str]:
+        index = self._indexed("services_by_policy", self._services_by_policy)
+        if index is not None:
+            return list(index.get(ep_id, ()))
         return [s["id"] for s in self.services.values() if s["escalation_policy_id"] == ep_id]
+
+    def _services_by_policy(self) -> dict[Any, list[str]]:
+        index: dict[Any, list[str]] = {}
+        for service in self.services.values():
+            index.setdefault(service["escalation_policy_id"], []).append(service["id"])
+        return index
 
     def now(self) -> datetime:
         return self.clock()
