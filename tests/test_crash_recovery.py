@@ -80,6 +80,9 @@ def _start(state: Path, api_url: str, tmp_path: Path) -> tuple[subprocess.Popen[
         "PDORGSYNC_LISTEN": f"127.0.0.1:{port}",
         "PDORGSYNC_RECONCILE_INTERVAL": "3600",
         "PDORGSYNC_LOG_FORMAT": "json",
+        # One incident at a time, so that the kill lands while later incidents still
+        # wait (with four workers they all finish together, before any kill).
+        "PDORGSYNC_WORKER_CONCURRENCY": "1",
     }
     env.pop("NOTIFY_SOCKET", None)
     log_path = tmp_path / f"serve-{port}.log"
