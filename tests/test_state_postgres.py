@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from pdorgsync.errors import ConfigError, InboxError, TemporaryPagerDutyError
+from pdorgsync.errors import ConfigError, InboxError, is_temporary
 from pdorgsync.models.events import parse_envelope
 from pdorgsync.state.postgres import (
     SCHEMA_VERSION,
@@ -265,8 +265,9 @@ def test_budget_without_database_is_a_temporary_error(pg_url: str, pg_cluster: A
     budget = SharedBudget(store, "tok", 600)
     try:
         pg_cluster.stop()
-        with pytest.raises(TemporaryPagerDutyError, match="shared API budget unavailable"):
+        with pytest.raises(InboxError, match="shared API budget unavailable") as caught:
             budget.acquire("engagement")
+        assert is_temporary(caught.value)  # the worker retries the event
     finally:
         pg_cluster.start()
         store.close()

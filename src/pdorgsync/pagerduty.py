@@ -37,6 +37,7 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
 from pdorgsync import __version__
 from pdorgsync.errors import (
+    InboxError,
     NotFoundError,
     OutcomeUnknownError,
     PagerDutyError,
@@ -760,8 +761,10 @@ def _should_retry(exc: BaseException, *, names_fresh_object: bool = False) -> bo
     # applied, so even a POST is safe to resend.
     if isinstance(exc, NotFoundError):
         return names_fresh_object
-    # OutcomeUnknownError is temporary in kind but must never be resent blindly.
-    return is_temporary(exc) and not isinstance(exc, OutcomeUnknownError)
+    # OutcomeUnknownError is temporary in kind but must never be resent blindly. A state
+    # store that cannot grant a token (shared budget, database away) is the caller's to
+    # retry: nothing was sent.
+    return is_temporary(exc) and not isinstance(exc, OutcomeUnknownError | InboxError)
 
 
 def _ids_in(value: Any) -> set[str]:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pdorgsync.errors import InboxError, TemporaryPagerDutyError
+from pdorgsync.errors import InboxError
 
 if TYPE_CHECKING:
     from pdorgsync.state.postgres import PostgresState
@@ -27,8 +27,8 @@ class SharedBudget:
     priority leaves ``reserve`` tokens in the bucket. A reconcile loop that
     drains the budget therefore stops short, and a responder request finds a
     token at once. Waiting is a sleep (injected) outside any transaction.
-    If the database cannot be reached the request is not sent and a
-    ``TemporaryPagerDutyError`` says so (the worker retries it later).
+    If the database cannot be reached the request is not sent, and an
+    ``InboxError`` (temporary) says so (the worker retries the event later).
     """
 
     def __init__(
@@ -87,9 +87,11 @@ class SharedBudget:
                     (tokens, max(now, float(row["updated_at"])), self.key),
                 )
         except InboxError as exc:
-            raise TemporaryPagerDutyError(
-                f"shared API budget unavailable, request not sent: {exc}"
-            ) from None
+            # Not a PagerDuty error, and not retried inside the client: with the database
+            # away this replica's claims cannot be renewed, so the pass must stop now (the
+            # worker retries the event durably). Waiting here and sending later could race
+            # another replica that took the expired claim over and read the incident first.
+            raise InboxError(f"shared API budget unavailable, request not sent: {exc}") from None
         if wait == 0.0:
             self.granted[priority] = self.granted.get(priority, 0) + 1
         return wait
