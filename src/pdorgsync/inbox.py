@@ -231,6 +231,18 @@ class HandledIncident:
     service_id: str | None
     observed_at: datetime
 
+    @classmethod
+    def from_row(cls, row: Any) -> HandledIncident:
+        """From a ``handled_incidents`` row of either backend (a mapping by column)."""
+        return cls(
+            incident_id=row["incident_id"],
+            status=row["status"],
+            priority=row["priority"],
+            urgency=row["urgency"],
+            service_id=row["service_id"],
+            observed_at=_dt(row["observed_at"]) or datetime.min.replace(tzinfo=UTC),
+        )
+
 
 @dataclass(frozen=True)
 class PurgeResult:
@@ -821,14 +833,7 @@ class Inbox:
                 f" ({', '.join('?' for _ in chunk)})",
                 chunk,
             ):
-                found[r["incident_id"]] = HandledIncident(
-                    incident_id=r["incident_id"],
-                    status=r["status"],
-                    priority=r["priority"],
-                    urgency=r["urgency"],
-                    service_id=r["service_id"],
-                    observed_at=_dt(r["observed_at"]) or datetime.min.replace(tzinfo=UTC),
-                )
+                found[r["incident_id"]] = HandledIncident.from_row(r)
         return found
 
     def pending_incidents(self, incident_ids: Sequence[str]) -> set[str]:

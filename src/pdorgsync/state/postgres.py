@@ -681,17 +681,7 @@ class PostgresState:
             "SELECT * FROM handled_incidents WHERE incident_id = ANY(%s)",
             (list(dict.fromkeys(incident_ids)),),
         )
-        return {
-            r["incident_id"]: HandledIncident(
-                incident_id=r["incident_id"],
-                status=r["status"],
-                priority=r["priority"],
-                urgency=r["urgency"],
-                service_id=r["service_id"],
-                observed_at=_dt(r["observed_at"]) or datetime.min.replace(tzinfo=UTC),
-            )
-            for r in rows
-        }
+        return {r["incident_id"]: HandledIncident.from_row(r) for r in rows}
 
     def pending_incidents(self, incident_ids: Sequence[str]) -> set[str]:
         """Which of these incidents have an event waiting."""
