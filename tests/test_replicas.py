@@ -171,10 +171,15 @@ def test_two_replicas_leader_killed_mid_burst_everything_engaged_exactly_once(
         with PostgresState(pg_url) as db:
             # Mid-burst: some engagements written, the leader still has work in hand.
             wait_for(lambda: len(db.engagements()) >= 1, timeout=20, what="first engagements")
+            # Slow PagerDuty down at once, so that what is left of the first half is still
+            # in hand when the kill lands even on a loaded machine (CI once saw the whole
+            # half finish between the first engagement and the kill at 20 ms per call).
+            sandbox.runtime.latency = 2.0
             leader.proc.send_signal(signal.SIGKILL)
             killed_at = time.monotonic()
             leader.proc.wait(timeout=10)
             assert db.stats().pending > 0, "the kill came too late to prove anything"
+            sandbox.runtime.latency = 0.02
             for n, raw in enumerate(bodies[half:], start=half):
                 for _ in range(2):  # the delivery and its redelivery, both to the survivor
                     assert _deliver(survivor, raw, f"w{n}").status_code == 202
