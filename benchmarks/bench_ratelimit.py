@@ -38,13 +38,13 @@ sys.path.insert(0, str(ROOT))
 from tests.engagement_support import BOT_EMAIL, applied_seed, org_and_policies, webhook_data
 
 from pdorgsync.core.planning import plan
-from pdorgsync.inbox import Inbox
 from pdorgsync.logs import configure_logging
 from pdorgsync.models.events import parse_envelope
 from pdorgsync.observe import observe
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.ratelimit import PAGERDUTY_PER_MINUTE, TokenBucketLimiter
 from pdorgsync.reconcile import apply
+from pdorgsync.state.sqlite import Inbox
 from pdorgsync.worker import Worker
 
 

@@ -50,10 +50,10 @@ from tests.engagement_support import (
     webhook_data,
 )
 
-from pdorgsync.inbox import Inbox
 from pdorgsync.logs import configure_logging
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.ratelimit import PAGERDUTY_PER_MINUTE, TokenBucketLimiter
+from pdorgsync.state.sqlite import Inbox
 from pdorgsync.webhooks import ReceiverHooks, create_app
 from pdorgsync.worker import Worker
 

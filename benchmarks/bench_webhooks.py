@@ -72,8 +72,8 @@ from tests.engagement_support import (  # noqa: E402
     webhook_data,
 )
 
-from pdorgsync.inbox import Inbox  # noqa: E402 - after sys.path setup
 from pdorgsync.logs import configure_logging  # noqa: E402
+from pdorgsync.state.sqlite import Inbox  # noqa: E402 - after sys.path setup
 from pdorgsync.webhooks import WEBHOOK_PATH, ReceiverHooks, create_app, sign  # noqa: E402
 from pdorgsync.worker import Worker  # noqa: E402
 

@@ -21,11 +21,11 @@ from pdorgsync.cli import main
 from pdorgsync.core.policies import Engagement
 from pdorgsync.engagements import Engager
 from pdorgsync.errors import PermanentPagerDutyError
-from pdorgsync.inbox import Inbox
 from pdorgsync.loading import LoadedOrg, load_org
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.reconcile import apply, plan_account
 from pdorgsync.sandbox import Sandbox
+from pdorgsync.state.sqlite import Inbox
 from tests.engagement_support import BOT_EMAIL, applied_seed, create_incident, org_and_policies
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pdorgsync.cli import main
-from pdorgsync.inbox import Inbox
+from pdorgsync.state.sqlite import Inbox
 from pdorgsync.webhooks import WEBHOOK_PATH, create_app, sign
 from tests.webhook_fixtures import TestClient, envelope
 

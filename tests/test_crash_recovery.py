@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pdorgsync.inbox import Inbox
 from pdorgsync.sandbox import Sandbox
+from pdorgsync.state.sqlite import Inbox
 from pdorgsync.webhooks import WEBHOOK_PATH, sign
 from tests.engagement_support import (
     BOT_EMAIL,

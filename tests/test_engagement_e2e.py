@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from pdorgsync.inbox import Inbox
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
+from pdorgsync.state.sqlite import Inbox
 from pdorgsync.webhooks import WEBHOOK_PATH, ReceiverHooks, create_app, sign
 from pdorgsync.worker import Worker
 from tests.engagement_support import (

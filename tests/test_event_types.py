@@ -15,12 +15,12 @@ import pytest
 
 from pdorgsync.cli.webhook import ensure_subscription, needed_events
 from pdorgsync.errors import PermanentPagerDutyError
-from pdorgsync.inbox import Inbox
 from pdorgsync.loading import load_policies
 from pdorgsync.models.events import HANDLED_EVENT_TYPES, parse_envelope
 from pdorgsync.models.policy import INCIDENT_EVENT_TYPES
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
+from pdorgsync.state.sqlite import Inbox
 from pdorgsync.worker import Worker
 from tests.engagement_support import (
     BOT_EMAIL,

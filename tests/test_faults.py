@@ -24,7 +24,6 @@ import httpx
 import pytest
 
 from pdorgsync.core.planning import plan
-from pdorgsync.inbox import Inbox
 from pdorgsync.loading import load_org
 from pdorgsync.models.events import parse_envelope
 from pdorgsync.models.org import Org
@@ -32,6 +31,7 @@ from pdorgsync.observe import observe
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.reconcile import apply
 from pdorgsync.sandbox import Sandbox, load_seed
+from pdorgsync.state.sqlite import Inbox
 from pdorgsync.webhooks import WEBHOOK_PATH, ReceiverHooks, create_app, sign
 from pdorgsync.worker import Worker
 from tests.engagement_support import (

@@ -13,8 +13,8 @@ from click.testing import CliRunner, Result
 
 from pdorgsync.cli import main
 from pdorgsync.errors import InboxBusyError, InboxError, is_temporary
-from pdorgsync.inbox import Inbox
 from pdorgsync.models.events import parse_envelope
+from pdorgsync.state.sqlite import Inbox
 from tests.webhook_fixtures import FakeClock, envelope, example, example_bytes
 
 

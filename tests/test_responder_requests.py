@@ -16,9 +16,9 @@ import pytest
 
 from pdorgsync.core.policies import Engagement
 from pdorgsync.engagements import Engager
-from pdorgsync.inbox import Inbox
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
+from pdorgsync.state.sqlite import Inbox
 from tests.engagement_support import (
     BOT_EMAIL,
     applied_seed,

@@ -216,7 +216,7 @@ def test_bad_durations_name_the_variable(
 
 def test_poll_interval_zero_turns_polling_off(monkeypatch: pytest.MonkeyPatch) -> None:
     """POLL_INTERVAL=0: the worker never polls."""
-    from pdorgsync.inbox import Inbox
+    from pdorgsync.state.sqlite import Inbox
     from pdorgsync.worker import Worker
     from tests.engagement_support import BOT_EMAIL, org_and_policies
 

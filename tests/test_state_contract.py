@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from pdorgsync.errors import InboxError
-from pdorgsync.inbox import DEDUPE_WINDOW, Inbox, StoreResult
 from pdorgsync.models.events import parse_envelope
 from pdorgsync.state import StateStore, is_shared, open_state
 from pdorgsync.state.postgres import PostgresState
+from pdorgsync.state.records import DEDUPE_WINDOW, StoreResult
+from pdorgsync.state.sqlite import Inbox
 from tests.webhook_fixtures import FakeClock, envelope, example
 
 

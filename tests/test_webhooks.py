@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pdorgsync.errors import ConfigError
-from pdorgsync.inbox import Inbox
+from pdorgsync.state.sqlite import Inbox
 from pdorgsync.webhooks import WEBHOOK_PATH, ReceiverHooks, create_app, sign, signature_matches
 from tests.webhook_fixtures import (
     INDEX,

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pdorgsync.inbox import Inbox
+from pdorgsync.state.sqlite import Inbox
 from pdorgsync.webhooks import WEBHOOK_PATH, create_app, sign
 from tests.webhook_fixtures import SECRET, TestClient, envelope
 

@@ -14,12 +14,12 @@ import pytest
 from pdorgsync.core.policies import Engagement
 from pdorgsync.engagements import Engager, note_tag
 from pdorgsync.errors import PermanentPagerDutyError
-from pdorgsync.inbox import Inbox
 from pdorgsync.models.events import parse_envelope
 from pdorgsync.models.org import Org
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
 from pdorgsync.settings import Settings
+from pdorgsync.state.sqlite import Inbox
 from pdorgsync.worker import Worker, WorkerHooks, perform_engagements
 from tests.engagement_support import (
     BOT_EMAIL,

@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
-from pdorgsync.inbox import Inbox, StoredEvent
 from pdorgsync.models.events import parse_envelope
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.ratelimit import TokenBucketLimiter
 from pdorgsync.sandbox import Sandbox
 from pdorgsync.settings import Settings
+from pdorgsync.state.records import StoredEvent
+from pdorgsync.state.sqlite import Inbox
 from pdorgsync.worker import Worker
 from tests.engagement_support import (
     BOT_EMAIL,

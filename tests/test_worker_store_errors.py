@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from pdorgsync.errors import InboxError, is_temporary
-from pdorgsync.inbox import Inbox
 from pdorgsync.models.events import parse_envelope
 from pdorgsync.sandbox import Sandbox
+from pdorgsync.state.sqlite import Inbox
 from pdorgsync.worker import Worker
 from tests.engagement_support import (
     BOT_EMAIL,

@@ -30,10 +30,10 @@ from pdorgsync.core.catchup import missed_event_types
 from pdorgsync.core.policies import IncidentFacts
 from pdorgsync.engagements import ApiClient
 from pdorgsync.errors import InboxError, PdOrgSyncError
-from pdorgsync.inbox import HandledIncident, PurgeResult
 from pdorgsync.logs import get_logger
 from pdorgsync.models.events import parse_envelope
 from pdorgsync.state import StateStore
+from pdorgsync.state.records import HandledIncident, PurgeResult
 
 __all__ = [
     "POLL_BASELINE",

@@ -38,10 +38,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from pdorgsync.errors import ConfigError, InboxError
-from pdorgsync.inbox import DEDUPE_WINDOW
 from pdorgsync.logs import get_logger
 from pdorgsync.models.events import EnvelopeError, WebhookEnvelope, parse_envelope
 from pdorgsync.state.base import StateStore
+from pdorgsync.state.records import DEDUPE_WINDOW
 
 __all__ = [
     "MAX_BODY_BYTES",

@@ -48,12 +48,12 @@ from pdorgsync.errors import (
     PdOrgSyncError,
     is_temporary,
 )
-from pdorgsync.inbox import PurgeResult, Status, StoredEvent, utcnow
 from pdorgsync.logs import get_logger
 from pdorgsync.models.events import EnvelopeError, WebhookEnvelope, parse_envelope
 from pdorgsync.models.org import Org
 from pdorgsync.models.policy import Policy
 from pdorgsync.state import StateStore, open_state
+from pdorgsync.state.records import PurgeResult, Status, StoredEvent, utcnow
 
 __all__ = [
     "EventResult",

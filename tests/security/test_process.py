@@ -21,8 +21,8 @@ import pytest
 from click.testing import CliRunner
 
 from pdorgsync.cli import main
-from pdorgsync.inbox import Inbox
 from pdorgsync.models.events import parse_envelope
+from pdorgsync.state.sqlite import Inbox
 from tests.engagement_support import ORG_FILE, POLICY_DIR
 from tests.security.conftest import Served, free_port, serve_env, wait_until
 from tests.webhook_fixtures import envelope

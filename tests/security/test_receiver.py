@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from pdorgsync.inbox import Inbox
+from pdorgsync.state.sqlite import Inbox
 from tests.security.conftest import Served, wait_until
 from tests.webhook_fixtures import SECRET, envelope, signed
 

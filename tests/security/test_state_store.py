@@ -11,9 +11,9 @@ from starlette.applications import Starlette
 
 from pdorgsync.daemon import Health, health_routes, store_problems
 from pdorgsync.errors import InboxBusyError, InboxError
-from pdorgsync.inbox import Inbox
 from pdorgsync.metrics import Metrics
 from pdorgsync.models.events import parse_envelope
+from pdorgsync.state.sqlite import Inbox
 from tests.webhook_fixtures import TestClient, envelope
 
 

@@ -17,9 +17,10 @@ import click
 
 from pdorgsync.cli import AppContext, pass_app
 from pdorgsync.errors import ConfigError, InboxError
-from pdorgsync.inbox import DEDUPE_WINDOW, STATUSES, Inbox, Status, StoredEvent
 from pdorgsync.settings import parse_duration
 from pdorgsync.state import StateStore, open_state
+from pdorgsync.state.records import DEDUPE_WINDOW, STATUSES, Status, StoredEvent
+from pdorgsync.state.sqlite import Inbox
 
 
 def parse_age(value: str) -> timedelta:

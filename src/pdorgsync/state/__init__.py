@@ -36,7 +36,7 @@ def open_state(settings: Any, **kwargs: Any) -> StateStore:
     """The configured store; ``InboxError``/``ConfigError`` (one line) if it cannot open."""
     url = _database_url(settings)
     if url is None:
-        from pdorgsync.inbox import Inbox
+        from pdorgsync.state.sqlite import Inbox
 
         return Inbox(settings.state_path, **kwargs)
     from pdorgsync.state.postgres import PostgresState

@@ -1,6 +1,6 @@
 """The state backend interface: inbox, engagement ledger, poll cursor and small facts.
 
-Two implementations satisfy it: ``pdorgsync.inbox.Inbox`` (SQLite, the embedded
+Two implementations satisfy it: ``pdorgsync.state.sqlite.Inbox`` (SQLite, the embedded
 default; one process per file) and ``pdorgsync.state.postgres.PostgresState``
 (several replicas on one database). The receiver, the worker, the engager, the
 daemon and the ``inbox`` commands only see this protocol.
@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from pdorgsync.inbox import (
+from pdorgsync.models.events import WebhookEnvelope
+from pdorgsync.state.records import (
     EngagementRecord,
     HandledIncident,
     InboxStats,
@@ -30,7 +31,6 @@ from pdorgsync.inbox import (
     StoredEvent,
     StoreResult,
 )
-from pdorgsync.models.events import WebhookEnvelope
 
 __all__ = ["Leader", "StateStore"]
 

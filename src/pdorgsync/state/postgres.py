@@ -50,18 +50,6 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pdorgsync.core.policies import RECENT_WINDOW
 from pdorgsync.errors import InboxBusyError, InboxError
-from pdorgsync.inbox import (
-    DEDUPE_WINDOW,
-    EngagementRecord,
-    HandledIncident,
-    InboxStats,
-    OpenIncidentRow,
-    PurgeResult,
-    Status,
-    StoredEvent,
-    StoreResult,
-    utcnow,
-)
 from pdorgsync.logs import get_logger
 from pdorgsync.models.events import WebhookEnvelope
 from pdorgsync.state.pg_budget import SharedBudget
@@ -73,6 +61,23 @@ from pdorgsync.state.pg_schema import (
     describe_url,
     migrate,
     one_line,
+)
+from pdorgsync.state.records import (
+    DEDUPE_WINDOW,
+    EPOCH,
+    EVENT_COLUMNS,
+    EngagementRecord,
+    HandledIncident,
+    InboxStats,
+    OpenIncidentRow,
+    PurgeResult,
+    Status,
+    StoredEvent,
+    StoreResult,
+    event_from_row,
+    from_epoch,
+    to_epoch,
+    utcnow,
 )
 
 __all__ = [
@@ -100,37 +105,6 @@ log = get_logger("pdorgsync.state")
 
 Clock = Callable[[], datetime]
 Row = dict[str, Any]
-
-_EVENT_COLUMNS = (
-    "seq, event_id, webhook_id, received_at, event_type, incident_id, source, status, "
-    "attempts, last_error, next_attempt_at, payload"
-)
-_EPOCH = datetime.min.replace(tzinfo=UTC)
-
-
-def _ts(value: datetime) -> float:
-    return value.timestamp()
-
-
-def _dt(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
-def _event(row: Row) -> StoredEvent:
-    return StoredEvent(
-        seq=int(row["seq"]),
-        event_id=row["event_id"],
-        webhook_id=row["webhook_id"],
-        received_at=_dt(row["received_at"]) or _EPOCH,
-        event_type=row["event_type"],
-        incident_id=row["incident_id"],
-        source=row["source"],
-        status=row["status"],
-        attempts=int(row["attempts"]),
-        last_error=row["last_error"],
-        next_attempt_at=_dt(row["next_attempt_at"]) or _EPOCH,
-        payload=row["payload"],
-    )
 
 
 class PostgresState:
@@ -282,7 +256,7 @@ class PostgresState:
         event = envelope.event
         if status is None:
             status = "pending" if event.is_handled_type else "ignored"
-        now = _ts(self.clock())
+        now = to_epoch(self.clock())
         with self._tx() as conn:
             row = conn.execute(
                 "INSERT INTO events (event_id, webhook_id, received_at, event_type,"
@@ -316,10 +290,10 @@ class PostgresState:
         The lease is at most ``claim_lease`` and renewed while this process lives.
         """
         lease = min(lease, self.claim_lease)
-        now = _ts(self.clock())
+        now = to_epoch(self.clock())
         with self._tx() as conn:
             row = conn.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM events e"
+                f"SELECT {EVENT_COLUMNS} FROM events e"
                 " WHERE e.status = 'pending' AND e.next_attempt_at <= %s"
                 " AND (e.claimed_until IS NULL OR e.claimed_until < %s)"
                 " AND NOT EXISTS (SELECT 1 FROM events p WHERE p.status = 'pending'"
@@ -337,7 +311,7 @@ class PostgresState:
         with self._held_lock:
             self._held.add(int(row["seq"]))
         self._ensure_renewer()
-        claimed = _event(row)
+        claimed = event_from_row(row)
         return StoredEvent(**{**claimed.__dict__, "attempts": claimed.attempts + 1})
 
     def renew_claims(self) -> int:
@@ -349,7 +323,7 @@ class PostgresState:
         claim younger than one renewal period is left alone (it may be on its way
         into ``_held``). Returns how many leases were renewed.
         """
-        now = _ts(self.clock())
+        now = to_epoch(self.clock())
         with self._held_lock:
             held = sorted(self._held)
         with self._tx() as conn:
@@ -409,7 +383,7 @@ class PostgresState:
     def complete(self, seq: int, status: Status = "done", note: str | None = None) -> None:
         if status not in ("done", "ignored"):
             raise ValueError(f"complete() takes done or ignored, not {status}")
-        now = _ts(self.clock())
+        now = to_epoch(self.clock())
         self._let_go(seq)  # written or not, this process stops working on it
         with self._tx() as conn:
             if self._still_ours(conn, seq):
@@ -422,7 +396,7 @@ class PostgresState:
     def fail(
         self, seq: int, error: str, *, retry_at: datetime | None, uncount: bool = False
     ) -> None:
-        now = _ts(self.clock())
+        now = to_epoch(self.clock())
         undo = 1 if uncount else 0
         self._let_go(seq)  # written or not, this process stops working on it
         with self._tx() as conn:
@@ -438,7 +412,7 @@ class PostgresState:
                 conn.execute(
                     "UPDATE events SET claimed_until = NULL, claimed_by = NULL, last_error = %s,"
                     " next_attempt_at = %s, attempts = GREATEST(0, attempts - %s) WHERE seq = %s",
-                    (error[:2000], _ts(retry_at), undo, seq),
+                    (error[:2000], to_epoch(retry_at), undo, seq),
                 )
 
     def retry(self, ref: int | str) -> StoredEvent:
@@ -452,7 +426,7 @@ class PostgresState:
         self._write(
             "UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = %s,"
             " claimed_until = NULL, claimed_by = NULL, finished_at = NULL WHERE seq = %s",
-            (_ts(self.clock()), event.seq),
+            (to_epoch(self.clock()), event.seq),
         )
         refreshed = self.get(event.seq)
         assert refreshed is not None
@@ -460,11 +434,11 @@ class PostgresState:
 
     def get(self, ref: int | str) -> StoredEvent | None:
         if isinstance(ref, int) or ref.isdigit():
-            rows = self._read(f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq = %s", (int(ref),))
+            rows = self._read(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq = %s", (int(ref),))
             if rows:
-                return _event(rows[0])
-        rows = self._read(f"SELECT {_EVENT_COLUMNS} FROM events WHERE event_id = %s", (str(ref),))
-        return _event(rows[0]) if rows else None
+                return event_from_row(rows[0])
+        rows = self._read(f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = %s", (str(ref),))
+        return event_from_row(rows[0]) if rows else None
 
     def events(
         self,
@@ -473,7 +447,7 @@ class PostgresState:
         incident_id: str | None = None,
         limit: int | None = None,
     ) -> list[StoredEvent]:
-        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE TRUE"
+        sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE TRUE"
         params: list[Any] = []
         if statuses:
             sql += " AND status = ANY(%s)"
@@ -485,7 +459,7 @@ class PostgresState:
         if limit is not None:
             sql = f"SELECT * FROM ({sql} DESC LIMIT %s) AS newest ORDER BY seq"
             params.append(limit)
-        return [_event(r) for r in self._read(sql, params)]
+        return [event_from_row(r) for r in self._read(sql, params)]
 
     def purge(self, *, statuses: Sequence[Status], older_than: datetime | None = None) -> int:
         """Delete finished events (never pending ones) received before ``older_than``;
@@ -498,8 +472,8 @@ class PostgresState:
     ) -> PurgeResult:
         """Retention (see ``Inbox.purge_expired``), in one transaction."""
         chosen = [s for s in statuses if s != "pending"]
-        limit = _ts(cutoff)
-        events_limit = _ts(min(cutoff, self.clock() - DEDUPE_WINDOW))
+        limit = to_epoch(cutoff)
+        events_limit = to_epoch(min(cutoff, self.clock() - DEDUPE_WINDOW))
         gone = (
             "SELECT incident_id FROM handled_incidents h WHERE h.status = 'resolved'"
             " AND h.handled_at < %s AND NOT EXISTS"
@@ -541,7 +515,7 @@ class PostgresState:
             " COUNT(*) FILTER (WHERE status = 'dead') AS dead, COUNT(*) AS total FROM events"
         )[0]
         oldest = row["oldest"]
-        age = max(0.0, _ts(self.clock()) - oldest) if oldest is not None else 0.0
+        age = max(0.0, to_epoch(self.clock()) - oldest) if oldest is not None else 0.0
         return InboxStats(
             pending=int(row["pending"] or 0),
             oldest_pending_age=age,
@@ -581,7 +555,7 @@ class PostgresState:
                     as_,
                     policy,
                     event_id,
-                    _ts(self.clock()),
+                    to_epoch(self.clock()),
                     json.dumps(details or {}, sort_keys=True),
                 ),
             )
@@ -602,7 +576,7 @@ class PostgresState:
                 as_=r["as_"],
                 policy=r["policy"],
                 event_id=r["event_id"],
-                engaged_at=_dt(r["engaged_at"]) or _EPOCH,
+                engaged_at=from_epoch(r["engaged_at"]) or EPOCH,
                 details=json.loads(r["details"]),
             )
             for r in self._read(sql, params)
@@ -622,14 +596,14 @@ class PostgresState:
             "INSERT INTO recent_incidents (incident_id, service_id, service_name, triggered_at)"
             " VALUES (%s, %s, %s, %s) ON CONFLICT (incident_id) DO UPDATE SET"
             " service_id = excluded.service_id, service_name = excluded.service_name",
-            (incident_id, service_id, service_name, _ts(triggered_at)),
+            (incident_id, service_id, service_name, to_epoch(triggered_at)),
         )
 
     def record_incident_resolved(self, incident_id: str) -> None:
         self._write("DELETE FROM recent_incidents WHERE incident_id = %s", (incident_id,))
 
     def open_incidents(self, *, window: timedelta = RECENT_WINDOW) -> list[OpenIncidentRow]:
-        cutoff = _ts(self.clock() - window)
+        cutoff = to_epoch(self.clock() - window)
         with self._tx() as conn:
             conn.execute("DELETE FROM recent_incidents WHERE triggered_at < %s", (cutoff,))
             rows = conn.execute("SELECT * FROM recent_incidents ORDER BY triggered_at").fetchall()
@@ -638,7 +612,7 @@ class PostgresState:
                 incident_id=r["incident_id"],
                 service_id=r["service_id"],
                 service_name=r["service_name"],
-                triggered_at=_dt(r["triggered_at"]) or _EPOCH,
+                triggered_at=from_epoch(r["triggered_at"]) or EPOCH,
             )
             for r in rows
         ]
@@ -670,8 +644,8 @@ class PostgresState:
                 priority,
                 urgency,
                 service_id,
-                _ts(observed_at),
-                _ts(self.clock()),
+                to_epoch(observed_at),
+                to_epoch(self.clock()),
             ),
         )
 

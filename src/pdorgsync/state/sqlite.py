@@ -1,7 +1,742 @@
-"""The SQLite backend: ``pdorgsync.inbox.Inbox`` (kept there; re-exported under ``state``)."""
+"""The SQLite state backend (``Inbox``), the embedded default; the durable webhook inbox: one SQLite file (WAL) shared by receiver, worker and CLI.
+
+Why it exists: PagerDuty wants an answer within 5 seconds and delivers at least
+once, while engaging a department takes several API calls that may fail or be
+rate limited. So the receiver only *stores* a verified event (and answers 202
+after the commit), and the worker drains the inbox at its own pace. A killed
+process therefore loses nothing it acknowledged, and the ledger of engagements in
+the same file keeps it from engaging anybody twice.
+
+Tables:
+- ``events``: one row per distinct event, deduplicated on ``event.id`` AND on the
+  ``X-Webhook-Id`` delivery header; status ``pending|done|ignored|dead``,
+  ``attempts``, ``last_error``, ``next_attempt_at``, a claim lease.
+- ``ledger``: engagements performed, keyed ``(incident_id, department, as)``.
+- ``recent_incidents``: open incidents seen recently (``min_impacted_services``).
+- ``handled_incidents``: per incident, the state the worker last handled
+  (status, priority, urgency, service): what the catch-up poll compares with.
+- ``state``: small key/value facts such as the poll cursor.
+
+Retention (``purge_expired``): finished events older than the cutoff go (never
+younger than ``DEDUPE_WINDOW``, 72 h: their ids are the dedupe keys); the
+ledger and the handled state of an incident stay until it has been resolved
+for longer than the cutoff, since an open incident can still produce events
+(and an engagement forgotten too early would be made twice).
+
+What it must never do: hold a write lock while talking to the network, answer
+"stored" for an event that is not committed, or write to a file that was deleted
+or replaced under it (every write checks the path still names the file opened;
+the file is created ``0600``). Every SQLite failure becomes an
+``InboxError`` (the receiver turns it into 503 so PagerDuty retries).
+
+One process works on a given inbox file at a time (several readers, such as the
+CLI, are fine): ``release_claims()`` at worker start hands back events that a
+killed predecessor had claimed.
+"""
 
 from __future__ import annotations
 
-from pdorgsync.inbox import Inbox
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pdorgsync.core.policies import RECENT_WINDOW
+from pdorgsync.errors import InboxBusyError, InboxError
+from pdorgsync.models.events import WebhookEnvelope
+from pdorgsync.state.records import (
+    DEDUPE_WINDOW,
+    EPOCH,
+    EVENT_COLUMNS,
+    Clock,
+    EngagementRecord,
+    HandledIncident,
+    InboxStats,
+    OpenIncidentRow,
+    PurgeResult,
+    Status,
+    StoredEvent,
+    StoreResult,
+    event_from_row,
+    from_epoch,
+    to_epoch,
+    utcnow,
+)
 
 __all__ = ["Inbox"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id        TEXT NOT NULL UNIQUE,
+    webhook_id      TEXT UNIQUE,
+    received_at     REAL NOT NULL,
+    event_type      TEXT NOT NULL,
+    incident_id     TEXT,
+    source          TEXT NOT NULL DEFAULT 'webhook',
+    status          TEXT NOT NULL CHECK (status IN ('pending', 'done', 'ignored', 'dead')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    next_attempt_at REAL NOT NULL,
+    claimed_until   REAL,
+    finished_at     REAL,
+    payload         TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_pending ON events (status, incident_id, seq);
+CREATE INDEX IF NOT EXISTS events_received ON events (received_at);
+CREATE TABLE IF NOT EXISTS ledger (
+    incident_id  TEXT NOT NULL,
+    department   TEXT NOT NULL,
+    as_          TEXT NOT NULL,
+    policy       TEXT NOT NULL,
+    event_id     TEXT,
+    engaged_at   REAL NOT NULL,
+    details      TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (incident_id, department, as_)
+);
+CREATE TABLE IF NOT EXISTS recent_incidents (
+    incident_id   TEXT PRIMARY KEY,
+    service_id    TEXT,
+    service_name  TEXT,
+    triggered_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS handled_incidents (
+    incident_id  TEXT PRIMARY KEY,
+    status       TEXT NOT NULL,
+    priority     TEXT,
+    urgency      TEXT,
+    service_id   TEXT,
+    observed_at  REAL NOT NULL,
+    handled_at   REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);
+"""
+
+
+class Inbox:
+    """SQLite-backed inbox, ledger and small state store; safe to share between threads.
+
+    ``busy_timeout`` bounds how long a write waits for a lock held by another
+    connection before failing with ``InboxError`` (the receiver answers 503 then,
+    well within PagerDuty's 5-second budget).
+    """
+
+    def __init__(
+        self, path: str | Path, *, busy_timeout: float = 1.0, clock: Clock = utcnow
+    ) -> None:
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self.clock = clock
+        self._local = threading.local()
+        # Each connection with the thread that opened it: anyio's worker threads come
+        # and go, so connections of threads that have ended are closed (see _conn).
+        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._lock = threading.Lock()
+        # Writers of this process queue here rather than in SQLite's busy handler,
+        # which retries by sleeping: under concurrent deliveries that turned into
+        # p99s near the busy timeout and needless 503s. Other processes still
+        # meet SQLite's lock and busy_timeout as before.
+        self._write_lock = threading.Lock()
+        self._identity: tuple[int, int] | None = None
+        self._last_write_failure: tuple[float, str] | None = None
+        _create_private(self.path)
+        try:
+            conn = self._conn()
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise InboxError(f"inbox {self.path}: cannot switch to WAL mode (got {mode})")
+            conn.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise InboxError(f"inbox {self.path}: {exc}") from None
+        self._identity = _file_identity(self.path)
+
+    # -- the file itself ------------------------------------------------------------------
+
+    def check_file(self) -> None:
+        """InboxError if the state file was deleted or replaced under us.
+
+        SQLite keeps writing to an unlinked file through its open descriptor, so
+        after ``rm pdorgsync.db*`` every "stored" event would vanish at the next
+        start. One ``stat`` per write compares the path with what was opened.
+        """
+        if self._identity is None:
+            return
+        current = _file_identity(self.path)
+        if current is None:
+            raise InboxError(f"inbox {self.path}: the state file was deleted; restart the daemon")
+        if current != self._identity:
+            raise InboxError(
+                f"inbox {self.path}: the state file was replaced by another file; "
+                "restart the daemon"
+            )
+
+    def quick_check(self) -> None:
+        """``PRAGMA quick_check``; InboxError naming the first problem of a damaged file."""
+        rows = self._read("PRAGMA quick_check")
+        result = str(rows[0][0]) if rows else "no answer"
+        if result != "ok":
+            raise InboxError(f"inbox {self.path}: damaged database (quick_check: {result})")
+
+    def write_failure(self, *, within: float = 60.0) -> str | None:
+        """The last write failure of the past ``within`` seconds (for /readyz), or None."""
+        failure = self._last_write_failure
+        if failure is None or time.monotonic() - failure[0] > within:
+            return None
+        return failure[1]
+
+    # -- connections and transactions ---------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                if self.path.parent and not self.path.parent.exists():
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(
+                    str(self.path),
+                    timeout=self.busy_timeout,
+                    isolation_level=None,  # explicit BEGIN/COMMIT below
+                    check_same_thread=False,
+                )
+            except (sqlite3.Error, OSError) as exc:
+                raise InboxError(f"inbox {self.path}: cannot open: {exc}") from None
+            conn.row_factory = sqlite3.Row
+            # FULL: a commit is on disk before the receiver answers 202, even on power loss.
+            conn.execute("PRAGMA synchronous=FULL")
+            self._local.conn = conn
+            with self._lock:
+                ended = [(t, c) for t, c in self._connections if not t.is_alive()]
+                self._connections = [(t, c) for t, c in self._connections if t.is_alive()]
+                self._connections.append((threading.current_thread(), conn))
+            for _thread, old in ended:  # its thread is gone: nobody can be using it
+                with contextlib.suppress(sqlite3.Error):  # closing is best effort
+                    old.close()
+        return conn
+
+    @property
+    def open_connections(self) -> int:
+        """Connections this inbox holds open (at most one per live thread that used it)."""
+        with self._lock:
+            return len(self._connections)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction; a failure is remembered for ``write_failure``.
+
+        Lock contention (``InboxBusyError``) is not a failure of the store: it is
+        retried, and must not make ``/readyz`` refuse traffic for a minute.
+        """
+        try:
+            self.check_file()
+            with self._write_transaction() as conn:
+                yield conn
+        except InboxBusyError:
+            raise
+        except InboxError as exc:
+            self._last_write_failure = (time.monotonic(), str(exc))
+            raise
+
+    @contextmanager
+    def _write_transaction(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction (takes the write lock up front, waits busy_timeout)."""
+        if not self._write_lock.acquire(timeout=self.busy_timeout):
+            raise InboxBusyError(
+                f"inbox {self.path}: busy (another write took over {self.busy_timeout:g} s)"
+            )
+        try:
+            try:
+                conn = self._conn()
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(conn)
+                raise self._error(exc) from None
+            except BaseException:
+                _rollback(conn)
+                raise
+        finally:
+            self._write_lock.release()
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            return list(self._conn().execute(sql, params).fetchall())
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: sqlite3.Error) -> InboxError:
+        """SQLITE_BUSY / SQLITE_LOCKED (another process kept the lock past busy_timeout)
+        is contention, worth retrying; anything else is a real fault."""
+        code = getattr(exc, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            return InboxBusyError(f"inbox {self.path}: busy ({exc})")
+        return InboxError(f"inbox {self.path}: {exc}")
+
+    def close(self) -> None:
+        """Close every connection this inbox opened (in any thread)."""
+        with self._lock:
+            for _thread, conn in self._connections:
+                with contextlib.suppress(sqlite3.Error):  # closing is best effort
+                    conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> Inbox:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- events ---------------------------------------------------------------------------
+
+    def store(
+        self,
+        envelope: WebhookEnvelope,
+        payload: str,
+        *,
+        webhook_id: str | None = None,
+        source: str = "webhook",
+        status: Status | None = None,
+        note: str | None = None,
+    ) -> StoreResult:
+        """Store one verified event durably; a duplicate (event id or webhook id) is not stored.
+
+        ``payload`` is the raw body text (kept verbatim for replay). Handled incident
+        event types start ``pending``; anything else is stored ``ignored``.
+        """
+        event = envelope.event
+        if status is None:
+            status = "pending" if event.is_handled_type else "ignored"
+        now = to_epoch(self.clock())
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO events (event_id, webhook_id, received_at, event_type,"
+                " incident_id, source, status, next_attempt_at, finished_at, payload, last_error)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    event.id,
+                    webhook_id or None,
+                    now,
+                    event.event_type,
+                    event.incident_id,
+                    source,
+                    status,
+                    now,
+                    None if status == "pending" else now,
+                    payload,
+                    note,
+                ),
+            )
+            if cur.rowcount == 0:
+                return StoreResult(stored=False, seq=None, status=None)
+            return StoreResult(stored=True, seq=cur.lastrowid, status=status)
+
+    def claim(self, *, lease: float = 300.0) -> StoredEvent | None:
+        """Claim the next due event for one of several workers, for ``lease`` seconds.
+
+        The oldest due pending event of an incident that has no event currently
+        claimed (unexpired lease) and no earlier pending event: PagerDuty keeps
+        order per incident, so do we, while other incidents proceed in parallel.
+        """
+        now = to_epoch(self.clock())
+        with self._write() as conn:
+            row = conn.execute(
+                f"SELECT {EVENT_COLUMNS} FROM events e"
+                " WHERE e.status = 'pending' AND e.next_attempt_at <= ?"
+                " AND (e.claimed_until IS NULL OR e.claimed_until < ?)"
+                " AND NOT EXISTS (SELECT 1 FROM events p WHERE p.status = 'pending'"
+                "   AND p.incident_id = e.incident_id AND p.seq < e.seq)"
+                " AND NOT EXISTS (SELECT 1 FROM events c WHERE c.incident_id = e.incident_id"
+                "   AND c.seq <> e.seq AND c.status = 'pending' AND c.claimed_until >= ?)"
+                " ORDER BY e.seq LIMIT 1",
+                (now, now, now),
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE events SET claimed_until = ?, attempts = attempts + 1 WHERE seq = ?",
+                (now + lease, row["seq"]),
+            )
+        claimed = event_from_row(row)
+        return StoredEvent(**{**claimed.__dict__, "attempts": claimed.attempts + 1})
+
+    def release_claims(self) -> int:
+        """Hand back every claimed event (call when a worker starts: its predecessor died)."""
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE events SET claimed_until = NULL WHERE claimed_until IS NOT NULL"
+                " AND status = 'pending'"
+            )
+            return cur.rowcount
+
+    def complete(self, seq: int, status: Status = "done", note: str | None = None) -> None:
+        """Finish a claimed event as ``done`` or ``ignored``."""
+        if status not in ("done", "ignored"):
+            raise ValueError(f"complete() takes done or ignored, not {status}")
+        now = to_epoch(self.clock())
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE events SET status = ?, claimed_until = NULL, finished_at = ?,"
+                " last_error = COALESCE(?, last_error) WHERE seq = ?",
+                (status, now, note, seq),
+            )
+
+    def fail(
+        self, seq: int, error: str, *, retry_at: datetime | None, uncount: bool = False
+    ) -> None:
+        """Record a failed attempt: back to pending until ``retry_at``, or dead if None.
+
+        ``uncount``: the attempt ended in lock contention, which says nothing about
+        the event, so its claim is not counted (claims count toward a poison event).
+        """
+        now = to_epoch(self.clock())
+        undo = 1 if uncount else 0
+        with self._write() as conn:
+            if retry_at is None:
+                conn.execute(
+                    "UPDATE events SET status = 'dead', claimed_until = NULL, last_error = ?,"
+                    " finished_at = ? WHERE seq = ?",
+                    (error[:2000], now, seq),
+                )
+            else:
+                conn.execute(
+                    "UPDATE events SET claimed_until = NULL, last_error = ?,"
+                    " next_attempt_at = ?, attempts = MAX(0, attempts - ?) WHERE seq = ?",
+                    (error[:2000], to_epoch(retry_at), undo, seq),
+                )
+
+    def retry(self, ref: int | str) -> StoredEvent:
+        """Re-queue a dead (or waiting) event now, with a fresh attempt budget."""
+        event = self.get(ref)
+        if event is None:
+            raise InboxError(f"no event {ref} in the inbox")
+        if event.status not in ("dead", "pending"):
+            raise InboxError(
+                f"event {event.seq} is {event.status}; only dead or pending events can be retried"
+            )
+        now = to_epoch(self.clock())
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = ?,"
+                " claimed_until = NULL, finished_at = NULL WHERE seq = ?",
+                (now, event.seq),
+            )
+        refreshed = self.get(event.seq)
+        assert refreshed is not None
+        return refreshed
+
+    def get(self, ref: int | str) -> StoredEvent | None:
+        """An event by inbox id (number) or by PagerDuty event id."""
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            rows = self._read(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?", (int(ref),))
+            if rows:
+                return event_from_row(rows[0])
+        rows = self._read(f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?", (str(ref),))
+        return event_from_row(rows[0]) if rows else None
+
+    def events(
+        self,
+        *,
+        statuses: Sequence[Status] | None = None,
+        incident_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[StoredEvent]:
+        """Events, oldest first, optionally filtered."""
+        sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE 1 = 1"
+        params: list[Any] = []
+        if statuses:
+            sql += f" AND status IN ({', '.join('?' for _ in statuses)})"
+            params.extend(statuses)
+        if incident_id is not None:
+            sql += " AND incident_id = ?"
+            params.append(incident_id)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql = f"SELECT * FROM ({sql} DESC LIMIT ?) ORDER BY seq"
+            params.append(limit)
+        return [event_from_row(r) for r in self._read(sql, params)]
+
+    def purge(self, *, statuses: Sequence[Status], older_than: datetime | None = None) -> int:
+        """Delete finished events (never pending ones) received before ``older_than``;
+        returns how many. The same retention as ``purge_expired`` (which it runs)."""
+        cutoff = older_than or datetime.max.replace(tzinfo=UTC)
+        return self.purge_expired(cutoff, statuses=statuses).events
+
+    def stats(self) -> InboxStats:
+        """Pending count, age of the oldest pending event, dead count, rows, bytes (metrics).
+
+        A full-table aggregate: callers on an event loop run it in a thread and cache it.
+        """
+        rows = self._read(
+            "SELECT"
+            " SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END) AS pending,"
+            " MIN(CASE WHEN status = 'pending' THEN received_at END) AS oldest,"
+            " SUM(CASE WHEN status = 'dead' THEN 1 ELSE 0 END) AS dead,"
+            " COUNT(*) AS total FROM events"
+        )
+        row = rows[0]
+        oldest = row["oldest"]
+        age = max(0.0, to_epoch(self.clock()) - oldest) if oldest is not None else 0.0
+        return InboxStats(
+            pending=row["pending"] or 0,
+            oldest_pending_age=age,
+            dead=row["dead"] or 0,
+            events=row["total"] or 0,
+            size_bytes=self.size_bytes(),
+        )
+
+    def size_bytes(self) -> int:
+        """The store's size on disk: the database file plus its write-ahead log."""
+        total = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):  # the WAL may not exist right now
+                total += Path(str(self.path) + suffix).stat().st_size
+        return total
+
+    def purge_expired(
+        self, cutoff: datetime, *, statuses: Sequence[Status] = ("done", "ignored")
+    ) -> PurgeResult:
+        """Retention: delete what can no longer matter, in one transaction.
+
+        - events with one of ``statuses`` (never ``pending``) received before ``cutoff``
+          and before ``DEDUPE_WINDOW`` ago (their ids are what makes a redelivery, or a
+          replayed capture, a duplicate);
+        - the ledger rows and handled state of incidents last handled as resolved
+          before ``cutoff`` with no event left in the inbox. An open incident can
+          still produce events, so its ledger stays however old it is.
+        """
+        chosen = [s for s in statuses if s != "pending"]
+        limit = to_epoch(cutoff)
+        events_limit = to_epoch(min(cutoff, self.clock() - DEDUPE_WINDOW))
+        with self._write() as conn:
+            events = 0
+            if chosen:
+                events = conn.execute(
+                    f"DELETE FROM events WHERE status IN ({', '.join('?' for _ in chosen)})"
+                    " AND received_at < ?",
+                    (*chosen, events_limit),
+                ).rowcount
+            gone = (
+                "SELECT incident_id FROM handled_incidents h WHERE h.status = 'resolved'"
+                " AND h.handled_at < ? AND NOT EXISTS"
+                " (SELECT 1 FROM events e WHERE e.incident_id = h.incident_id)"
+            )
+            ledger = conn.execute(
+                f"DELETE FROM ledger WHERE incident_id IN ({gone})", (limit,)
+            ).rowcount
+            incidents = conn.execute(
+                f"DELETE FROM handled_incidents WHERE incident_id IN ({gone})", (limit,)
+            ).rowcount
+        return PurgeResult(events=events, ledger=ledger, incidents=incidents)
+
+    # -- ledger ---------------------------------------------------------------------------
+
+    def has_engagement(self, incident_id: str, department: str, as_: str) -> bool:
+        rows = self._read(
+            "SELECT 1 FROM ledger WHERE incident_id = ? AND department = ? AND as_ = ?",
+            (incident_id, department, as_),
+        )
+        return bool(rows)
+
+    def record_engagement(
+        self,
+        incident_id: str,
+        department: str,
+        as_: str,
+        *,
+        policy: str,
+        event_id: str | None,
+        details: dict[str, Any] | None = None,
+    ) -> bool:
+        """Record an engagement; False if it was already recorded (first one wins)."""
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO ledger (incident_id, department, as_, policy, event_id,"
+                " engaged_at, details) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    incident_id,
+                    department,
+                    as_,
+                    policy,
+                    event_id,
+                    to_epoch(self.clock()),
+                    json.dumps(details or {}, sort_keys=True),
+                ),
+            )
+            return cur.rowcount == 1
+
+    def engagements(self, incident_id: str | None = None) -> list[EngagementRecord]:
+        sql = "SELECT * FROM ledger"
+        params: tuple[Any, ...] = ()
+        if incident_id is not None:
+            sql += " WHERE incident_id = ?"
+            params = (incident_id,)
+        sql += " ORDER BY engaged_at, incident_id, department, as_"
+        return [
+            EngagementRecord(
+                incident_id=r["incident_id"],
+                department=r["department"],
+                as_=r["as_"],
+                policy=r["policy"],
+                event_id=r["event_id"],
+                engaged_at=from_epoch(r["engaged_at"]) or EPOCH,
+                details=json.loads(r["details"]),
+            )
+            for r in self._read(sql, params)
+        ]
+
+    # -- recent incidents (min_impacted_services) -------------------------------------------
+
+    def record_incident_open(
+        self,
+        incident_id: str,
+        *,
+        service_id: str | None,
+        service_name: str | None,
+        triggered_at: datetime,
+    ) -> None:
+        """Remember an open incident (triggered or reopened); the first trigger time wins."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO recent_incidents (incident_id, service_id, service_name, triggered_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (incident_id) DO UPDATE SET"
+                " service_id = excluded.service_id, service_name = excluded.service_name",
+                (incident_id, service_id, service_name, to_epoch(triggered_at)),
+            )
+
+    def record_incident_resolved(self, incident_id: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM recent_incidents WHERE incident_id = ?", (incident_id,))
+
+    def open_incidents(self, *, window: timedelta = RECENT_WINDOW) -> list[OpenIncidentRow]:
+        """Open incidents triggered within ``window`` of now (older rows are pruned)."""
+        cutoff = to_epoch(self.clock() - window)
+        with self._write() as conn:
+            conn.execute("DELETE FROM recent_incidents WHERE triggered_at < ?", (cutoff,))
+        return [
+            OpenIncidentRow(
+                incident_id=r["incident_id"],
+                service_id=r["service_id"],
+                service_name=r["service_name"],
+                triggered_at=from_epoch(r["triggered_at"]) or EPOCH,
+            )
+            for r in self._read("SELECT * FROM recent_incidents ORDER BY triggered_at")
+        ]
+
+    # -- handled incidents (catch-up poll) --------------------------------------------------
+
+    def record_handled(
+        self,
+        incident_id: str,
+        *,
+        status: str,
+        priority: str | None,
+        urgency: str | None,
+        service_id: str | None,
+        observed_at: datetime,
+    ) -> None:
+        """Remember the incident's state as handled; an older observation never wins."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO handled_incidents (incident_id, status, priority, urgency,"
+                " service_id, observed_at, handled_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (incident_id) DO UPDATE SET status = excluded.status,"
+                " priority = excluded.priority, urgency = excluded.urgency,"
+                " service_id = excluded.service_id, observed_at = excluded.observed_at,"
+                " handled_at = excluded.handled_at"
+                " WHERE excluded.observed_at >= handled_incidents.observed_at",
+                (
+                    incident_id,
+                    status,
+                    priority,
+                    urgency,
+                    service_id,
+                    to_epoch(observed_at),
+                    to_epoch(self.clock()),
+                ),
+            )
+
+    def handled_incidents(self, incident_ids: Sequence[str]) -> dict[str, HandledIncident]:
+        """The handled state of each of these incidents that has one."""
+        found: dict[str, HandledIncident] = {}
+        ids = list(dict.fromkeys(incident_ids))
+        for start in range(0, len(ids), 500):  # under SQLite's bound-parameter limit
+            chunk = ids[start : start + 500]
+            for r in self._read(
+                "SELECT * FROM handled_incidents WHERE incident_id IN"
+                f" ({', '.join('?' for _ in chunk)})",
+                chunk,
+            ):
+                found[r["incident_id"]] = HandledIncident.from_row(r)
+        return found
+
+    def pending_incidents(self, incident_ids: Sequence[str]) -> set[str]:
+        """Which of these incidents have an event waiting in the inbox."""
+        ids = list(dict.fromkeys(incident_ids))
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self._read(
+                "SELECT DISTINCT incident_id FROM events WHERE status = 'pending'"
+                f" AND incident_id IN ({', '.join('?' for _ in chunk)})",
+                chunk,
+            )
+            found.update(r["incident_id"] for r in rows)
+        return found
+
+    # -- state ----------------------------------------------------------------------------
+
+    def get_state(self, key: str) -> str | None:
+        rows = self._read("SELECT value FROM state WHERE key = ?", (key,))
+        return str(rows[0]["value"]) if rows else None
+
+    def set_state(self, key: str, value: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO state (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+
+def _create_private(path: Path) -> None:
+    """Create the state file readable by its owner only (it holds incident titles and
+    names); SQLite gives its -wal and -shm files the same mode."""
+    try:
+        if path.parent and not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise InboxError(f"inbox {path}: cannot create: {exc.strerror}") from None
+    os.close(fd)
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error:  # pragma: no cover - the connection is already broken
+        pass
