@@ -35,7 +35,6 @@ replicas need synchronised clocks (NTP), as any lease does.
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
 import uuid
@@ -64,9 +63,7 @@ from pdorgsync.state.pg_schema import (
 )
 from pdorgsync.state.records import (
     DEDUPE_WINDOW,
-    EPOCH,
     EVENT_COLUMNS,
-    EngagementRecord,
     HandledIncident,
     InboxStats,
     OpenIncidentRow,
@@ -75,10 +72,10 @@ from pdorgsync.state.records import (
     StoredEvent,
     StoreResult,
     event_from_row,
-    from_epoch,
     to_epoch,
     utcnow,
 )
+from pdorgsync.state.sql import SqlBackend
 
 __all__ = [
     "LEADER_LOCK_KEY",
@@ -107,7 +104,7 @@ Clock = Callable[[], datetime]
 Row = dict[str, Any]
 
 
-class PostgresState:
+class PostgresState(SqlBackend):
     """The PostgreSQL backend of ``state.StateStore`` (one per process; thread-safe).
 
     ``owner`` names this process in ``claimed_by``; a new one per start, so a
@@ -214,6 +211,10 @@ class PostgresState:
         with self._tx() as conn:
             return conn.execute(sql, params).rowcount
 
+    # SqlBackend's shared queries are written with psycopg's placeholders already.
+    _rows = _read
+    _change = _write
+
     def check_file(self) -> None:
         """Nothing to check: a database server has no file of ours to lose (SQLite does)."""
 
@@ -234,12 +235,6 @@ class PostgresState:
             self._renewer.join(timeout=2)
         with contextlib.suppress(Exception):  # closing is best effort
             self.pool.close(timeout=2)
-
-    def __enter__(self) -> PostgresState:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
     # -- events ---------------------------------------------------------------------------
 
@@ -416,13 +411,7 @@ class PostgresState:
                 )
 
     def retry(self, ref: int | str) -> StoredEvent:
-        event = self.get(ref)
-        if event is None:
-            raise InboxError(f"no event {ref} in the inbox")
-        if event.status not in ("dead", "pending"):
-            raise InboxError(
-                f"event {event.seq} is {event.status}; only dead or pending events can be retried"
-            )
+        event = self._retryable(ref)
         self._write(
             "UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = %s,"
             " claimed_until = NULL, claimed_by = NULL, finished_at = NULL WHERE seq = %s",
@@ -524,130 +513,14 @@ class PostgresState:
             size_bytes=self.size_bytes(),
         )
 
-    # -- ledger ---------------------------------------------------------------------------
-
-    def has_engagement(self, incident_id: str, department: str, as_: str) -> bool:
-        return bool(
-            self._read(
-                "SELECT 1 FROM ledger WHERE incident_id = %s AND department = %s AND as_ = %s",
-                (incident_id, department, as_),
-            )
-        )
-
-    def record_engagement(
-        self,
-        incident_id: str,
-        department: str,
-        as_: str,
-        *,
-        policy: str,
-        event_id: str | None,
-        details: dict[str, Any] | None = None,
-    ) -> bool:
-        return (
-            self._write(
-                "INSERT INTO ledger (incident_id, department, as_, policy, event_id,"
-                " engaged_at, details) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT DO NOTHING",
-                (
-                    incident_id,
-                    department,
-                    as_,
-                    policy,
-                    event_id,
-                    to_epoch(self.clock()),
-                    json.dumps(details or {}, sort_keys=True),
-                ),
-            )
-            == 1
-        )
-
-    def engagements(self, incident_id: str | None = None) -> list[EngagementRecord]:
-        sql = "SELECT * FROM ledger"
-        params: tuple[Any, ...] = ()
-        if incident_id is not None:
-            sql += " WHERE incident_id = %s"
-            params = (incident_id,)
-        sql += " ORDER BY engaged_at, incident_id, department, as_"
-        return [
-            EngagementRecord(
-                incident_id=r["incident_id"],
-                department=r["department"],
-                as_=r["as_"],
-                policy=r["policy"],
-                event_id=r["event_id"],
-                engaged_at=from_epoch(r["engaged_at"]) or EPOCH,
-                details=json.loads(r["details"]),
-            )
-            for r in self._read(sql, params)
-        ]
-
-    # -- recent incidents -----------------------------------------------------------------
-
-    def record_incident_open(
-        self,
-        incident_id: str,
-        *,
-        service_id: str | None,
-        service_name: str | None,
-        triggered_at: datetime,
-    ) -> None:
-        self._write(
-            "INSERT INTO recent_incidents (incident_id, service_id, service_name, triggered_at)"
-            " VALUES (%s, %s, %s, %s) ON CONFLICT (incident_id) DO UPDATE SET"
-            " service_id = excluded.service_id, service_name = excluded.service_name",
-            (incident_id, service_id, service_name, to_epoch(triggered_at)),
-        )
-
-    def record_incident_resolved(self, incident_id: str) -> None:
-        self._write("DELETE FROM recent_incidents WHERE incident_id = %s", (incident_id,))
+    # -- recent and handled incidents (the ledger and the rest are SqlBackend's) ----------
 
     def open_incidents(self, *, window: timedelta = RECENT_WINDOW) -> list[OpenIncidentRow]:
         cutoff = to_epoch(self.clock() - window)
         with self._tx() as conn:
             conn.execute("DELETE FROM recent_incidents WHERE triggered_at < %s", (cutoff,))
             rows = conn.execute("SELECT * FROM recent_incidents ORDER BY triggered_at").fetchall()
-        return [
-            OpenIncidentRow(
-                incident_id=r["incident_id"],
-                service_id=r["service_id"],
-                service_name=r["service_name"],
-                triggered_at=from_epoch(r["triggered_at"]) or EPOCH,
-            )
-            for r in rows
-        ]
-
-    # -- state ----------------------------------------------------------------------------
-
-    def record_handled(
-        self,
-        incident_id: str,
-        *,
-        status: str,
-        priority: str | None,
-        urgency: str | None,
-        service_id: str | None,
-        observed_at: datetime,
-    ) -> None:
-        """Remember the incident's state as handled; an older observation never wins."""
-        self._write(
-            "INSERT INTO handled_incidents (incident_id, status, priority, urgency,"
-            " service_id, observed_at, handled_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (incident_id) DO UPDATE SET status = excluded.status,"
-            " priority = excluded.priority, urgency = excluded.urgency,"
-            " service_id = excluded.service_id, observed_at = excluded.observed_at,"
-            " handled_at = excluded.handled_at"
-            " WHERE excluded.observed_at >= handled_incidents.observed_at",
-            (
-                incident_id,
-                status,
-                priority,
-                urgency,
-                service_id,
-                to_epoch(observed_at),
-                to_epoch(self.clock()),
-            ),
-        )
+        return [OpenIncidentRow.from_row(r) for r in rows]
 
     def handled_incidents(self, incident_ids: Sequence[str]) -> dict[str, HandledIncident]:
         """The handled state of each of these incidents that has one."""
@@ -665,17 +538,6 @@ class PostgresState:
             (list(dict.fromkeys(incident_ids)),),
         )
         return {r["incident_id"] for r in rows}
-
-    def get_state(self, key: str) -> str | None:
-        rows = self._read("SELECT value FROM state WHERE key = %s", (key,))
-        return str(rows[0]["value"]) if rows else None
-
-    def set_state(self, key: str, value: str) -> None:
-        self._write(
-            "INSERT INTO state (key, value) VALUES (%s, %s)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
 
     # -- shared pieces --------------------------------------------------------------------
 

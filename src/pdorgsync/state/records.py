@@ -113,6 +113,19 @@ class EngagementRecord:
     engaged_at: datetime
     details: dict[str, Any]
 
+    @classmethod
+    def from_row(cls, row: Any) -> EngagementRecord:
+        """From a ``ledger`` row of either backend (a mapping by column)."""
+        return cls(
+            incident_id=row["incident_id"],
+            department=row["department"],
+            as_=row["as_"],
+            policy=row["policy"],
+            event_id=row["event_id"],
+            engaged_at=from_epoch(row["engaged_at"]) or EPOCH,
+            details=json.loads(row["details"]),
+        )
+
 
 @dataclass(frozen=True)
 class OpenIncidentRow:
@@ -123,6 +136,16 @@ class OpenIncidentRow:
     service_id: str | None
     service_name: str | None
     triggered_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> OpenIncidentRow:
+        """From a ``recent_incidents`` row of either backend (a mapping by column)."""
+        return cls(
+            incident_id=row["incident_id"],
+            service_id=row["service_id"],
+            service_name=row["service_name"],
+            triggered_at=from_epoch(row["triggered_at"]) or EPOCH,
+        )
 
 
 @dataclass(frozen=True)
@@ -154,7 +177,7 @@ class HandledIncident:
             priority=row["priority"],
             urgency=row["urgency"],
             service_id=row["service_id"],
-            observed_at=from_epoch(row["observed_at"]) or datetime.min.replace(tzinfo=UTC),
+            observed_at=from_epoch(row["observed_at"]) or EPOCH,
         )
 
 

@@ -37,7 +37,6 @@ killed predecessor had claimed.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import threading
@@ -53,10 +52,8 @@ from pdorgsync.errors import InboxBusyError, InboxError
 from pdorgsync.models.events import WebhookEnvelope
 from pdorgsync.state.records import (
     DEDUPE_WINDOW,
-    EPOCH,
     EVENT_COLUMNS,
     Clock,
-    EngagementRecord,
     HandledIncident,
     InboxStats,
     OpenIncidentRow,
@@ -65,10 +62,10 @@ from pdorgsync.state.records import (
     StoredEvent,
     StoreResult,
     event_from_row,
-    from_epoch,
     to_epoch,
     utcnow,
 )
+from pdorgsync.state.sql import SqlBackend
 
 __all__ = ["Inbox"]
 
@@ -123,7 +120,7 @@ CREATE TABLE IF NOT EXISTS state (
 """
 
 
-class Inbox:
+class Inbox(SqlBackend):
     """SQLite-backed inbox, ledger and small state store; safe to share between threads.
 
     ``busy_timeout`` bounds how long a write waits for a lock held by another
@@ -294,12 +291,6 @@ class Inbox:
             self._connections.clear()
         self._local = threading.local()
 
-    def __enter__(self) -> Inbox:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
     # -- events ---------------------------------------------------------------------------
 
     def store(
@@ -420,13 +411,7 @@ class Inbox:
 
     def retry(self, ref: int | str) -> StoredEvent:
         """Re-queue a dead (or waiting) event now, with a fresh attempt budget."""
-        event = self.get(ref)
-        if event is None:
-            raise InboxError(f"no event {ref} in the inbox")
-        if event.status not in ("dead", "pending"):
-            raise InboxError(
-                f"event {event.seq} is {event.status}; only dead or pending events can be retried"
-            )
+        event = self._retryable(ref)
         now = to_epoch(self.clock())
         with self._write() as conn:
             conn.execute(
@@ -542,132 +527,18 @@ class Inbox:
             ).rowcount
         return PurgeResult(events=events, ledger=ledger, incidents=incidents)
 
-    # -- ledger ---------------------------------------------------------------------------
-
-    def has_engagement(self, incident_id: str, department: str, as_: str) -> bool:
-        rows = self._read(
-            "SELECT 1 FROM ledger WHERE incident_id = ? AND department = ? AND as_ = ?",
-            (incident_id, department, as_),
-        )
-        return bool(rows)
-
-    def record_engagement(
-        self,
-        incident_id: str,
-        department: str,
-        as_: str,
-        *,
-        policy: str,
-        event_id: str | None,
-        details: dict[str, Any] | None = None,
-    ) -> bool:
-        """Record an engagement; False if it was already recorded (first one wins)."""
-        with self._write() as conn:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO ledger (incident_id, department, as_, policy, event_id,"
-                " engaged_at, details) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    incident_id,
-                    department,
-                    as_,
-                    policy,
-                    event_id,
-                    to_epoch(self.clock()),
-                    json.dumps(details or {}, sort_keys=True),
-                ),
-            )
-            return cur.rowcount == 1
-
-    def engagements(self, incident_id: str | None = None) -> list[EngagementRecord]:
-        sql = "SELECT * FROM ledger"
-        params: tuple[Any, ...] = ()
-        if incident_id is not None:
-            sql += " WHERE incident_id = ?"
-            params = (incident_id,)
-        sql += " ORDER BY engaged_at, incident_id, department, as_"
-        return [
-            EngagementRecord(
-                incident_id=r["incident_id"],
-                department=r["department"],
-                as_=r["as_"],
-                policy=r["policy"],
-                event_id=r["event_id"],
-                engaged_at=from_epoch(r["engaged_at"]) or EPOCH,
-                details=json.loads(r["details"]),
-            )
-            for r in self._read(sql, params)
-        ]
-
-    # -- recent incidents (min_impacted_services) -------------------------------------------
-
-    def record_incident_open(
-        self,
-        incident_id: str,
-        *,
-        service_id: str | None,
-        service_name: str | None,
-        triggered_at: datetime,
-    ) -> None:
-        """Remember an open incident (triggered or reopened); the first trigger time wins."""
-        with self._write() as conn:
-            conn.execute(
-                "INSERT INTO recent_incidents (incident_id, service_id, service_name, triggered_at)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (incident_id) DO UPDATE SET"
-                " service_id = excluded.service_id, service_name = excluded.service_name",
-                (incident_id, service_id, service_name, to_epoch(triggered_at)),
-            )
-
-    def record_incident_resolved(self, incident_id: str) -> None:
-        with self._write() as conn:
-            conn.execute("DELETE FROM recent_incidents WHERE incident_id = ?", (incident_id,))
+    # -- recent incidents (min_impacted_services; the rest of the ledger and incident -----
+    #    state is SqlBackend's)
 
     def open_incidents(self, *, window: timedelta = RECENT_WINDOW) -> list[OpenIncidentRow]:
         """Open incidents triggered within ``window`` of now (older rows are pruned)."""
         cutoff = to_epoch(self.clock() - window)
         with self._write() as conn:
             conn.execute("DELETE FROM recent_incidents WHERE triggered_at < ?", (cutoff,))
-        return [
-            OpenIncidentRow(
-                incident_id=r["incident_id"],
-                service_id=r["service_id"],
-                service_name=r["service_name"],
-                triggered_at=from_epoch(r["triggered_at"]) or EPOCH,
-            )
-            for r in self._read("SELECT * FROM recent_incidents ORDER BY triggered_at")
-        ]
+        rows = self._read("SELECT * FROM recent_incidents ORDER BY triggered_at")
+        return [OpenIncidentRow.from_row(r) for r in rows]
 
     # -- handled incidents (catch-up poll) --------------------------------------------------
-
-    def record_handled(
-        self,
-        incident_id: str,
-        *,
-        status: str,
-        priority: str | None,
-        urgency: str | None,
-        service_id: str | None,
-        observed_at: datetime,
-    ) -> None:
-        """Remember the incident's state as handled; an older observation never wins."""
-        with self._write() as conn:
-            conn.execute(
-                "INSERT INTO handled_incidents (incident_id, status, priority, urgency,"
-                " service_id, observed_at, handled_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (incident_id) DO UPDATE SET status = excluded.status,"
-                " priority = excluded.priority, urgency = excluded.urgency,"
-                " service_id = excluded.service_id, observed_at = excluded.observed_at,"
-                " handled_at = excluded.handled_at"
-                " WHERE excluded.observed_at >= handled_incidents.observed_at",
-                (
-                    incident_id,
-                    status,
-                    priority,
-                    urgency,
-                    service_id,
-                    to_epoch(observed_at),
-                    to_epoch(self.clock()),
-                ),
-            )
 
     def handled_incidents(self, incident_ids: Sequence[str]) -> dict[str, HandledIncident]:
         """The handled state of each of these incidents that has one."""
@@ -697,19 +568,14 @@ class Inbox:
             found.update(r["incident_id"] for r in rows)
         return found
 
-    # -- state ----------------------------------------------------------------------------
+    # -- what SqlBackend's shared queries run on --------------------------------------------
 
-    def get_state(self, key: str) -> str | None:
-        rows = self._read("SELECT value FROM state WHERE key = ?", (key,))
-        return str(rows[0]["value"]) if rows else None
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self._read(sql.replace("%s", "?"), params)
 
-    def set_state(self, key: str, value: str) -> None:
+    def _change(self, sql: str, params: Sequence[Any] = ()) -> int:
         with self._write() as conn:
-            conn.execute(
-                "INSERT INTO state (key, value) VALUES (?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, value),
-            )
+            return conn.execute(sql.replace("%s", "?"), params).rowcount
 
 
 def _create_private(path: Path) -> None:

@@ -1,0 +1,169 @@
+"""What both state backends do the same way, written once: the engagement ledger,
+the recent and handled incidents, and the key/value state.
+
+The SQL here is plain SQL both PostgreSQL and SQLite (3.24 or newer, for upserts)
+accept, with psycopg's ``%s`` placeholders; a backend supplies ``_rows`` and
+``_change`` (SQLite's turn ``%s`` into ``?``). What differs between the two
+(claims, leases, retention, set membership) stays in each backend.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Self
+
+from pdorgsync.errors import InboxError
+from pdorgsync.state.records import EngagementRecord, StoredEvent, to_epoch
+
+__all__ = ["SqlBackend"]
+
+
+class SqlBackend:
+    """The queries the SQLite and the PostgreSQL state stores share."""
+
+    clock: Callable[[], datetime]
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Run a query (``%s`` placeholders) and return its rows, by column name."""
+        raise NotImplementedError
+
+    def _change(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one writing statement in its own transaction; returns the row count."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def get(self, ref: int | str) -> StoredEvent | None:
+        raise NotImplementedError
+
+    def _retryable(self, ref: int | str) -> StoredEvent:
+        """The event ``retry`` may re-queue: a dead or a waiting one."""
+        event = self.get(ref)
+        if event is None:
+            raise InboxError(f"no event {ref} in the inbox")
+        if event.status not in ("dead", "pending"):
+            raise InboxError(
+                f"event {event.seq} is {event.status}; only dead or pending events can be retried"
+            )
+        return event
+
+    # -- ledger ---------------------------------------------------------------------------
+
+    def has_engagement(self, incident_id: str, department: str, as_: str) -> bool:
+        return bool(
+            self._rows(
+                "SELECT 1 FROM ledger WHERE incident_id = %s AND department = %s AND as_ = %s",
+                (incident_id, department, as_),
+            )
+        )
+
+    def record_engagement(
+        self,
+        incident_id: str,
+        department: str,
+        as_: str,
+        *,
+        policy: str,
+        event_id: str | None,
+        details: dict[str, Any] | None = None,
+    ) -> bool:
+        """Record an engagement; False if it was already recorded (first one wins)."""
+        inserted = self._change(
+            "INSERT INTO ledger (incident_id, department, as_, policy, event_id,"
+            " engaged_at, details) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT DO NOTHING",
+            (
+                incident_id,
+                department,
+                as_,
+                policy,
+                event_id,
+                to_epoch(self.clock()),
+                json.dumps(details or {}, sort_keys=True),
+            ),
+        )
+        return inserted == 1
+
+    def engagements(self, incident_id: str | None = None) -> list[EngagementRecord]:
+        sql = "SELECT * FROM ledger"
+        params: tuple[Any, ...] = ()
+        if incident_id is not None:
+            sql += " WHERE incident_id = %s"
+            params = (incident_id,)
+        sql += " ORDER BY engaged_at, incident_id, department, as_"
+        return [EngagementRecord.from_row(r) for r in self._rows(sql, params)]
+
+    # -- recent incidents (min_impacted_services) -------------------------------------------
+
+    def record_incident_open(
+        self,
+        incident_id: str,
+        *,
+        service_id: str | None,
+        service_name: str | None,
+        triggered_at: datetime,
+    ) -> None:
+        """Remember an open incident (triggered or reopened); the first trigger time wins."""
+        self._change(
+            "INSERT INTO recent_incidents (incident_id, service_id, service_name, triggered_at)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (incident_id) DO UPDATE SET"
+            " service_id = excluded.service_id, service_name = excluded.service_name",
+            (incident_id, service_id, service_name, to_epoch(triggered_at)),
+        )
+
+    def record_incident_resolved(self, incident_id: str) -> None:
+        self._change("DELETE FROM recent_incidents WHERE incident_id = %s", (incident_id,))
+
+    # -- handled incidents (catch-up poll) --------------------------------------------------
+
+    def record_handled(
+        self,
+        incident_id: str,
+        *,
+        status: str,
+        priority: str | None,
+        urgency: str | None,
+        service_id: str | None,
+        observed_at: datetime,
+    ) -> None:
+        """Remember the incident's state as handled; an older observation never wins."""
+        self._change(
+            "INSERT INTO handled_incidents (incident_id, status, priority, urgency,"
+            " service_id, observed_at, handled_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (incident_id) DO UPDATE SET status = excluded.status,"
+            " priority = excluded.priority, urgency = excluded.urgency,"
+            " service_id = excluded.service_id, observed_at = excluded.observed_at,"
+            " handled_at = excluded.handled_at"
+            " WHERE excluded.observed_at >= handled_incidents.observed_at",
+            (
+                incident_id,
+                status,
+                priority,
+                urgency,
+                service_id,
+                to_epoch(observed_at),
+                to_epoch(self.clock()),
+            ),
+        )
+
+    # -- key/value state ------------------------------------------------------------------
+
+    def get_state(self, key: str) -> str | None:
+        rows = self._rows("SELECT value FROM state WHERE key = %s", (key,))
+        return str(rows[0]["value"]) if rows else None
+
+    def set_state(self, key: str, value: str) -> None:
+        self._change(
+            "INSERT INTO state (key, value) VALUES (%s, %s)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
