@@ -25,7 +25,8 @@ do the coordination, nothing home-made:
 - **Budget** (``pg_budget.py``): :class:`SharedBudget`, one token bucket row per API token hash,
   refilled by the database clock, shared by every replica.
 
-The schema (``pg_schema.py``) is versioned (``pdorgsync_schema``) and migrated at start in one
+The connections and transactions are ``pg_pool.py``'s (:class:`PgConnections`), the
+queries both backends run alike ``sql.py``'s. The schema (``pg_schema.py``) is versioned (``pdorgsync_schema``) and migrated at start in one
 transaction under a transaction-level advisory lock, so concurrent starts are
 safe. Every database failure becomes an ``InboxError`` (503 at the receiver).
 Times are stored as Unix seconds like the SQLite store, from the injected clock;
@@ -34,32 +35,26 @@ replicas need synchronised clocks (NTP), as any lease does.
 
 from __future__ import annotations
 
-import contextlib
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pdorgsync.core.policies import RECENT_WINDOW
-from pdorgsync.errors import InboxBusyError, InboxError
+from pdorgsync.errors import InboxError
 from pdorgsync.logs import get_logger
 from pdorgsync.models.events import WebhookEnvelope
 from pdorgsync.state.pg_budget import SharedBudget
 from pdorgsync.state.pg_leader import AdvisoryLeader
+from pdorgsync.state.pg_pool import PgConnections, Row
 from pdorgsync.state.pg_schema import (
     LEADER_LOCK_KEY,
     SCHEMA_VERSION,
     check_url,
     describe_url,
-    migrate,
-    one_line,
 )
 from pdorgsync.state.records import (
     DEDUPE_WINDOW,
@@ -87,24 +82,12 @@ __all__ = [
     "describe_url",
 ]
 
-#: Server-side limits of every pooled session (milliseconds).
-SESSION_LIMITS = (
-    "-c statement_timeout=4000 -c lock_timeout=2000 -c idle_in_transaction_session_timeout=10000"
-)
-_CONTENTION = (
-    psycopg.errors.LockNotAvailable,
-    psycopg.errors.QueryCanceled,
-    psycopg.errors.DeadlockDetected,
-    psycopg.errors.SerializationFailure,
-)
-
 log = get_logger("pdorgsync.state")
 
 Clock = Callable[[], datetime]
-Row = dict[str, Any]
 
 
-class PostgresState(SqlBackend):
+class PostgresState(PgConnections, SqlBackend):
     """The PostgreSQL backend of ``state.StateStore`` (one per process; thread-safe).
 
     ``owner`` names this process in ``claimed_by``; a new one per start, so a
@@ -122,11 +105,6 @@ class PostgresState(SqlBackend):
         renew_every: float = 5.0,
         max_connections: int = 8,
     ) -> None:
-        check_url(url)
-        self.url = url
-        self.where = describe_url(url)
-        self.clock = clock
-        self.timeout = timeout
         self.claim_lease = claim_lease
         self.renew_every = renew_every
         self.owner = f"{uuid.uuid4().hex[:12]}"
@@ -136,105 +114,16 @@ class PostgresState(SqlBackend):
         # Events this process is working on right now: only these leases are renewed.
         self._held: set[int] = set()
         self._held_lock = threading.Lock()
-        self._last_failure: tuple[float, str] | None = None
-        try:
-            with psycopg.connect(url, connect_timeout=int(max(1, connect_timeout))) as conn:
-                old = migrate(conn)
-        except psycopg.Error as exc:
-            raise InboxError(f"database {self.where}: {one_line(exc)}") from None
-        if old != SCHEMA_VERSION:
-            log.info("state.migrated", database=self.where, old=old, new=SCHEMA_VERSION)
-        self.pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
-            url,
-            kwargs={
-                "row_factory": dict_row,
-                "connect_timeout": int(max(1, connect_timeout)),
-                # A vanished peer is noticed within ~15 s instead of the kernel's hours.
-                "keepalives": 1,
-                "keepalives_idle": 5,
-                "keepalives_interval": 5,
-                "keepalives_count": 2,
-                # No statement, lock wait or open transaction may outlast PagerDuty's
-                # 5-second delivery budget by much: a frozen replica holding a row
-                # lock (an event, the budget row) must not stall the others.
-                "options": SESSION_LIMITS,
-            },
-            connection_class=psycopg.Connection[Row],
-            min_size=1,
-            max_size=max_connections,
-            timeout=timeout,
-            # A connection broken while the database was away is replaced, not reused.
-            check=ConnectionPool.check_connection,
-            # psycopg-pool retries a lost connection with an uncapped exponential
-            # backoff (1, 2, 4, 8, 16 s, ...) for reconnect_timeout: after a minute's
-            # outage the next try could be a minute away. Giving an attempt up after
-            # 10 s lets the next request start a fresh one at once, so the store
-            # answers within seconds of the database coming back.
-            reconnect_timeout=10.0,
-            name="pdorgsync",
-            open=True,
+        self.clock = clock
+        super().__init__(
+            url, timeout=timeout, connect_timeout=connect_timeout, max_connections=max_connections
         )
-
-    # -- connections ---------------------------------------------------------------------
-
-    @contextmanager
-    def _tx(self) -> Iterator[psycopg.Connection[Row]]:
-        """One transaction on a pooled connection; any failure is an InboxError.
-
-        Contention (no free connection, a lock or statement timeout, a deadlock or
-        serialisation failure) is ``InboxBusyError``: retried, never dead-lettering
-        an event, and not a fault of the store. Other failures are remembered for
-        ``write_failure`` (the readiness check).
-        """
-        try:
-            with self.pool.connection(timeout=self.timeout) as conn, conn.transaction():
-                yield conn
-            # The database answers again: an outage that is over is not a problem now
-            # (the health thread's probe write fails while it lasts).
-            self._last_failure = None
-        except PoolTimeout:
-            raise InboxBusyError(
-                f"database {self.where}: no connection within {self.timeout:g} s"
-            ) from None
-        except _CONTENTION as exc:
-            raise InboxBusyError(f"database {self.where}: busy: {one_line(exc)}") from None
-        except psycopg.Error as exc:
-            message = f"database {self.where}: {one_line(exc)}"
-            self._last_failure = (time.monotonic(), message)
-            raise InboxError(message) from None
-
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        with self._tx() as conn:
-            return list(conn.execute(sql, params).fetchall())
-
-    def _write(self, sql: str, params: Sequence[Any] = ()) -> int:
-        with self._tx() as conn:
-            return conn.execute(sql, params).rowcount
-
-    # SqlBackend's shared queries are written with psycopg's placeholders already.
-    _rows = _read
-    _change = _write
-
-    def check_file(self) -> None:
-        """Nothing to check: a database server has no file of ours to lose (SQLite does)."""
-
-    def quick_check(self) -> None:
-        """Nothing to check at start: the server keeps its own files consistent."""
-
-    def write_failure(self, *, within: float = 60.0) -> str | None:
-        """The last database failure of the past ``within`` seconds, unless a transaction
-        succeeded since (for /readyz), or None."""
-        failure = self._last_failure
-        if failure is None or time.monotonic() - failure[0] > within:
-            return None
-        return failure[1]
 
     def close(self) -> None:
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join(timeout=2)
-        with contextlib.suppress(Exception):  # closing is best effort
-            self.pool.close(timeout=2)
+        super().close()
 
     # -- events ---------------------------------------------------------------------------
 
@@ -491,11 +380,6 @@ class PostgresState(SqlBackend):
             (["events", "ledger", "recent_incidents", "handled_incidents", "state"],),
         )
         return int(rows[0]["size"] or 0)
-
-    @property
-    def open_connections(self) -> int:
-        """Connections the pool holds now (bounded by its ``max_size``)."""
-        return int(self.pool.get_stats().get("pool_size", 0))
 
     def stats(self) -> InboxStats:
         row = self._read(
