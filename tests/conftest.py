@@ -11,16 +11,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox, load_seed
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-BOT_EMAIL = "pdorgsync-bot@acme.test"
+from tests.support.paths import BOT_EMAIL, EXAMPLES
 
 
 @pytest.fixture(scope="session")
@@ -103,8 +100,8 @@ def examples_sandbox(_examples_server: Sandbox) -> Iterator[Sandbox]:
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[Any]:
-    """A running PostgreSQL server (tests/pgcluster.py); skipped without one, except in CI."""
-    from tests.pgcluster import PgCluster, find_bin_dir
+    """A running PostgreSQL server (tests/support/pgcluster.py); skipped without one, except in CI."""
+    from tests.support.pgcluster import PgCluster, find_bin_dir
 
     if find_bin_dir() is None:
         reason = "PostgreSQL not installed (apt-get install postgresql; .ci/run does)"

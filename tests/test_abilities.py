@@ -26,7 +26,7 @@ from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.reconcile import apply, plan_account
 from pdorgsync.sandbox import Sandbox
 from pdorgsync.state.sqlite import Inbox
-from tests.engagement_support import BOT_EMAIL, applied_seed, create_incident, org_and_policies
+from tests.support.engagement import BOT_EMAIL, applied_seed, create_incident, org_and_policies
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_TEAMS = ["urgencies", "coordinated_responding", "status_update_subscribers"]

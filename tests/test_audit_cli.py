@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 
 from pdorgsync.cli import main
 from pdorgsync.sandbox import Sandbox
-from tests.test_audit import SMALL_SEED, _weekdays
+from tests.support.audit import SMALL_SEED, weekdays
 
 ORG_YAML = """\
 version: 1
@@ -35,7 +35,7 @@ NOW = "2026-03-02T08:00:00+00:00"
 def complete_seed() -> dict[str, Any]:
     """The small account with Friday covered and everyone on high urgency."""
     seed = copy.deepcopy(SMALL_SEED)
-    seed["schedules"][0]["layers"][0]["restrictions"] = _weekdays([1, 2, 3, 4, 5])
+    seed["schedules"][0]["layers"][0]["restrictions"] = weekdays([1, 2, 3, 4, 5])
     for user in seed["users"]:
         user["notification_rules"] = [{"contact_method": "work", "urgency": "high"}]
     return seed

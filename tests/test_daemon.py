@@ -23,7 +23,7 @@ from pdorgsync.errors import TemporaryPagerDutyError
 from pdorgsync.metrics import Metrics
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
-from tests.engagement_support import (
+from tests.support.engagement import (
     BOT_EMAIL,
     ORG_FILE,
     POLICY_DIR,
@@ -33,7 +33,7 @@ from tests.engagement_support import (
     org_and_policies,
     webhook_data,
 )
-from tests.webhook_fixtures import SECRET, envelope, signed
+from tests.support.webhooks import SECRET, envelope, signed
 
 
 class _Clock:

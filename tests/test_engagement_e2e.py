@@ -17,7 +17,7 @@ from pdorgsync.sandbox import Sandbox
 from pdorgsync.state.sqlite import Inbox
 from pdorgsync.webhooks import WEBHOOK_PATH, ReceiverHooks, create_app, sign
 from pdorgsync.worker import Worker
-from tests.engagement_support import (
+from tests.support.engagement import (
     BOT_EMAIL,
     PACK_P1_TAGS,
     applied_seed,
@@ -30,8 +30,8 @@ from tests.engagement_support import (
     set_priority,
     webhook_data,
 )
-from tests.serving import ThreadedServer, wait_for
-from tests.webhook_fixtures import SECRET, envelope
+from tests.support.serving import ThreadedServer, wait_for
+from tests.support.webhooks import SECRET, envelope
 
 
 class _Secrets:

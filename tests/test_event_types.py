@@ -22,7 +22,7 @@ from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
 from pdorgsync.state.sqlite import Inbox
 from pdorgsync.worker import Worker
-from tests.engagement_support import (
+from tests.support.engagement import (
     BOT_EMAIL,
     applied_seed,
     create_incident,
@@ -31,7 +31,7 @@ from tests.engagement_support import (
     org_and_policies,
     webhook_data,
 )
-from tests.webhook_fixtures import FakeClock, envelope
+from tests.support.webhooks import FakeClock, envelope
 
 
 @pytest.fixture

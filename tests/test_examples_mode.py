@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 from pdorgsync.cli import main
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
-from tests.webhook_fixtures import WEBHOOK_DIR
+from tests.support.webhooks import WEBHOOK_DIR
 
 DATA = Path(__file__).resolve().parent / "data"
 ORG = DATA / "examples-org.yaml"

@@ -34,7 +34,8 @@ from pdorgsync.sandbox import Sandbox, load_seed
 from pdorgsync.state.sqlite import Inbox
 from pdorgsync.webhooks import WEBHOOK_PATH, ReceiverHooks, create_app, sign
 from pdorgsync.worker import Worker
-from tests.engagement_support import (
+from tests.support.daemon import serve_one_worker
+from tests.support.engagement import (
     BOT_EMAIL,
     PACK_P1_TAGS,
     applied_seed,
@@ -46,9 +47,8 @@ from tests.engagement_support import (
     org_and_policies,
     webhook_data,
 )
-from tests.serving import wait_for
-from tests.test_crash_recovery import _start
-from tests.webhook_fixtures import SECRET, FakeClock, TestClient, envelope, signed
+from tests.support.serving import wait_for
+from tests.support.webhooks import SECRET, FakeClock, TestClient, envelope, signed
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -308,7 +308,7 @@ def test_sigkill_at_a_random_point_of_a_burst_loses_nothing_answered_202(tmp_pat
         ids = department_ids(pd, org)
         incidents = [create_incident(pd, f"Checkout API outage {n}") for n in range(12)]
         state = tmp_path / "state.db"
-        proc, url = _start(state, sandbox.base_url, tmp_path)
+        proc, url = serve_one_worker(state, sandbox.base_url, tmp_path)
         accepted: set[str] = set()
         lock = threading.Lock()
         kill_after = rng.randint(2, 10)
@@ -340,7 +340,7 @@ def test_sigkill_at_a_random_point_of_a_burst_loses_nothing_answered_202(tmp_pat
         proc.wait(timeout=10)
         assert len(accepted) >= kill_after
 
-        proc, _url = _start(state, sandbox.base_url, tmp_path)
+        proc, _url = serve_one_worker(state, sandbox.base_url, tmp_path)
         try:
             with Inbox(state) as inbox:
                 wait_for(

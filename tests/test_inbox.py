@@ -15,7 +15,7 @@ from pdorgsync.cli import main
 from pdorgsync.errors import InboxBusyError, InboxError, is_temporary
 from pdorgsync.models.events import parse_envelope
 from pdorgsync.state.sqlite import Inbox
-from tests.webhook_fixtures import FakeClock, envelope, example, example_bytes
+from tests.support.webhooks import FakeClock, envelope, example, example_bytes
 
 
 def _store(inbox: Inbox, body: dict[str, object], webhook_id: str | None = None):  # type: ignore[no-untyped-def]

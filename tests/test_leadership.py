@@ -21,8 +21,8 @@ from pdorgsync.metrics import Metrics
 from pdorgsync.models.events import parse_envelope
 from pdorgsync.settings import load_settings
 from pdorgsync.state.postgres import PostgresState
-from tests.engagement_support import BOT_EMAIL, ORG_FILE, POLICY_DIR
-from tests.webhook_fixtures import SECRET, envelope
+from tests.support.engagement import BOT_EMAIL, ORG_FILE, POLICY_DIR
+from tests.support.webhooks import SECRET, envelope
 
 
 class _FakeStop:

@@ -25,7 +25,7 @@ from pdorgsync.observe import observe
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.reconcile import apply
 from pdorgsync.sandbox import Sandbox
-from tests.conftest import BOT_EMAIL, EXAMPLES
+from tests.support.paths import BOT_EMAIL, EXAMPLES
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

@@ -19,7 +19,7 @@ from pdorgsync.engagements import Engager
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
 from pdorgsync.state.sqlite import Inbox
-from tests.engagement_support import (
+from tests.support.engagement import (
     BOT_EMAIL,
     applied_seed,
     create_incident,
@@ -100,7 +100,8 @@ def test_refused_delete_names_an_open_incident_older_than_30_days(
     from pdorgsync.loading import load_org
     from pdorgsync.observe import observe
     from pdorgsync.reconcile import apply
-    from tests.test_reconcile import EXAMPLES, RefuseNth, edited, now, plan_for
+    from tests.support.paths import EXAMPLES
+    from tests.support.reconcile import RefuseNth, edited, now, plan_for
 
     org = load_org(EXAMPLES / "org.yaml").org
     apply(pd, plan_for(pd, org))

@@ -12,7 +12,7 @@ import pytest
 from pdorgsync.errors import ConfigError
 from pdorgsync.state.sqlite import Inbox
 from pdorgsync.webhooks import WEBHOOK_PATH, ReceiverHooks, create_app, sign, signature_matches
-from tests.webhook_fixtures import (
+from tests.support.webhooks import (
     INDEX,
     OLD_SECRET,
     SECRET,

@@ -21,7 +21,7 @@ from pdorgsync.sandbox import Sandbox
 from pdorgsync.settings import Settings
 from pdorgsync.state.sqlite import Inbox
 from pdorgsync.worker import Worker, WorkerHooks, perform_engagements
-from tests.engagement_support import (
+from tests.support.engagement import (
     BOT_EMAIL,
     PACK_P1_TAGS,
     applied_seed,
@@ -35,7 +35,7 @@ from tests.engagement_support import (
     user_id,
     webhook_data,
 )
-from tests.webhook_fixtures import FakeClock, envelope
+from tests.support.webhooks import FakeClock, envelope
 
 ALL = ["support", "executive", "finance", "sales", "product", "marketing", "hr"]
 

@@ -20,7 +20,7 @@ from pdorgsync.settings import Settings
 from pdorgsync.state.records import StoredEvent
 from pdorgsync.state.sqlite import Inbox
 from pdorgsync.worker import Worker
-from tests.engagement_support import (
+from tests.support.engagement import (
     BOT_EMAIL,
     PACK_P1_TAGS,
     applied_seed,
@@ -32,7 +32,7 @@ from tests.engagement_support import (
     set_priority,
     webhook_data,
 )
-from tests.webhook_fixtures import FakeClock, envelope
+from tests.support.webhooks import FakeClock, envelope
 
 
 @pytest.fixture

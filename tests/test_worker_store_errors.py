@@ -18,7 +18,7 @@ from pdorgsync.models.events import parse_envelope
 from pdorgsync.sandbox import Sandbox
 from pdorgsync.state.sqlite import Inbox
 from pdorgsync.worker import Worker
-from tests.engagement_support import (
+from tests.support.engagement import (
     BOT_EMAIL,
     PACK_P1_TAGS,
     applied_seed,
@@ -29,7 +29,7 @@ from tests.engagement_support import (
     org_and_policies,
     webhook_data,
 )
-from tests.webhook_fixtures import FakeClock, envelope
+from tests.support.webhooks import FakeClock, envelope
 
 
 class _FlakyInbox(Inbox):

@@ -23,9 +23,10 @@ from click.testing import CliRunner
 from pdorgsync.cli import main
 from pdorgsync.models.events import parse_envelope
 from pdorgsync.state.sqlite import Inbox
-from tests.engagement_support import ORG_FILE, POLICY_DIR
-from tests.security.conftest import Served, free_port, serve_env, wait_until
-from tests.webhook_fixtures import envelope
+from tests.support.daemon import Served, serve_env
+from tests.support.engagement import ORG_FILE, POLICY_DIR
+from tests.support.serving import free_port, wait_for
+from tests.support.webhooks import envelope
 
 pytestmark = pytest.mark.slow
 
@@ -111,7 +112,7 @@ def test_backtracking_regex_does_not_freeze_the_daemon(
             event = inbox.get("redos")
             return event is not None and event.status != "pending"
 
-    wait_until(handled, 15, "the event with the long title to be handled")
+    wait_for(handled, timeout=15, what="the event with the long title to be handled")
     started = time.monotonic()
     assert served.stop() == 0
     assert time.monotonic() - started < 10
@@ -157,7 +158,7 @@ def test_poison_event_is_dead_lettered_after_bounded_claims(
             event = inbox.get("poison")
             return event is not None and event.status == "dead"
 
-    wait_until(dead, 15, "the poison event to be dead-lettered")
+    wait_for(dead, timeout=15, what="the poison event to be dead-lettered")
     with Inbox(served.state) as inbox:
         event = inbox.get("poison")
         assert event is not None
@@ -314,7 +315,9 @@ def test_sighup_with_a_fifo_org_keeps_the_watchdog_fed(
         org.unlink()
         os.mkfifo(org)
         served.proc.send_signal(signal.SIGHUP)
-        wait_until(lambda: "reload.refused" in served.log(), 10, "the reload to be refused")
+        wait_for(
+            lambda: "reload.refused" in served.log(), timeout=10, what="the reload to be refused"
+        )
         assert "is not a regular file" in served.log()
         sock.settimeout(5)
         deadline = time.monotonic() + 5

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from pdorgsync.loading import load_org, load_policies
@@ -18,12 +17,10 @@ from pdorgsync.models.org import Org, managed_description
 from pdorgsync.models.policy import Policy
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
-
-ROOT = Path(__file__).resolve().parent.parent
-ORG_FILE = ROOT / "examples" / "org.yaml"
-POLICY_DIR = ROOT / "policies"
-SEED_FILE = ROOT / "examples" / "sandbox-account.json"
-BOT_EMAIL = "pdorgsync-bot@acme.test"
+from tests.support.paths import BOT_EMAIL as BOT_EMAIL  # re-exported for the tests
+from tests.support.paths import ORG_FILE as ORG_FILE
+from tests.support.paths import POLICY_DIR as POLICY_DIR
+from tests.support.paths import SEED_FILE
 
 # Used only until examples/sandbox-account.json exists: the slice of the example
 # account these tests touch.
