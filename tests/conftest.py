@@ -54,7 +54,9 @@ def sandbox(_sandbox_server: Sandbox, account_seed: dict[str, Any]) -> Iterator[
 @pytest.fixture
 def empty_sandbox(_sandbox_server: Sandbox, account_seed: dict[str, Any]) -> Iterator[Sandbox]:
     """The running sandbox holding only the seed's users (and priorities/abilities)."""
-    users_only = {key: account_seed[key] for key in ("users", "priorities") if key in account_seed}
+    users_only: dict[str, Any] = {
+        key: account_seed[key] for key in ("users", "priorities") if key in account_seed
+    }
     yield from _checked(_sandbox_server, users_only)
 
 

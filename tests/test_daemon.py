@@ -23,6 +23,7 @@ from pdorgsync.errors import TemporaryPagerDutyError
 from pdorgsync.metrics import Metrics
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
+from pdorgsync.state.sqlite import Inbox
 from tests.support.engagement import (
     BOT_EMAIL,
     ORG_FILE,
@@ -469,11 +470,13 @@ def test_readyz_and_metrics_never_wait_for_the_store(tmp_path: Path) -> None:
     daemon = Daemon(
         settings, make_worker=lambda _d: _IdleWorker(), make_cycle=lambda _d: lambda _f: None
     )
+    assert isinstance(daemon.inbox, Inbox)  # the SQLite store (no DATABASE_URL)
     daemon.inbox.busy_timeout = 30.0  # a write would wait that long for the lock
     daemon.start()
     blocker = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")  # a long write by another process
     try:
+        assert daemon.bound_address is not None
         host, port = daemon.bound_address
         base = f"http://{host}:{port}"
         with httpx.Client(timeout=3) as http:

@@ -99,7 +99,7 @@ def test_removed_department_is_an_orphan_deleted_only_with_prune(
 
 
 def unowned_support_service(sandbox: Sandbox, account_seed: dict[str, Any]) -> dict[str, Any]:
-    seed = json.loads(json.dumps(account_seed))
+    seed: dict[str, Any] = json.loads(json.dumps(account_seed))
     seed["services"].append(
         {
             "name": "Customer Support",
@@ -187,7 +187,7 @@ def test_unknown_outcome_is_looked_up_before_retrying(
     p = plan_for(pd, example_org)
     first = p.changes[0]
     assert first.action == "create"
-    report = apply(LostResponse(pd), p)  # type: ignore[arg-type]
+    report = apply(LostResponse(pd), p)
     assert report.ok
     same_name = [t for t in pd.list_all("/teams") if t["name"] == first.name]
     assert len(same_name) == 1
@@ -219,7 +219,7 @@ def test_refused_delete_names_the_open_incident(
     assert ep_delete
     # PagerDuty refuses deleting a policy an open incident still uses (CONTRACT §9.3);
     # the sandbox does not model that refusal, so make it refuse that one request.
-    report = apply(RefuseNth(pd, sandbox, ep_delete[0] + 1), p)  # type: ignore[arg-type]
+    report = apply(RefuseNth(pd, sandbox, ep_delete[0] + 1), p)
     failed = [r for r in report.results if r.outcome == "failed"]
     assert [r.change.kind for r in failed] == ["escalation_policy"]
     assert incident["id"] in (failed[0].error or "")

@@ -99,7 +99,7 @@ def _env(tmp_path: Path, name: str, db_url: str) -> dict[str, str]:
 
 def _start(tmp_path: Path, name: str, db_url: str, api_url: str) -> Replica:
     served = start_serve(
-        api_url, tmp_path, ready="/readyz", name=name, **_env(tmp_path, name, db_url)
+        api_url, tmp_path, ready="/readyz", name=name, env=_env(tmp_path, name, db_url)
     )
     return Replica(name, served)
 

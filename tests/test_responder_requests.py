@@ -116,6 +116,6 @@ def test_refused_delete_names_an_open_incident_older_than_30_days(
 
     p = plan(without, observe(pd, without), now=now(), prune=True)
     ep_delete = [i for i, c in enumerate(p.changes) if c.kind == "escalation_policy"]
-    report = apply(RefuseNth(pd, sandbox, ep_delete[0] + 1), p)  # type: ignore[arg-type]
+    report = apply(RefuseNth(pd, sandbox, ep_delete[0] + 1), p)
     [failed] = [r for r in report.results if r.outcome == "failed"]
     assert incident["id"] in (failed.error or "")

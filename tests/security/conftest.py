@@ -26,7 +26,7 @@ def serve(_sandbox_server: Sandbox, tmp_path: Path) -> Iterator[Callable[..., Se
     def start(open_files: int | None = None, **extra: str) -> Served:
         assert _sandbox_server.base_url is not None
         served = start_serve(
-            _sandbox_server.base_url, tmp_path, open_files=open_files, **{**NO_POLL, **extra}
+            _sandbox_server.base_url, tmp_path, open_files=open_files, env={**NO_POLL, **extra}
         )
         started.append(served)
         return served
@@ -49,6 +49,6 @@ def shared_serve(
 ) -> Iterator[Served]:
     """One daemon for the probes of a module that do not disturb each other."""
     assert _sandbox_server.base_url is not None
-    served = start_serve(_sandbox_server.base_url, tmp_path_factory.mktemp("serve"), **NO_POLL)
+    served = start_serve(_sandbox_server.base_url, tmp_path_factory.mktemp("serve"), env=NO_POLL)
     yield served
     served.stop()

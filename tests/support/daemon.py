@@ -106,9 +106,10 @@ def start_serve(
     ready: str = "/healthz",
     name: str | None = None,
     open_files: int | None = None,
+    env: dict[str, str] | None = None,
     **extra: str,
 ) -> Served:
-    """Start ``pdorgsync serve`` (environment: :func:`serve_env` and ``extra``) and wait
+    """Start ``pdorgsync serve`` (environment: :func:`serve_env`, ``env``, ``extra``) and wait
     until ``ready`` answers 200; AssertionError with the log's end if it exits or stays
     silent for 30 s. The log is ``tmp_path/{name}.log`` (default ``serve-{port}``).
 
@@ -116,7 +117,7 @@ def start_serve(
     ``LimitNOFILE`` would.
     """
     port = free_port()
-    env = serve_env(api_url, tmp_path, port, **extra)
+    env = serve_env(api_url, tmp_path, port, **{**(env or {}), **extra})
     log_path = tmp_path / f"{name or f'serve-{port}'}.log"
 
     def limit() -> None:

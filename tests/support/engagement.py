@@ -62,7 +62,8 @@ def seed() -> dict[str, Any]:
         from pdorgsync.sandbox import load_seed
 
         return load_seed(SEED_FILE)
-    return json.loads(json.dumps(_FALLBACK_SEED))
+    fallback: dict[str, Any] = json.loads(json.dumps(_FALLBACK_SEED))
+    return fallback
 
 
 def applied_seed(keys: list[str] | None = None) -> dict[str, Any]:
