@@ -16,11 +16,11 @@ from click.testing import CliRunner, Result
 from pdorgsync.cli import main
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
+from tests.support.paths import TEST_DATA
 from tests.support.webhooks import WEBHOOK_DIR
 
-DATA = Path(__file__).resolve().parent / "data"
-ORG = DATA / "examples-org.yaml"
-POLICIES = DATA / "examples-policies"
+ORG = TEST_DATA / "examples-org.yaml"
+POLICIES = TEST_DATA / "examples-policies"
 PAYLOADS = sorted(p.name for p in WEBHOOK_DIR.glob("*.json") if p.name != "index.json")
 
 
@@ -57,39 +57,34 @@ def test_examples_mode_serves_pagerdutys_example(examples_sandbox: Sandbox) -> N
     assert all(layer.get("id") for layer in own["schedule_layers"])
 
 
-def test_plan_runs_on_pagerdutys_examples(
-    examples_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("command", "exit_code", "expected", "layers_fetched"),
+    [
+        # Layers without ids fall back to the schedule's GET; the plan reports changes.
+        (["plan"], 2, 'adopt schedule "Daily Engineering Rotation"', True),
+        (["plan", "--format", "json"], 2, '"kind": "schedule"', False),  # the same data
+        (["audit", "--format", "json"], 3, '"rule": "COV002"', False),  # findings, exit 3
+    ],
+    ids=["plan", "plan-json", "audit"],
+)
+def test_commands_run_on_pagerdutys_examples(
+    examples_sandbox: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
+    exit_code: int,
+    expected: str,
+    layers_fetched: bool,
 ) -> None:
-    """plan reads the examples (layers without ids fall back to the schedule's GET) and reports changes."""
-    result = run(examples_sandbox, tmp_path, monkeypatch, "plan", "--org", str(ORG))
-    assert_no_crash(result)
-    assert result.exit_code == 2, result.output
-    assert 'adopt schedule "Daily Engineering Rotation"' in result.stdout
-    assert ("GET", "/schedules/PI7DH85", 200) in examples_sandbox.requests
-
-
-def test_plan_json_runs_on_pagerdutys_examples(
-    examples_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The JSON report renders the same data."""
+    """plan (text and JSON) and audit read the examples and report, no crash."""
     result = run(
-        examples_sandbox, tmp_path, monkeypatch, "plan", "--org", str(ORG), "--format", "json"
+        examples_sandbox, tmp_path, monkeypatch, command[0], "--org", str(ORG), *command[1:]
     )
     assert_no_crash(result)
-    assert result.exit_code == 2, result.output
-    assert '"kind": "schedule"' in result.stdout
-
-
-def test_audit_runs_on_pagerdutys_examples(
-    examples_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """audit renders the example schedule and reports findings (exit 3), no crash."""
-    result = run(
-        examples_sandbox, tmp_path, monkeypatch, "audit", "--org", str(ORG), "--format", "json"
-    )
-    assert_no_crash(result)
-    assert result.exit_code == 3, result.output
-    assert '"rule": "COV002"' in result.stdout
+    assert result.exit_code == exit_code, result.output
+    assert expected in result.stdout
+    if layers_fetched:
+        assert ("GET", "/schedules/PI7DH85", 200) in examples_sandbox.requests
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
