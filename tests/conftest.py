@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox, load_seed
+from pdorgsync.state.sqlite import Inbox
+from tests.support.engagement import applied_seed
 from tests.support.paths import BOT_EMAIL, EXAMPLES
 
 
@@ -80,6 +83,23 @@ def empty_pd(empty_sandbox: Sandbox) -> PagerDutyClient:
     return PagerDutyClient(
         empty_sandbox.token, empty_sandbox.base_url, BOT_EMAIL, sleep=lambda _s: None
     )
+
+
+@pytest.fixture
+def applied(sandbox: Sandbox) -> Sandbox:
+    """The seeded sandbox with each department's team and escalation policy already
+    there, marked as ours (what ``pdorgsync apply`` leaves behind)."""
+    sandbox.reset(applied_seed())
+    return sandbox
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> Iterator[Inbox]:
+    """A SQLite inbox in the test's folder, on the real clock (modules needing a fake
+    clock define their own)."""
+    store = Inbox(tmp_path / "state.db")
+    yield store
+    store.close()
 
 
 @pytest.fixture(scope="session")

@@ -128,13 +128,6 @@ def test_audit_without_teams_ability_runs_and_says_so(
     ]
 
 
-@pytest.fixture
-def inbox(tmp_path: Path) -> Any:
-    box = Inbox(tmp_path / "state.db")
-    yield box
-    box.close()
-
-
 def _engage(
     engager: Engager, incident_id: str, dept: str, as_: Literal["responder", "subscriber"]
 ) -> Any:

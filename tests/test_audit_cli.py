@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 from pdorgsync.cli import main
 from pdorgsync.sandbox import Sandbox
 from tests.support.audit import SMALL_SEED, weekdays
+from tests.support.cli import isolated_cli
 
 ORG_YAML = """\
 version: 1
@@ -46,9 +47,7 @@ def workdir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _sandbox_server: Sandbox
 ) -> Iterator[Path]:
     """A working dir with org.yaml, pointed at a sandbox holding the small account."""
-    monkeypatch.chdir(tmp_path)
-    for name in ("PDORGSYNC_API_TOKEN", "PDORGSYNC_API_TOKEN_FILE", "PDORGSYNC_ORG_FILE", "PDORGSYNC_POLICY_DIR", "CREDENTIALS_DIRECTORY"):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
+    isolated_cli(monkeypatch, tmp_path)
     (tmp_path / "org.yaml").write_text(ORG_YAML, encoding="utf-8")
     box = _sandbox_server
     box.reset(copy.deepcopy(SMALL_SEED))

@@ -29,6 +29,7 @@ from tests.support.engagement import (
     engaged_state,
     note_tags,
     org_and_policies,
+    serving_sandbox,
     webhook_data,
 )
 from tests.support.serving import wait_for
@@ -42,11 +43,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     # 30 ms per API call: the worker is mid-way through the events when it is killed.
-    box = Sandbox(applied_seed(), latency=0.03)
-    box.start()
-    yield box
-    box.stop()
-    assert box.validation_errors == []
+    yield from serving_sandbox(applied_seed(), latency=0.03)
 
 
 def test_sigkill_after_202_loses_nothing_and_engages_nobody_twice(

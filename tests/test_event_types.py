@@ -8,7 +8,6 @@ and the worker must run the policy on them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,6 @@ from pdorgsync.state.sqlite import Inbox
 from pdorgsync.worker import Worker
 from tests.support.engagement import (
     BOT_EMAIL,
-    applied_seed,
     create_incident,
     department_ids,
     engaged_state,
@@ -32,19 +30,6 @@ from tests.support.engagement import (
     webhook_data,
 )
 from tests.support.webhooks import FakeClock, envelope
-
-
-@pytest.fixture
-def applied(sandbox: Sandbox) -> Sandbox:
-    sandbox.reset(applied_seed())
-    return sandbox
-
-
-@pytest.fixture
-def inbox(tmp_path: Path) -> Iterator[Inbox]:
-    inbox = Inbox(tmp_path / "state.db")
-    yield inbox
-    inbox.close()
 
 
 def test_every_type_accepted_in_on_is_stored_for_the_worker() -> None:

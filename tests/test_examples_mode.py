@@ -16,6 +16,7 @@ from click.testing import CliRunner, Result
 from pdorgsync.cli import main
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
+from tests.support.cli import isolated_cli
 from tests.support.paths import TEST_DATA
 from tests.support.webhooks import WEBHOOK_DIR
 
@@ -25,9 +26,7 @@ PAYLOADS = sorted(p.name for p in WEBHOOK_DIR.glob("*.json") if p.name != "index
 
 
 def run(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> Result:
-    monkeypatch.chdir(tmp_path)
-    for name in ("PDORGSYNC_API_TOKEN", "PDORGSYNC_API_TOKEN_FILE", "CREDENTIALS_DIRECTORY"):
-        monkeypatch.delenv(name, raising=False)
+    isolated_cli(monkeypatch, tmp_path)
     env = {
         "PDORGSYNC_API_URL": str(sandbox.base_url),
         "PDORGSYNC_FROM_EMAIL": "125.greenholt.earline@graham.name",

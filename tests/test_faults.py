@@ -45,6 +45,7 @@ from tests.support.engagement import (
     engaged_state,
     note_tags,
     org_and_policies,
+    serving_sandbox,
     webhook_data,
 )
 from tests.support.serving import wait_for
@@ -69,11 +70,7 @@ def users_only() -> dict[str, Any]:
 
 @pytest.fixture
 def box(users_only: dict[str, Any]) -> Iterator[Sandbox]:
-    sandbox = Sandbox(json.loads(json.dumps(users_only)), random_seed=7)
-    sandbox.start()
-    yield sandbox
-    sandbox.stop()
-    assert sandbox.validation_errors == []
+    yield from serving_sandbox(json.loads(json.dumps(users_only)), random_seed=7)
 
 
 def _client(sandbox: Sandbox, *, faulty: bool) -> PagerDutyClient:

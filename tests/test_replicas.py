@@ -14,7 +14,6 @@ import json
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ import pytest
 from pdorgsync.sandbox import Sandbox
 from pdorgsync.state.postgres import PostgresState
 from pdorgsync.webhooks import WEBHOOK_PATH, sign
-from tests.support.daemon import Served, serve_env, start_serve
+from tests.support.daemon import Served, run_pdorgsync, serve_env, start_serve
 from tests.support.engagement import (
     PACK_P1_TAGS,
     applied_seed,
@@ -37,6 +36,7 @@ from tests.support.engagement import (
     engaged_state,
     note_tags,
     org_and_policies,
+    serving_sandbox,
     webhook_data,
 )
 from tests.support.serving import free_port, wait_for
@@ -51,11 +51,7 @@ LEADER_METRIC = re.compile(r"^pdorgsync_reconcile_leader (\S+)$", re.MULTILINE)
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     # 20 ms per API call: a replica is mid-way through its events when it is killed.
-    box = Sandbox(applied_seed(), latency=0.02)
-    box.start()
-    yield box
-    box.stop()
-    assert box.validation_errors == []
+    yield from serving_sandbox(applied_seed(), latency=0.02)
 
 
 @dataclass
@@ -189,15 +185,7 @@ def _serve_once(tmp_path: Path, db_url: str) -> subprocess.CompletedProcess[str]
     env = serve_env("http://127.0.0.1:9", tmp_path, free_port(), **_env(tmp_path, "bad", db_url))
     # Not the sandbox (nothing answers there): serve needs a token before the database.
     env["PDORGSYNC_API_TOKEN"] = "u+pdorgsync-test-token"
-    return subprocess.run(
-        [sys.executable, "-m", "pdorgsync", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=tmp_path,
-    )
+    return run_pdorgsync(["serve"], env, tmp_path)
 
 
 def test_bad_database_url_is_one_line_and_exit_1(tmp_path: Path) -> None:

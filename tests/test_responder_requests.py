@@ -8,11 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
-
-import pytest
 
 from pdorgsync.core.policies import Engagement
 from pdorgsync.engagements import Engager
@@ -21,26 +17,12 @@ from pdorgsync.sandbox import Sandbox
 from pdorgsync.state.sqlite import Inbox
 from tests.support.engagement import (
     BOT_EMAIL,
-    applied_seed,
     create_incident,
     department_ids,
     org_and_policies,
     sandbox_incident,
     user_id,
 )
-
-
-@pytest.fixture
-def applied(sandbox: Sandbox) -> Sandbox:
-    sandbox.reset(applied_seed())
-    return sandbox
-
-
-@pytest.fixture
-def inbox(tmp_path: Path) -> Iterator[Inbox]:
-    inbox = Inbox(tmp_path / "state.db")
-    yield inbox
-    inbox.close()
 
 
 def _request_via_ui(pd: PagerDutyClient, incident_id: str, ep_id: str) -> None:

@@ -32,6 +32,7 @@ from tests.support.engagement import (
     engaged_state,
     note_tags,
     org_and_policies,
+    serving_sandbox,
     set_priority,
     user_id,
     webhook_data,
@@ -46,11 +47,7 @@ MakeWorker = Callable[..., Worker]
 @pytest.fixture
 def box(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
     keys = getattr(request, "param", ALL)
-    sandbox = Sandbox(applied_seed(keys))
-    sandbox.start()
-    yield sandbox
-    sandbox.stop()
-    assert sandbox.validation_errors == []
+    yield from serving_sandbox(applied_seed(keys))
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from pdorgsync.settings import Settings
 from pdorgsync.state.records import StoredEvent
 from pdorgsync.state.sqlite import Inbox
 from pdorgsync.worker import Worker
+from tests.support.clocks import TickClock
 from tests.support.engagement import (
     BOT_EMAIL,
     PACK_P1_TAGS,
@@ -29,6 +30,7 @@ from tests.support.engagement import (
     engaged_state,
     note_tags,
     org_and_policies,
+    serving_sandbox,
     set_priority,
     webhook_data,
 )
@@ -38,11 +40,7 @@ from tests.support.webhooks import FakeClock, envelope
 @pytest.fixture
 def box() -> Iterator[Sandbox]:
     # 20 ms per request: long enough for passes of different incidents to overlap.
-    sandbox = Sandbox(applied_seed(), latency=0.02)
-    sandbox.start()
-    yield sandbox
-    sandbox.stop()
-    assert sandbox.validation_errors == []
+    yield from serving_sandbox(applied_seed(), latency=0.02)
 
 
 @pytest.fixture
@@ -198,7 +196,7 @@ def test_shared_limiter_serves_engagement_first_under_four_workers(
 ) -> None:
     """Four worker threads engage while four reconcile threads flood the same budget:
     engagement requests still take the next token, reconcile requests wait behind them."""
-    ticks = _TickClock()
+    ticks = TickClock(yield_thread=True)
     limiter = TokenBucketLimiter(900, burst=5, clock=ticks, sleep=ticks.sleep)
     interval = 60 / 900
     assert box.base_url is not None
@@ -252,23 +250,6 @@ def test_shared_limiter_serves_engagement_first_under_four_workers(
     for incident in incidents:
         eps, teams, notes = engaged_state(box, incident["id"])
         assert (len(eps), len(teams), notes) == (1, 3, 1)
-
-
-class _TickClock:
-    """A monotonic clock that only moves when a limiter caller sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.now += max(0.0, seconds)
-        time.sleep(0)  # let the other threads in, as a real sleep would
 
 
 def test_worker_concurrency_setting_defaults_to_four_and_reaches_the_worker(

@@ -27,6 +27,7 @@ from tests.support.engagement import (
     engaged_state,
     note_tags,
     org_and_policies,
+    serving_sandbox,
     webhook_data,
 )
 from tests.support.webhooks import FakeClock, envelope
@@ -46,11 +47,7 @@ class _FlakyInbox(Inbox):
 
 @pytest.fixture
 def box() -> Iterator[Sandbox]:
-    sandbox = Sandbox(applied_seed(["support", "executive", "finance", "sales"]))
-    sandbox.start()
-    yield sandbox
-    sandbox.stop()
-    assert sandbox.validation_errors == []
+    yield from serving_sandbox(applied_seed(["support", "executive", "finance", "sales"]))
 
 
 def test_store_failure_while_handling_is_retried_then_engaged_once(

@@ -9,8 +9,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +21,7 @@ from click.testing import CliRunner
 from pdorgsync.cli import main
 from pdorgsync.models.events import parse_envelope
 from pdorgsync.state.sqlite import Inbox
-from tests.support.daemon import Served, serve_env
+from tests.support.daemon import Served, run_pdorgsync, serve_env
 from tests.support.engagement import ORG_FILE, POLICY_DIR
 from tests.support.serving import free_port, wait_for
 from tests.support.webhooks import envelope
@@ -41,20 +39,6 @@ policies:
       - department: support
         as: subscriber
 """
-
-
-def _run(
-    args: list[str], env: dict[str, str], cwd: Path, timeout: float = 30
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pdorgsync", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
@@ -177,7 +161,7 @@ def test_api_url_from_dotenv_never_gets_the_token(
     env = serve_env(url, tmp_path, free_port(), PDORGSYNC_API_TOKEN=TOKEN)
     del env["PDORGSYNC_API_URL"]  # CI exports only the token
     for args in (["serve"], ["plan", "--org", str(ORG_FILE)]):
-        result = _run(args, env, tmp_path)
+        result = run_pdorgsync(args, env, tmp_path)
         assert result.returncode == 1, result.stderr
         assert "PDORGSYNC_API_URL from a .env file" in result.stderr
         assert "Traceback" not in result.stderr
@@ -191,7 +175,7 @@ def test_loopback_proxy_is_not_sandbox_mode(
     """A loopback API_URL that is not pdorgsync's sandbox still needs a token (asked without one)."""
     url, seen = attacker
     env = serve_env(url, tmp_path, free_port())
-    result = _run(["serve"], env, tmp_path)
+    result = run_pdorgsync(["serve"], env, tmp_path)
     assert result.returncode == 1
     assert "PDORGSYNC_API_TOKEN is not set" in result.stderr
     assert all("Authorization" not in headers for headers in seen)
@@ -203,7 +187,7 @@ def test_sandbox_identifies_itself_and_every_command_names_its_api(
     """Against the sandbox no token is needed, and stderr says which API is used."""
     url = sandbox_base
     env = serve_env(url, tmp_path, free_port())
-    result = _run(["plan", "--org", str(ORG_FILE)], env, tmp_path)
+    result = run_pdorgsync(["plan", "--org", str(ORG_FILE)], env, tmp_path)
     assert result.returncode in (0, 2), result.stderr
     assert f"pdorgsync: API {url} (pdorgsync sandbox)" in result.stderr
 
@@ -218,7 +202,7 @@ def test_two_line_token_file_is_one_clear_error(tmp_path: Path) -> None:
     token_file.chmod(0o600)
     env = serve_env("https://api.pagerduty.com", tmp_path, free_port())
     env["PDORGSYNC_API_TOKEN_FILE"] = str(token_file)
-    result = _run(["--debug", "plan", "--org", str(ORG_FILE)], env, tmp_path)
+    result = run_pdorgsync(["--debug", "plan", "--org", str(ORG_FILE)], env, tmp_path)
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1
@@ -233,7 +217,7 @@ def test_debug_traceback_is_redacted(tmp_path: Path) -> None:
     env = serve_env("https://api.pagerduty.com", tmp_path, free_port())
     env["PDORGSYNC_API_TOKEN"] = TOKEN
     env["PDORGSYNC_LISTEN"] = TOKEN  # a value echoed in the error and its traceback
-    result = _run(["--debug", "serve"], env, tmp_path)
+    result = run_pdorgsync(["--debug", "serve"], env, tmp_path)
     assert result.returncode == 1
     assert "Traceback" in result.stderr
     assert "PDORGSYNC_LISTEN" in result.stderr
@@ -248,7 +232,7 @@ def test_world_readable_token_file_is_warned_about(sandbox_base: str, tmp_path: 
     env = serve_env(sandbox_base, tmp_path, free_port())
     env["PDORGSYNC_API_TOKEN_FILE"] = str(token_file)
     env["PDORGSYNC_RATE_LIMIT_PER_MINUTE"] = "0"
-    result = _run(["plan", "--org", str(ORG_FILE)], env, tmp_path)
+    result = run_pdorgsync(["plan", "--org", str(ORG_FILE)], env, tmp_path)
     assert f"PDORGSYNC_API_TOKEN_FILE {token_file} is readable by other users" in result.stderr
     assert TOKEN not in result.stderr
 
@@ -273,7 +257,7 @@ def test_damaged_state_file_is_refused_at_start(tmp_path: Path) -> None:
     """A state file that is not a database: serve exits 1 with one line, nothing listens."""
     (tmp_path / "state.db").write_bytes(b"\x00garbage" * 4096)
     env = serve_env("http://127.0.0.1:9", tmp_path, free_port(), PDORGSYNC_API_TOKEN=TOKEN)
-    result = _run(["serve"], env, tmp_path)
+    result = run_pdorgsync(["serve"], env, tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "state.db" in result.stderr

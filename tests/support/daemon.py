@@ -13,12 +13,14 @@ import resource
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from pdorgsync.settings import Settings, load_settings
 from tests.support.paths import BOT_EMAIL, ORG_FILE, POLICY_DIR
 from tests.support.serving import free_port, wait_for
 from tests.support.webhooks import SECRET, envelope, signed
@@ -52,6 +54,40 @@ def serve_env(api_url: str, tmp_path: Path, port: int, **extra: str) -> dict[str
     )
     env.update(extra)
     return env
+
+
+def run_pdorgsync(
+    args: list[str], env: dict[str, str], cwd: Path, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``python -m pdorgsync ARGS`` to its end (a command, or a serve that must refuse to
+    start), output captured as text; never raises on the exit code."""
+    return subprocess.run(
+        [sys.executable, "-m", "pdorgsync", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def spawn_serve(
+    env: dict[str, str],
+    cwd: Path,
+    log_path: Path,
+    preexec_fn: Callable[[], None] | None = None,
+) -> subprocess.Popen[bytes]:
+    """``pdorgsync serve`` in the background, stdout and stderr to ``log_path``."""
+    with log_path.open("wb") as log_file:
+        return subprocess.Popen(
+            SERVE,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            preexec_fn=preexec_fn,  # only setrlimit, where given
+        )
 
 
 @dataclass
@@ -124,15 +160,7 @@ def start_serve(
         if open_files is not None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
 
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            SERVE,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-            preexec_fn=limit if open_files is not None else None,  # only setrlimit
-        )
+    proc = spawn_serve(env, tmp_path, log_path, limit if open_files is not None else None)
     served = Served(
         proc,
         f"http://127.0.0.1:{port}",
@@ -167,3 +195,19 @@ def serve_one_worker(
         api_url, tmp_path, PDORGSYNC_STATE_PATH=str(state), PDORGSYNC_WORKER_CONCURRENCY="1"
     )
     return served.proc, served.base
+
+
+def daemon_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings for an in-process ``Daemon``: the example org and policies, the state in
+    ``tmp_path``, any free port, an API nothing answers on; ``overrides`` win."""
+    values: dict[str, Any] = {
+        "api_url": "http://127.0.0.1:9",
+        "from_email": BOT_EMAIL,
+        "org_file": ORG_FILE,
+        "policy_dir": POLICY_DIR,
+        "state_path": tmp_path / "state.db",
+        "webhook_secrets": SECRET,
+        "listen": "127.0.0.1:0",
+        **overrides,
+    }
+    return load_settings(**values)

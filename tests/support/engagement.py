@@ -8,6 +8,7 @@ not depend on the reconciler.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -263,3 +264,14 @@ def note_tags(sandbox: Sandbox, incident_id: str) -> list[str]:
         for note in sandbox.state.notes.get(incident_id, [])
         for tag in re.findall(r"\[pdorgsync:[^\]]+\]", str(note.get("content", "")))
     )
+
+
+def serving_sandbox(seed: dict[str, Any], **options: Any) -> Iterator[Sandbox]:
+    """A sandbox of its own on ``seed`` for one fixture (``yield from`` it): started,
+    stopped at teardown, and the test fails there if any of its traffic broke
+    PagerDuty's OpenAPI description."""
+    sandbox = Sandbox(seed, **options)
+    sandbox.start()
+    yield sandbox
+    sandbox.stop()
+    assert sandbox.validation_errors == []
