@@ -63,8 +63,17 @@ def test_examples_mode_serves_pagerdutys_example(examples_sandbox: Sandbox) -> N
         (["plan"], 2, 'adopt schedule "Daily Engineering Rotation"', True),
         (["plan", "--format", "json"], 2, '"kind": "schedule"', False),  # the same data
         (["audit", "--format", "json"], 3, '"rule": "COV002"', False),  # findings, exit 3
+        # apply sends its writes and reads PagerDuty's example answers to them.
+        (["apply", "--yes"], 0, "0 failed", False),
+        # engage --replay over the example incident list explains what would have matched.
+        (
+            ["engage", "--replay", "--since", "30d", "--dry-run"],
+            0,
+            "engineering-on-everything",
+            False,
+        ),
     ],
-    ids=["plan", "plan-json", "audit"],
+    ids=["plan", "plan-json", "audit", "apply", "engage-replay"],
 )
 def test_commands_run_on_pagerdutys_examples(
     examples_sandbox: Sandbox,
@@ -75,7 +84,8 @@ def test_commands_run_on_pagerdutys_examples(
     expected: str,
     layers_fetched: bool,
 ) -> None:
-    """plan (text and JSON) and audit read the examples and report, no crash."""
+    """plan (text and JSON), audit, apply and engage --replay run on the examples and
+    report, no crash."""
     result = run(
         examples_sandbox, tmp_path, monkeypatch, command[0], "--org", str(ORG), *command[1:]
     )
@@ -106,37 +116,6 @@ def test_engage_runs_on_every_example_webhook(
     if result.exit_code == 1:
         errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
         assert len(errors) == 1, result.stderr
-
-
-def test_apply_runs_on_pagerdutys_examples(
-    examples_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """apply sends its writes and reads PagerDuty's example answers to them without a crash."""
-    result = run(examples_sandbox, tmp_path, monkeypatch, "apply", "--org", str(ORG), "--yes")
-    assert_no_crash(result)
-    assert result.exit_code == 0, result.output
-    assert "0 failed" in result.stdout
-
-
-def test_engage_replay_runs_on_pagerdutys_examples(
-    examples_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """engage --replay over the example incident list explains what would have matched."""
-    result = run(
-        examples_sandbox,
-        tmp_path,
-        monkeypatch,
-        "engage",
-        "--replay",
-        "--since",
-        "30d",
-        "--org",
-        str(ORG),
-        "--dry-run",
-    )
-    assert_no_crash(result)
-    assert result.exit_code == 0, result.output
-    assert "engineering-on-everything" in result.stdout
 
 
 def test_import_runs_on_pagerdutys_examples(
