@@ -16,15 +16,14 @@ from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
 from pdorgsync.state.sqlite import Inbox
 from pdorgsync.webhooks import WEBHOOK_PATH, ReceiverHooks, create_app, sign
-from pdorgsync.worker import Worker
 from tests.support.engagement import (
-    BOT_EMAIL,
     PACK_P1_TAGS,
     applied_seed,
     client_for,
     create_incident,
     department_ids,
     engaged_state,
+    example_worker,
     note_tags,
     org_and_policies,
     set_priority,
@@ -68,17 +67,9 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     sandbox = Sandbox(applied_seed())
     base = sandbox.start()
     pd = client_for(base)
-    org, policies = org_and_policies()
+    org, _ = org_and_policies()
     inbox = Inbox(tmp_path / "state.db")
-    worker = Worker(
-        inbox,
-        client_for(base, max_attempts=2),
-        org,
-        policies,
-        from_email=BOT_EMAIL,
-        poll_interval=None,
-        idle_wait=0.2,
-    )
+    worker = example_worker(inbox, client_for(base, max_attempts=2), idle_wait=0.2)
     app = create_app(_Secrets(), inbox, ReceiverHooks(on_stored=worker.wake))
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)

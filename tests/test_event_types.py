@@ -20,12 +20,11 @@ from pdorgsync.models.policy import INCIDENT_EVENT_TYPES
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
 from pdorgsync.state.sqlite import Inbox
-from pdorgsync.worker import Worker
 from tests.support.engagement import (
-    BOT_EMAIL,
     create_incident,
     department_ids,
     engaged_state,
+    example_worker,
     org_and_policies,
     webhook_data,
 )
@@ -58,9 +57,7 @@ def test_policy_fires_on_each_type_it_names(
         envelope(event_type, incident=webhook_data(incident), occurred_at=FakeClock()())
     )
     inbox.store(parse_envelope(raw), raw)
-    worker = Worker(
-        inbox, pd, org, policies, from_email=BOT_EMAIL, clock=FakeClock(), poll_interval=None
-    )
+    worker = example_worker(inbox, pd, policies=policies, clock=FakeClock())
     assert worker.drain() == 1
     _, teams, _ = engaged_state(applied, incident["id"])
     assert teams == [department_ids(pd, org)["executive"]["team"]]

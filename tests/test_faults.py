@@ -33,7 +33,6 @@ from pdorgsync.reconcile import apply
 from pdorgsync.sandbox import Sandbox, load_seed
 from pdorgsync.state.sqlite import Inbox
 from pdorgsync.webhooks import WEBHOOK_PATH, ReceiverHooks, create_app, sign
-from pdorgsync.worker import Worker
 from tests.support.daemon import serve_one_worker
 from tests.support.engagement import (
     BOT_EMAIL,
@@ -43,6 +42,7 @@ from tests.support.engagement import (
     create_incident,
     department_ids,
     engaged_state,
+    example_worker,
     note_tags,
     org_and_policies,
     serving_sandbox,
@@ -199,7 +199,7 @@ def test_ambiguous_posts_are_looked_up_not_sent_twice(box: Sandbox, org: Org) ->
 
 def test_worker_engages_every_incident_exactly_once_under_faults(tmp_path: Path) -> None:
     """Eight incidents, a quarter of API requests broken: every one engaged once, one note each."""
-    org, policies = org_and_policies()
+    org, _ = org_and_policies()
     with Sandbox(applied_seed(), random_seed=3) as sandbox:
         assert sandbox.base_url is not None
         pd = client_for(sandbox.base_url)
@@ -222,16 +222,7 @@ def test_worker_engages_every_incident_exactly_once_under_faults(tmp_path: Path)
                 timeout=CLIENT_TIMEOUT,
                 max_attempts=3,
             )
-            worker = Worker(
-                inbox,
-                faulty,
-                org,
-                policies,
-                from_email=BOT_EMAIL,
-                clock=clock,
-                max_attempts=50,
-                poll_interval=None,
-            )
+            worker = example_worker(inbox, faulty, clock=clock, max_attempts=50)
             sandbox.inject_faults(0.25, burst=2, slow_seconds=1.0)
             for _ in range(60):
                 worker.drain()

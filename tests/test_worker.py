@@ -30,6 +30,7 @@ from tests.support.engagement import (
     create_incident,
     department_ids,
     engaged_state,
+    example_worker,
     note_tags,
     org_and_policies,
     serving_sandbox,
@@ -86,9 +87,9 @@ def events() -> list[tuple[str, str, str]]:
 
 @pytest.fixture
 def make_worker(inbox: Inbox, pd: PagerDutyClient, clock: FakeClock) -> MakeWorker:
-    """``make_worker(**overrides)``: a Worker on the example org and policies, this test's
-    inbox, client and fake clock, with the catch-up poll off. ``inbox=``, ``client=``,
-    ``policies=`` or any other Worker keyword replaces the default."""
+    """``make_worker(**overrides)``: :func:`example_worker` on this test's inbox, client
+    and fake clock. ``inbox=``, ``client=``, ``policies=`` or any other Worker keyword
+    replaces the default."""
 
     def make(
         *,
@@ -97,17 +98,7 @@ def make_worker(inbox: Inbox, pd: PagerDutyClient, clock: FakeClock) -> MakeWork
         policies: list[Policy] | None = None,
         **kwargs: Any,
     ) -> Worker:
-        org, example_policies = org_and_policies()
-        kwargs.setdefault("poll_interval", None)
-        return Worker(
-            inbox,
-            client,
-            org,
-            example_policies if policies is None else policies,
-            from_email=BOT_EMAIL,
-            clock=clock,
-            **kwargs,
-        )
+        return example_worker(inbox, client, policies=policies, clock=clock, **kwargs)
 
     return make
 

@@ -28,8 +28,8 @@ from tests.support.engagement import (
     client_for,
     create_incident,
     engaged_state,
+    example_worker,
     note_tags,
-    org_and_policies,
     serving_sandbox,
     set_priority,
     webhook_data,
@@ -117,7 +117,6 @@ def test_parallel_incidents_never_interleave_one_incidents_events(
     """Eight incidents, each triggered at P3 then raised to P1 then escalated, on four
     workers: passes of different incidents overlap, one incident's events run one at a
     time in arrival order, and every department is engaged once, by the right event."""
-    org, policies = org_and_policies()
     incidents = []
     for n in range(8):
         incident = create_incident(pd, f"Checkout slow #{n}", priority="P3")
@@ -136,17 +135,15 @@ def test_parallel_incidents_never_interleave_one_incidents_events(
             envelope("incident.escalated", incident=webhook_data(raised), event_id=f"{n}-esc"),
         )
     assert box.base_url is not None
-    worker = RecordingWorker(
+    worker = example_worker(
         inbox,
         client_for(box.base_url),
-        org,
-        policies,
-        from_email=BOT_EMAIL,
+        worker_class=RecordingWorker,
         clock=clock,
-        poll_interval=None,
         idle_wait=0.05,
         concurrency=4,
     )
+    assert isinstance(worker, RecordingWorker)
     _run_until_drained(worker, inbox)
 
     assert {e.status for e in inbox.events()} == {"done"}
@@ -209,18 +206,7 @@ def test_shared_limiter_serves_engagement_first_under_four_workers(
         limiter=limiter,
         priority="engagement",
     )
-    org, policies = org_and_policies()
-    worker = Worker(
-        inbox,
-        client,
-        org,
-        policies,
-        from_email=BOT_EMAIL,
-        clock=clock,
-        poll_interval=None,
-        idle_wait=0.05,
-        concurrency=4,
-    )
+    worker = example_worker(inbox, client, clock=clock, idle_wait=0.05, concurrency=4)
     incidents = [create_incident(pd, f"Checkout API down #{n}") for n in range(8)]
     for incident in incidents:
         _enqueue(inbox, envelope(incident=webhook_data(incident)))
@@ -281,17 +267,8 @@ def test_a_busy_store_during_a_pass_is_retried_not_dead(
 
     path = tmp_path / "busy.db"
     inbox = Inbox(path, busy_timeout=0.05, clock=clock)
-    org, policies = org_and_policies()
     assert box.base_url is not None
-    worker = Worker(
-        inbox,
-        client_for(box.base_url),
-        org,
-        policies,
-        from_email=BOT_EMAIL,
-        clock=clock,
-        poll_interval=None,
-    )
+    worker = example_worker(inbox, client_for(box.base_url), clock=clock)
     incident = create_incident(pd, "Checkout API down")
     _enqueue(inbox, envelope(incident=webhook_data(incident)))
     event = inbox.claim()

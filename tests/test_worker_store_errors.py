@@ -17,16 +17,14 @@ from pdorgsync.errors import InboxError, is_temporary
 from pdorgsync.models.events import parse_envelope
 from pdorgsync.sandbox import Sandbox
 from pdorgsync.state.sqlite import Inbox
-from pdorgsync.worker import Worker
 from tests.support.engagement import (
-    BOT_EMAIL,
     PACK_P1_TAGS,
     applied_seed,
     client_for,
     create_incident,
     engaged_state,
+    example_worker,
     note_tags,
-    org_and_policies,
     serving_sandbox,
     webhook_data,
 )
@@ -58,9 +56,8 @@ def test_store_failure_while_handling_is_retried_then_engaged_once(
     clock = FakeClock()
     pd = client_for(box.base_url)
     incident = create_incident(pd, "Checkout API down")
-    org, policies = org_and_policies()
     inbox = _FlakyInbox(tmp_path / "state.db", clock=clock)
-    worker = Worker(inbox, pd, org, policies, from_email=BOT_EMAIL, clock=clock, poll_interval=None)
+    worker = example_worker(inbox, pd, clock=clock)
     try:
         raw = json.dumps(envelope(incident=webhook_data(incident)))
         inbox.store(parse_envelope(raw), raw)

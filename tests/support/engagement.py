@@ -8,7 +8,7 @@ not depend on the reconciler.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +18,8 @@ from pdorgsync.models.org import Org, managed_description
 from pdorgsync.models.policy import Policy
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
+from pdorgsync.state.base import StateStore
+from pdorgsync.worker import Worker
 from tests.support.paths import BOT_EMAIL as BOT_EMAIL  # re-exported for the tests
 from tests.support.paths import ORG_FILE as ORG_FILE
 from tests.support.paths import POLICY_DIR as POLICY_DIR
@@ -275,3 +277,26 @@ def serving_sandbox(seed: dict[str, Any], **options: Any) -> Iterator[Sandbox]:
     yield sandbox
     sandbox.stop()
     assert sandbox.validation_errors == []
+
+
+def example_worker(
+    inbox: StateStore,
+    client: Any,
+    *,
+    policies: Sequence[Policy] | None = None,
+    worker_class: type[Worker] = Worker,
+    **options: Any,
+) -> Worker:
+    """A worker on the example org (and its policies unless ``policies`` is given), From
+    the bot user, with the catch-up poll off unless ``poll_interval`` says otherwise;
+    ``options`` are the other Worker keywords (``clock``, ``max_attempts``, ...)."""
+    org, example_policies = org_and_policies()
+    options.setdefault("poll_interval", None)
+    return worker_class(
+        inbox,
+        client,
+        org,
+        example_policies if policies is None else policies,
+        from_email=BOT_EMAIL,
+        **options,
+    )
