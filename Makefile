@@ -21,7 +21,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
-	$(BIN)/mypy
+	$(BIN)/mypy src tests
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q

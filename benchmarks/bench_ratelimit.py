@@ -35,7 +35,7 @@ from common import RemoteSandbox, org_file, percentile, scaled_clocks, users_onl
 
 sys.path.insert(0, str(ROOT))
 
-from tests.engagement_support import BOT_EMAIL, applied_seed, org_and_policies, webhook_data
+from tests.support.engagement import BOT_EMAIL, applied_seed, org_and_policies, webhook_data
 
 from pdorgsync.core.planning import plan
 from pdorgsync.logs import configure_logging

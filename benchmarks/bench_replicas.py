@@ -4,7 +4,7 @@ Two replica processes each run what a ``pdorgsync serve`` replica sends to
 PagerDuty: two reconcile threads that read as fast as the budget lets them, and
 an engagement thread that sends one request a second (incidents arriving). Every
 request goes through ``state.postgres.SharedBudget`` on one throw-away
-PostgreSQL cluster (``tests/pgcluster.py``, Debian's ``postgresql``), against a
+PostgreSQL cluster (``tests/support/pgcluster.py``, Debian's ``postgresql``), against a
 sandbox in its own process that enforces PagerDuty's 960 requests/minute per
 token (429 beyond). Real time: the budget refills by the database clock.
 
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     window = args.window or min(60.0, args.seconds)
     configure_logging(level="error", fmt="console")
-    from tests.pgcluster import PgCluster, find_bin_dir
+    from tests.support.pgcluster import PgCluster, find_bin_dir
 
     if find_bin_dir() is None:
         print("skipped: PostgreSQL is not installed (apt-get install postgresql)")

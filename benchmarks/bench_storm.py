@@ -43,7 +43,7 @@ from common import RemoteSandbox, percentile
 
 sys.path.insert(0, str(ROOT))
 
-from tests.engagement_support import (
+from tests.support.engagement import (
     BOT_EMAIL,
     applied_seed,
     org_and_policies,

@@ -64,7 +64,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from common import RemoteSandbox, percentile  # noqa: E402
-from tests.engagement_support import (  # noqa: E402
+from tests.support.engagement import (  # noqa: E402
     BOT_EMAIL,
     applied_seed,
     client_for,
@@ -89,7 +89,7 @@ class Served:
     """The app under uvicorn in a thread, configured as ``pdorgsync serve`` configures it.
 
     uvicorn binds host and port itself, as in the daemon. (Handing it a pre-bound
-    socket, as tests/serving.py does, leaves Nagle's algorithm on for the accepted
+    socket, as tests/support/serving.py does, leaves Nagle's algorithm on for the accepted
     connections: every keep-alive request then waits ~40 ms for a delayed ACK, which
     measures the harness instead of the receiver.)
     """

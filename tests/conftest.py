@@ -18,9 +18,9 @@ import pytest
 
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox, load_seed
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-BOT_EMAIL = "pdorgsync-bot@acme.test"
+from pdorgsync.state.sqlite import Inbox
+from tests.support.engagement import applied_seed
+from tests.support.paths import BOT_EMAIL, EXAMPLES
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +57,9 @@ def sandbox(_sandbox_server: Sandbox, account_seed: dict[str, Any]) -> Iterator[
 @pytest.fixture
 def empty_sandbox(_sandbox_server: Sandbox, account_seed: dict[str, Any]) -> Iterator[Sandbox]:
     """The running sandbox holding only the seed's users (and priorities/abilities)."""
-    users_only = {key: account_seed[key] for key in ("users", "priorities") if key in account_seed}
+    users_only: dict[str, Any] = {
+        key: account_seed[key] for key in ("users", "priorities") if key in account_seed
+    }
     yield from _checked(_sandbox_server, users_only)
 
 
@@ -83,6 +85,23 @@ def empty_pd(empty_sandbox: Sandbox) -> PagerDutyClient:
     )
 
 
+@pytest.fixture
+def applied(sandbox: Sandbox) -> Sandbox:
+    """The seeded sandbox with each department's team and escalation policy already
+    there, marked as ours (what ``pdorgsync apply`` leaves behind)."""
+    sandbox.reset(applied_seed())
+    return sandbox
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> Iterator[Inbox]:
+    """A SQLite inbox in the test's folder, on the real clock (modules needing a fake
+    clock define their own)."""
+    store = Inbox(tmp_path / "state.db")
+    yield store
+    store.close()
+
+
 @pytest.fixture(scope="session")
 def _examples_server() -> Iterator[Sandbox]:
     server = Sandbox(examples=True)
@@ -103,8 +122,8 @@ def examples_sandbox(_examples_server: Sandbox) -> Iterator[Sandbox]:
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[Any]:
-    """A running PostgreSQL server (tests/pgcluster.py); skipped without one, except in CI."""
-    from tests.pgcluster import PgCluster, find_bin_dir
+    """A running PostgreSQL server (tests/support/pgcluster.py); skipped without one, except in CI."""
+    from tests.support.pgcluster import PgCluster, find_bin_dir
 
     if find_bin_dir() is None:
         reason = "PostgreSQL not installed (apt-get install postgresql; .ci/run does)"

@@ -10,7 +10,7 @@ import json
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from click.testing import CliRunner
@@ -26,7 +26,8 @@ from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.reconcile import apply, plan_account
 from pdorgsync.sandbox import Sandbox
 from pdorgsync.state.sqlite import Inbox
-from tests.engagement_support import BOT_EMAIL, applied_seed, create_incident, org_and_policies
+from tests.support.engagement import BOT_EMAIL, applied_seed, create_incident, org_and_policies
+from tests.support.plans import request_body
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_TEAMS = ["urgencies", "coordinated_responding", "status_update_subscribers"]
@@ -66,7 +67,7 @@ def test_plan_without_teams_ability_applies_cleanly(
     assert {c.kind for c in result.changes} == {"schedule", "escalation_policy", "service"}
     eps = [c for c in result.changes if c.kind == "escalation_policy"]
     assert eps
-    assert all("teams" not in c.requests[0].body["escalation_policy"] for c in eps)  # type: ignore[index,operator]
+    assert all("teams" not in request_body(c)["escalation_policy"] for c in eps)
     [notice] = result.notices
     assert "no 'teams' ability" in notice
     report = apply(empty_pd, result)
@@ -127,14 +128,9 @@ def test_audit_without_teams_ability_runs_and_says_so(
     ]
 
 
-@pytest.fixture
-def inbox(tmp_path: Path) -> Any:
-    box = Inbox(tmp_path / "state.db")
-    yield box
-    box.close()
-
-
-def _engage(engager: Engager, incident_id: str, dept: str, as_: str) -> Any:
+def _engage(
+    engager: Engager, incident_id: str, dept: str, as_: Literal["responder", "subscriber"]
+) -> Any:
     return engager.engage(
         incident_id, Engagement(department=dept, as_=as_, policy="p", message="m"), event_id=None
     )

@@ -13,7 +13,8 @@ from click.testing import CliRunner, Result
 
 from pdorgsync.cli import main
 from pdorgsync.sandbox import Sandbox
-from tests.test_audit import SMALL_SEED, _weekdays
+from tests.support.audit import SMALL_SEED, weekdays
+from tests.support.cli import isolated_cli
 
 ORG_YAML = """\
 version: 1
@@ -35,7 +36,7 @@ NOW = "2026-03-02T08:00:00+00:00"
 def complete_seed() -> dict[str, Any]:
     """The small account with Friday covered and everyone on high urgency."""
     seed = copy.deepcopy(SMALL_SEED)
-    seed["schedules"][0]["layers"][0]["restrictions"] = _weekdays([1, 2, 3, 4, 5])
+    seed["schedules"][0]["layers"][0]["restrictions"] = weekdays([1, 2, 3, 4, 5])
     for user in seed["users"]:
         user["notification_rules"] = [{"contact_method": "work", "urgency": "high"}]
     return seed
@@ -46,9 +47,7 @@ def workdir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _sandbox_server: Sandbox
 ) -> Iterator[Path]:
     """A working dir with org.yaml, pointed at a sandbox holding the small account."""
-    monkeypatch.chdir(tmp_path)
-    for name in ("PDORGSYNC_API_TOKEN", "PDORGSYNC_API_TOKEN_FILE", "PDORGSYNC_ORG_FILE", "PDORGSYNC_POLICY_DIR", "CREDENTIALS_DIRECTORY"):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
+    isolated_cli(monkeypatch, tmp_path)
     (tmp_path / "org.yaml").write_text(ORG_YAML, encoding="utf-8")
     box = _sandbox_server
     box.reset(copy.deepcopy(SMALL_SEED))

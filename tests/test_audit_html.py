@@ -12,7 +12,7 @@ import pytest
 from pdorgsync.core.coverage import audit
 from pdorgsync.core.render.audit_html import cell_colour, render_audit_html
 from pdorgsync.models.audit import AuditReport
-from tests.core.test_coverage import NOW, daily_shifts, make_org, make_snapshot, ref
+from tests.support.coverage import NOW, daily_shifts, make_org, make_snapshot, ref
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

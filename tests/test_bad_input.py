@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from pdorgsync.cli import main
 from pdorgsync.state.sqlite import Inbox
 from pdorgsync.webhooks import WEBHOOK_PATH, create_app, sign
-from tests.webhook_fixtures import TestClient, envelope
+from tests.support.webhooks import TestClient, envelope
 
 ROOT = Path(__file__).resolve().parent.parent
 ORG_TEXT = (ROOT / "examples" / "org.yaml").read_text(encoding="utf-8")

@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,11 +19,9 @@ import pytest
 from pdorgsync.sandbox import Sandbox
 from pdorgsync.state.sqlite import Inbox
 from pdorgsync.webhooks import WEBHOOK_PATH, sign
-from tests.engagement_support import (
-    BOT_EMAIL,
-    ORG_FILE,
+from tests.support.daemon import serve_one_worker
+from tests.support.engagement import (
     PACK_P1_TAGS,
-    POLICY_DIR,
     applied_seed,
     client_for,
     create_incident,
@@ -33,10 +29,11 @@ from tests.engagement_support import (
     engaged_state,
     note_tags,
     org_and_policies,
+    serving_sandbox,
     webhook_data,
 )
-from tests.serving import wait_for
-from tests.webhook_fixtures import SECRET, envelope
+from tests.support.serving import wait_for
+from tests.support.webhooks import SECRET, envelope
 
 INCIDENTS = 4
 
@@ -46,66 +43,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     # 30 ms per API call: the worker is mid-way through the events when it is killed.
-    box = Sandbox(applied_seed(), latency=0.03)
-    box.start()
-    yield box
-    box.stop()
-    assert box.validation_errors == []
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def _start(state: Path, api_url: str, tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """``pdorgsync serve`` on a free port against ``api_url``; returns it once it answers."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PDORGSYNC_API_URL": api_url,
-        "PDORGSYNC_FROM_EMAIL": BOT_EMAIL,
-        "PDORGSYNC_ORG_FILE": str(ORG_FILE),
-        "PDORGSYNC_POLICY_DIR": str(POLICY_DIR),
-        "PDORGSYNC_STATE_PATH": str(state),
-        "PDORGSYNC_WEBHOOK_SECRETS": SECRET,
-        "PDORGSYNC_LISTEN": f"127.0.0.1:{port}",
-        "PDORGSYNC_RECONCILE_INTERVAL": "3600",
-        "PDORGSYNC_LOG_FORMAT": "json",
-        # One incident at a time, so that the kill lands while later incidents still
-        # wait (with four workers they all finish together, before any kill).
-        "PDORGSYNC_WORKER_CONCURRENCY": "1",
-    }
-    env.pop("NOTIFY_SOCKET", None)
-    log_path = tmp_path / f"serve-{port}.log"
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pdorgsync", "serve"],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(
-            lambda: proc.poll() is not None or _healthy(url), timeout=30, what="serve to listen"
-        )
-        if proc.poll() is not None:
-            raise AssertionError(log_path.read_text()[-3000:])
-    except AssertionError:
-        proc.kill()
-        proc.wait()
-        raise
-    return proc, url
+    yield from serving_sandbox(applied_seed(), latency=0.03)
 
 
 def test_sigkill_after_202_loses_nothing_and_engages_nobody_twice(
@@ -119,7 +57,7 @@ def test_sigkill_after_202_loses_nothing_and_engages_nobody_twice(
     state = tmp_path / "state.db"
     incidents = [create_incident(pd, f"Checkout API outage {n}") for n in range(INCIDENTS)]
 
-    proc, url = _start(state, sandbox.base_url, tmp_path)
+    proc, url = serve_one_worker(state, sandbox.base_url, tmp_path)
     try:
         with httpx.Client(timeout=10) as http:
             for n, incident in enumerate(incidents):
@@ -142,7 +80,7 @@ def test_sigkill_after_202_loses_nothing_and_engages_nobody_twice(
         assert len([e for e in stored if e.source == "webhook"]) == INCIDENTS
         assert inbox.stats().pending > 0, "the kill came too late to prove anything"
 
-    proc, _url = _start(state, sandbox.base_url, tmp_path)
+    proc, _url = serve_one_worker(state, sandbox.base_url, tmp_path)
     try:
         with Inbox(state) as inbox:
             wait_for(

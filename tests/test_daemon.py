@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,17 +20,18 @@ from pdorgsync.errors import TemporaryPagerDutyError
 from pdorgsync.metrics import Metrics
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
-from tests.engagement_support import (
-    BOT_EMAIL,
+from pdorgsync.state.sqlite import Inbox
+from tests.support.daemon import daemon_settings, run_pdorgsync, serve_env, spawn_serve
+from tests.support.engagement import (
     ORG_FILE,
-    POLICY_DIR,
     create_incident,
     engaged_state,
     note_tags,
     org_and_policies,
     webhook_data,
 )
-from tests.webhook_fixtures import SECRET, envelope, signed
+from tests.support.serving import free_port
+from tests.support.webhooks import SECRET, envelope, signed
 
 
 class _Clock:
@@ -125,12 +123,6 @@ def _apply_example_org(pd: PagerDutyClient) -> dict[str, dict[str, str]]:
     return ids
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def notify_socket(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
     path = str(tmp_path / "notify.sock")
@@ -163,30 +155,12 @@ def test_serve_end_to_end(
     ids = _apply_example_org(pd)
     incident = create_incident(pd, "Checkout API down for EU customers")
     sock, sock_path = notify_socket
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PDORGSYNC_API_URL": str(sandbox.base_url),
-        "PDORGSYNC_FROM_EMAIL": BOT_EMAIL,
-        "PDORGSYNC_ORG_FILE": str(ORG_FILE),
-        "PDORGSYNC_POLICY_DIR": str(POLICY_DIR),
-        "PDORGSYNC_STATE_PATH": str(tmp_path / "state.db"),
-        "PDORGSYNC_WEBHOOK_SECRETS": SECRET,
-        "PDORGSYNC_LISTEN": f"127.0.0.1:{port}",
-        "PDORGSYNC_RECONCILE_INTERVAL": "3600",
-        "PDORGSYNC_LOG_FORMAT": "json",
-        "NOTIFY_SOCKET": sock_path,
-        "WATCHDOG_USEC": "2000000",
-    }
+    port = free_port()
+    env = serve_env(
+        str(sandbox.base_url), tmp_path, port, NOTIFY_SOCKET=sock_path, WATCHDOG_USEC="2000000"
+    )
     log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pdorgsync", "serve"],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-        )
+    proc = spawn_serve(env, tmp_path, log_path)
     try:
         try:
             _wait_for(sock, b"READY=1", timeout=30)
@@ -252,25 +226,14 @@ def test_serve_refuses_to_start_with_a_broken_org_file(tmp_path: Path) -> None:
     """Start-up validates the files and fails fast with the located reason, no traceback."""
     broken = tmp_path / "org.yaml"
     broken.write_text(ORG_FILE.read_text().replace("rotation: weekly", "rotation: fortnightly", 1))
-    env = {
-        **os.environ,
-        "PDORGSYNC_API_URL": "http://127.0.0.1:9",
-        "PDORGSYNC_API_TOKEN": "made-up-token",  # a loopback URL alone needs one too
-        "PDORGSYNC_FROM_EMAIL": BOT_EMAIL,
-        "PDORGSYNC_ORG_FILE": str(broken),
-        "PDORGSYNC_POLICY_DIR": str(POLICY_DIR),
-        "PDORGSYNC_STATE_PATH": str(tmp_path / "state.db"),
-        "PDORGSYNC_WEBHOOK_SECRETS": SECRET,
-        "PDORGSYNC_LISTEN": f"127.0.0.1:{_free_port()}",
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "pdorgsync", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    env = serve_env(
+        "http://127.0.0.1:9",
+        tmp_path,
+        free_port(),
+        PDORGSYNC_API_TOKEN="made-up-token",  # a loopback URL alone needs one too
+        PDORGSYNC_ORG_FILE=str(broken),
     )
+    result = run_pdorgsync(["serve"], env, tmp_path)
     assert result.returncode == 1
     assert "fortnightly" in result.stderr
     assert "Traceback" not in result.stderr
@@ -290,19 +253,10 @@ class _RecordingWorker:
 def test_sighup_reload_takes_a_good_file_and_refuses_a_broken_one(tmp_path: Path) -> None:
     """A reload swaps in a valid new org file; a broken one is refused and the old kept."""
     from pdorgsync.daemon import Daemon
-    from pdorgsync.settings import load_settings
 
     org_file = tmp_path / "org.yaml"
     org_file.write_text(ORG_FILE.read_text())
-    settings = load_settings(
-        api_url="http://127.0.0.1:9",
-        from_email=BOT_EMAIL,
-        org_file=org_file,
-        policy_dir=POLICY_DIR,
-        state_path=tmp_path / "state.db",
-        webhook_secrets=SECRET,
-        listen="127.0.0.1:0",
-    )
+    settings = daemon_settings(tmp_path, org_file=org_file)
     worker = _RecordingWorker()
     daemon = Daemon(settings, make_worker=lambda _d: worker, make_cycle=lambda _d: lambda _f: None)
     try:
@@ -351,21 +305,9 @@ def _daemon(
 ) -> Any:
     from pdorgsync.daemon import Daemon
     from pdorgsync.notify import Notifier
-    from pdorgsync.settings import load_settings
 
-    values: dict[str, Any] = {
-        "api_url": "http://127.0.0.1:9",
-        "from_email": BOT_EMAIL,
-        "org_file": ORG_FILE,
-        "policy_dir": POLICY_DIR,
-        "state_path": tmp_path / "state.db",
-        "webhook_secrets": SECRET,
-        "listen": "127.0.0.1:0",
-        "reconcile_interval": 60,
-        **settings,
-    }
     return Daemon(
-        load_settings(**values),
+        daemon_settings(tmp_path, **{"reconcile_interval": 60, **settings}),
         make_worker=lambda _d: worker,
         make_cycle=lambda _d: cycle,
         notifier=Notifier({"NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "2000000"}),
@@ -455,25 +397,18 @@ def test_readyz_and_metrics_never_wait_for_the_store(tmp_path: Path) -> None:
     import sqlite3
 
     from pdorgsync.daemon import Daemon
-    from pdorgsync.settings import load_settings
 
-    settings = load_settings(
-        api_url="http://127.0.0.1:9",
-        from_email=BOT_EMAIL,
-        org_file=ORG_FILE,
-        policy_dir=POLICY_DIR,
-        state_path=tmp_path / "state.db",
-        webhook_secrets=SECRET,
-        listen="127.0.0.1:0",
-    )
+    settings = daemon_settings(tmp_path)
     daemon = Daemon(
         settings, make_worker=lambda _d: _IdleWorker(), make_cycle=lambda _d: lambda _f: None
     )
+    assert isinstance(daemon.inbox, Inbox)  # the SQLite store (no DATABASE_URL)
     daemon.inbox.busy_timeout = 30.0  # a write would wait that long for the lock
     daemon.start()
     blocker = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")  # a long write by another process
     try:
+        assert daemon.bound_address is not None
         host, port = daemon.bound_address
         base = f"http://{host}:{port}"
         with httpx.Client(timeout=3) as http:

@@ -20,17 +20,14 @@ from pdorgsync.cli.webhook import ensure_subscription, needed_events
 from pdorgsync.loading import load_org, load_policies
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
+from tests.support.cli import isolated_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 BOT = "pdorgsync-bot@acme.test"
 
 
 def _env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, url: str, **extra: str) -> None:
-    monkeypatch.chdir(tmp_path)
-    for name in ("PDORGSYNC_API_TOKEN", "PDORGSYNC_API_TOKEN_FILE", "PDORGSYNC_ORG_FILE", "PDORGSYNC_POLICY_DIR", "PDORGSYNC_RATE_LIMIT_PER_MINUTE", "CREDENTIALS_DIRECTORY"):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PDORGSYNC_API_URL", url)
-    monkeypatch.setenv("PDORGSYNC_FROM_EMAIL", BOT)
+    isolated_cli(monkeypatch, tmp_path, api_url=url, from_email=BOT)
     for key, value in extra.items():
         monkeypatch.setenv(key, value)
     shutil.copy(ROOT / "examples" / "org.yaml", tmp_path / "org.yaml")

@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 from pdorgsync.cli import main
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
-from tests.engagement_support import (
+from tests.support.engagement import (
     BOT_EMAIL,
     create_incident,
     engaged_state,

@@ -16,22 +16,21 @@ from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
 from pdorgsync.state.sqlite import Inbox
 from pdorgsync.webhooks import WEBHOOK_PATH, ReceiverHooks, create_app, sign
-from pdorgsync.worker import Worker
-from tests.engagement_support import (
-    BOT_EMAIL,
+from tests.support.engagement import (
     PACK_P1_TAGS,
     applied_seed,
     client_for,
     create_incident,
     department_ids,
     engaged_state,
+    example_worker,
     note_tags,
     org_and_policies,
     set_priority,
     webhook_data,
 )
-from tests.serving import ThreadedServer, wait_for
-from tests.webhook_fixtures import SECRET, envelope
+from tests.support.serving import ThreadedServer, wait_for
+from tests.support.webhooks import SECRET, envelope
 
 
 class _Secrets:
@@ -68,17 +67,9 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     sandbox = Sandbox(applied_seed())
     base = sandbox.start()
     pd = client_for(base)
-    org, policies = org_and_policies()
+    org, _ = org_and_policies()
     inbox = Inbox(tmp_path / "state.db")
-    worker = Worker(
-        inbox,
-        client_for(base, max_attempts=2),
-        org,
-        policies,
-        from_email=BOT_EMAIL,
-        poll_interval=None,
-        idle_wait=0.2,
-    )
+    worker = example_worker(inbox, client_for(base, max_attempts=2), idle_wait=0.2)
     app = create_app(_Secrets(), inbox, ReceiverHooks(on_stored=worker.wake))
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)

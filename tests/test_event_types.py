@@ -8,7 +8,6 @@ and the worker must run the policy on them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,30 +20,15 @@ from pdorgsync.models.policy import INCIDENT_EVENT_TYPES
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
 from pdorgsync.state.sqlite import Inbox
-from pdorgsync.worker import Worker
-from tests.engagement_support import (
-    BOT_EMAIL,
-    applied_seed,
+from tests.support.engagement import (
     create_incident,
     department_ids,
     engaged_state,
+    example_worker,
     org_and_policies,
     webhook_data,
 )
-from tests.webhook_fixtures import FakeClock, envelope
-
-
-@pytest.fixture
-def applied(sandbox: Sandbox) -> Sandbox:
-    sandbox.reset(applied_seed())
-    return sandbox
-
-
-@pytest.fixture
-def inbox(tmp_path: Path) -> Iterator[Inbox]:
-    inbox = Inbox(tmp_path / "state.db")
-    yield inbox
-    inbox.close()
+from tests.support.webhooks import FakeClock, envelope
 
 
 def test_every_type_accepted_in_on_is_stored_for_the_worker() -> None:
@@ -73,9 +57,7 @@ def test_policy_fires_on_each_type_it_names(
         envelope(event_type, incident=webhook_data(incident), occurred_at=FakeClock()())
     )
     inbox.store(parse_envelope(raw), raw)
-    worker = Worker(
-        inbox, pd, org, policies, from_email=BOT_EMAIL, clock=FakeClock(), poll_interval=None
-    )
+    worker = example_worker(inbox, pd, policies=policies, clock=FakeClock())
     assert worker.drain() == 1
     _, teams, _ = engaged_state(applied, incident["id"])
     assert teams == [department_ids(pd, org)["executive"]["team"]]

@@ -16,18 +16,17 @@ from click.testing import CliRunner, Result
 from pdorgsync.cli import main
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
-from tests.webhook_fixtures import WEBHOOK_DIR
+from tests.support.cli import isolated_cli
+from tests.support.paths import TEST_DATA
+from tests.support.webhooks import WEBHOOK_DIR
 
-DATA = Path(__file__).resolve().parent / "data"
-ORG = DATA / "examples-org.yaml"
-POLICIES = DATA / "examples-policies"
+ORG = TEST_DATA / "examples-org.yaml"
+POLICIES = TEST_DATA / "examples-policies"
 PAYLOADS = sorted(p.name for p in WEBHOOK_DIR.glob("*.json") if p.name != "index.json")
 
 
 def run(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> Result:
-    monkeypatch.chdir(tmp_path)
-    for name in ("PDORGSYNC_API_TOKEN", "PDORGSYNC_API_TOKEN_FILE", "CREDENTIALS_DIRECTORY"):
-        monkeypatch.delenv(name, raising=False)
+    isolated_cli(monkeypatch, tmp_path)
     env = {
         "PDORGSYNC_API_URL": str(sandbox.base_url),
         "PDORGSYNC_FROM_EMAIL": "125.greenholt.earline@graham.name",
@@ -57,39 +56,44 @@ def test_examples_mode_serves_pagerdutys_example(examples_sandbox: Sandbox) -> N
     assert all(layer.get("id") for layer in own["schedule_layers"])
 
 
-def test_plan_runs_on_pagerdutys_examples(
-    examples_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("command", "exit_code", "expected", "layers_fetched"),
+    [
+        # Layers without ids fall back to the schedule's GET; the plan reports changes.
+        (["plan"], 2, 'adopt schedule "Daily Engineering Rotation"', True),
+        (["plan", "--format", "json"], 2, '"kind": "schedule"', False),  # the same data
+        (["audit", "--format", "json"], 3, '"rule": "COV002"', False),  # findings, exit 3
+        # apply sends its writes and reads PagerDuty's example answers to them.
+        (["apply", "--yes"], 0, "0 failed", False),
+        # engage --replay over the example incident list explains what would have matched.
+        (
+            ["engage", "--replay", "--since", "30d", "--dry-run"],
+            0,
+            "engineering-on-everything",
+            False,
+        ),
+    ],
+    ids=["plan", "plan-json", "audit", "apply", "engage-replay"],
+)
+def test_commands_run_on_pagerdutys_examples(
+    examples_sandbox: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
+    exit_code: int,
+    expected: str,
+    layers_fetched: bool,
 ) -> None:
-    """plan reads the examples (layers without ids fall back to the schedule's GET) and reports changes."""
-    result = run(examples_sandbox, tmp_path, monkeypatch, "plan", "--org", str(ORG))
-    assert_no_crash(result)
-    assert result.exit_code == 2, result.output
-    assert 'adopt schedule "Daily Engineering Rotation"' in result.stdout
-    assert ("GET", "/schedules/PI7DH85", 200) in examples_sandbox.requests
-
-
-def test_plan_json_runs_on_pagerdutys_examples(
-    examples_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The JSON report renders the same data."""
+    """plan (text and JSON), audit, apply and engage --replay run on the examples and
+    report, no crash."""
     result = run(
-        examples_sandbox, tmp_path, monkeypatch, "plan", "--org", str(ORG), "--format", "json"
+        examples_sandbox, tmp_path, monkeypatch, command[0], "--org", str(ORG), *command[1:]
     )
     assert_no_crash(result)
-    assert result.exit_code == 2, result.output
-    assert '"kind": "schedule"' in result.stdout
-
-
-def test_audit_runs_on_pagerdutys_examples(
-    examples_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """audit renders the example schedule and reports findings (exit 3), no crash."""
-    result = run(
-        examples_sandbox, tmp_path, monkeypatch, "audit", "--org", str(ORG), "--format", "json"
-    )
-    assert_no_crash(result)
-    assert result.exit_code == 3, result.output
-    assert '"rule": "COV002"' in result.stdout
+    assert result.exit_code == exit_code, result.output
+    assert expected in result.stdout
+    if layers_fetched:
+        assert ("GET", "/schedules/PI7DH85", 200) in examples_sandbox.requests
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
@@ -112,37 +116,6 @@ def test_engage_runs_on_every_example_webhook(
     if result.exit_code == 1:
         errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
         assert len(errors) == 1, result.stderr
-
-
-def test_apply_runs_on_pagerdutys_examples(
-    examples_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """apply sends its writes and reads PagerDuty's example answers to them without a crash."""
-    result = run(examples_sandbox, tmp_path, monkeypatch, "apply", "--org", str(ORG), "--yes")
-    assert_no_crash(result)
-    assert result.exit_code == 0, result.output
-    assert "0 failed" in result.stdout
-
-
-def test_engage_replay_runs_on_pagerdutys_examples(
-    examples_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """engage --replay over the example incident list explains what would have matched."""
-    result = run(
-        examples_sandbox,
-        tmp_path,
-        monkeypatch,
-        "engage",
-        "--replay",
-        "--since",
-        "30d",
-        "--org",
-        str(ORG),
-        "--dry-run",
-    )
-    assert_no_crash(result)
-    assert result.exit_code == 0, result.output
-    assert "engineering-on-everything" in result.stdout
 
 
 def test_import_runs_on_pagerdutys_examples(

@@ -33,8 +33,8 @@ from pdorgsync.reconcile import apply
 from pdorgsync.sandbox import Sandbox, load_seed
 from pdorgsync.state.sqlite import Inbox
 from pdorgsync.webhooks import WEBHOOK_PATH, ReceiverHooks, create_app, sign
-from pdorgsync.worker import Worker
-from tests.engagement_support import (
+from tests.support.daemon import serve_one_worker
+from tests.support.engagement import (
     BOT_EMAIL,
     PACK_P1_TAGS,
     applied_seed,
@@ -42,13 +42,14 @@ from tests.engagement_support import (
     create_incident,
     department_ids,
     engaged_state,
+    example_worker,
     note_tags,
     org_and_policies,
+    serving_sandbox,
     webhook_data,
 )
-from tests.serving import wait_for
-from tests.test_crash_recovery import _start
-from tests.webhook_fixtures import SECRET, FakeClock, TestClient, envelope, signed
+from tests.support.serving import wait_for
+from tests.support.webhooks import SECRET, FakeClock, TestClient, envelope, signed
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -69,11 +70,7 @@ def users_only() -> dict[str, Any]:
 
 @pytest.fixture
 def box(users_only: dict[str, Any]) -> Iterator[Sandbox]:
-    sandbox = Sandbox(json.loads(json.dumps(users_only)), random_seed=7)
-    sandbox.start()
-    yield sandbox
-    sandbox.stop()
-    assert sandbox.validation_errors == []
+    yield from serving_sandbox(json.loads(json.dumps(users_only)), random_seed=7)
 
 
 def _client(sandbox: Sandbox, *, faulty: bool) -> PagerDutyClient:
@@ -202,7 +199,7 @@ def test_ambiguous_posts_are_looked_up_not_sent_twice(box: Sandbox, org: Org) ->
 
 def test_worker_engages_every_incident_exactly_once_under_faults(tmp_path: Path) -> None:
     """Eight incidents, a quarter of API requests broken: every one engaged once, one note each."""
-    org, policies = org_and_policies()
+    org, _ = org_and_policies()
     with Sandbox(applied_seed(), random_seed=3) as sandbox:
         assert sandbox.base_url is not None
         pd = client_for(sandbox.base_url)
@@ -225,16 +222,7 @@ def test_worker_engages_every_incident_exactly_once_under_faults(tmp_path: Path)
                 timeout=CLIENT_TIMEOUT,
                 max_attempts=3,
             )
-            worker = Worker(
-                inbox,
-                faulty,
-                org,
-                policies,
-                from_email=BOT_EMAIL,
-                clock=clock,
-                max_attempts=50,
-                poll_interval=None,
-            )
+            worker = example_worker(inbox, faulty, clock=clock, max_attempts=50)
             sandbox.inject_faults(0.25, burst=2, slow_seconds=1.0)
             for _ in range(60):
                 worker.drain()
@@ -308,7 +296,7 @@ def test_sigkill_at_a_random_point_of_a_burst_loses_nothing_answered_202(tmp_pat
         ids = department_ids(pd, org)
         incidents = [create_incident(pd, f"Checkout API outage {n}") for n in range(12)]
         state = tmp_path / "state.db"
-        proc, url = _start(state, sandbox.base_url, tmp_path)
+        proc, url = serve_one_worker(state, sandbox.base_url, tmp_path)
         accepted: set[str] = set()
         lock = threading.Lock()
         kill_after = rng.randint(2, 10)
@@ -340,7 +328,7 @@ def test_sigkill_at_a_random_point_of_a_burst_loses_nothing_answered_202(tmp_pat
         proc.wait(timeout=10)
         assert len(accepted) >= kill_after
 
-        proc, _url = _start(state, sandbox.base_url, tmp_path)
+        proc, _url = serve_one_worker(state, sandbox.base_url, tmp_path)
         try:
             with Inbox(state) as inbox:
                 wait_for(

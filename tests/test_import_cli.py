@@ -25,6 +25,7 @@ from pdorgsync.errors import TemporaryPagerDutyError
 from pdorgsync.importer import read_account
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
+from tests.support.cli import isolated_cli
 
 BOT = "bot@globex.test"
 PEOPLE = ["ann", "bob", "cat", "dan", "eve", "fay", "gus", "hal"]
@@ -216,13 +217,8 @@ def globex(_sandbox_server: Sandbox) -> Iterator[Sandbox]:
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, globex: Sandbox) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for name in ("PDORGSYNC_API_TOKEN", "PDORGSYNC_API_TOKEN_FILE", "PDORGSYNC_ORG_FILE", "CREDENTIALS_DIRECTORY", "NO_COLOR"):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
     assert globex.base_url is not None
-    monkeypatch.setenv("PDORGSYNC_API_URL", globex.base_url)
-    monkeypatch.setenv("PDORGSYNC_FROM_EMAIL", BOT)
-    return tmp_path
+    return isolated_cli(monkeypatch, tmp_path, api_url=globex.base_url, from_email=BOT)
 
 
 def run(*args: str) -> Result:

@@ -246,7 +246,10 @@ def test_import_then_plan_only_adopts(account: tuple[snap.Snapshot, datetime]) -
     for impact in result.impacts:
         assert impact.before == impact.after, impact.department
     adopts = {(c.kind, c.department) for c in result.changes if c.action == "adopt"}
-    objects = {
+    objects: dict[
+        str,
+        list[snap.Team] | list[snap.Schedule] | list[snap.EscalationPolicy] | list[snap.Service],
+    ] = {
         "team": snapshot.teams,
         "schedule": snapshot.schedules,
         "escalation_policy": snapshot.escalation_policies,

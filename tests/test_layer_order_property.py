@@ -30,6 +30,7 @@ from pdorgsync.observe import observe
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.reconcile import apply
 from pdorgsync.sandbox import Sandbox
+from tests.support.orgs import ops_org
 
 PEOPLE = [
     "alex.rivera@acme.test",
@@ -79,21 +80,7 @@ def stacks(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 
 def org_of(layers: list[dict[str, Any]], zone: str, name: str = SCHEDULE) -> Org:
-    return Org.model_validate(
-        {
-            "version": 1,
-            "org": "acme",
-            "departments": [
-                {
-                    "key": "ops",
-                    "name": "Ops",
-                    "members": [PEOPLE[0]],
-                    "time_zone": zone,
-                    "schedule": {"name": name, "layers": layers},
-                }
-            ],
-        }
-    )
+    return ops_org([PEOPLE[0]], layers, zone=zone, schedule_name=name)
 
 
 def rendered(

@@ -21,8 +21,8 @@ from pdorgsync.metrics import Metrics
 from pdorgsync.models.events import parse_envelope
 from pdorgsync.settings import load_settings
 from pdorgsync.state.postgres import PostgresState
-from tests.engagement_support import BOT_EMAIL, ORG_FILE, POLICY_DIR
-from tests.webhook_fixtures import SECRET, envelope
+from tests.support.daemon import daemon_settings
+from tests.support.webhooks import envelope
 
 
 class _FakeStop:
@@ -93,15 +93,7 @@ def test_a_leader_that_loses_the_lock_stops_reconciling() -> None:
 
 def test_sqlite_daemon_is_the_leader(tmp_path: Path) -> None:
     """Without DATABASE_URL the one process leads: pdorgsync_reconcile_leader 1."""
-    settings = load_settings(
-        api_url="http://127.0.0.1:9",
-        from_email=BOT_EMAIL,
-        org_file=ORG_FILE,
-        policy_dir=POLICY_DIR,
-        state_path=tmp_path / "state.db",
-        webhook_secrets=SECRET,
-        listen="127.0.0.1:0",
-    )
+    settings = daemon_settings(tmp_path)
     daemon = Daemon(
         settings, make_worker=lambda _d: object(), make_cycle=lambda _d: lambda _f: None
     )

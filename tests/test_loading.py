@@ -88,15 +88,15 @@ def test_timestamps_stay_text_so_quoted_and_unquoted_agree(tmp_path: Path) -> No
         tmp_path, MINIMAL.replace('"2026-01-05T09:00:00"', "2026-01-05T09:00:00"), "u.yaml"
     )
     quoted = write(tmp_path, MINIMAL, "q.yaml")
-    start_u = load_org(unquoted).org.departments[0].schedule.layers[0].start  # type: ignore[union-attr]
-    start_q = load_org(quoted).org.departments[0].schedule.layers[0].start  # type: ignore[union-attr]
+    start_u = load_org(unquoted).org.departments[0].schedule.layers[0].start  # type: ignore[union-attr]  # a None fails the test too
+    start_q = load_org(quoted).org.departments[0].schedule.layers[0].start  # type: ignore[union-attr]  # a None fails the test too
     assert start_u == start_q == datetime(2026, 1, 5, 9, 0)
 
 
 def test_offset_in_start_is_kept(tmp_path: Path) -> None:
     """A start written with an offset stays an aware time at that offset."""
     path = write(tmp_path, MINIMAL.replace('"2026-01-05T09:00:00"', "2026-01-05T09:00:00+01:00"))
-    start = load_org(path).org.departments[0].schedule.layers[0].start  # type: ignore[union-attr]
+    start = load_org(path).org.departments[0].schedule.layers[0].start  # type: ignore[union-attr]  # a None fails the test too
     assert start.utcoffset() == timedelta(hours=1)
 
 

@@ -50,7 +50,7 @@ def test_snapshot_resolves_emails_references_and_urgency(pd: PagerDutyClient) ->
 
 
 def big_team_seed(account_seed: dict[str, Any], size: int) -> dict[str, Any]:
-    seed = json.loads(json.dumps(account_seed))
+    seed: dict[str, Any] = json.loads(json.dumps(account_seed))
     extra = [
         {"name": f"Member {i}", "email": f"member{i}@acme.test", "role": "user"}
         for i in range(size)

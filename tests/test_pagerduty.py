@@ -64,8 +64,8 @@ def _query(call: Any) -> dict[str, list[str]]:
 
 def _refused() -> requests.exceptions.ConnectionError:
     """What requests raises when nothing listens on the port (nothing was sent)."""
-    reason = NewConnectionError(None, "Failed to establish a new connection: [Errno 111]")  # type: ignore[arg-type]
-    return requests.exceptions.ConnectionError(MaxRetryError(None, BASE, reason))  # type: ignore[arg-type]
+    reason = NewConnectionError(None, "Failed to establish a new connection: [Errno 111]")  # type: ignore[arg-type]  # no connection object: nothing reads it
+    return requests.exceptions.ConnectionError(MaxRetryError(None, BASE, reason))  # type: ignore[arg-type]  # no pool: nothing reads it
 
 
 # --------------------------------------------------------------------------- headers
@@ -80,7 +80,9 @@ def test_sends_pagerduty_headers(rsps: responses.RequestsMock, client: PagerDuty
     assert headers["Accept"] == "application/vnd.pagerduty+json;version=2"
     assert headers["Content-Type"] == "application/json"
     assert headers["From"] == "pdorgsync-bot@acme.test"
-    assert headers["User-Agent"].startswith("pdorgsync/")
+    user_agent = headers["User-Agent"]
+    assert isinstance(user_agent, str)
+    assert user_agent.startswith("pdorgsync/")
 
 
 def test_no_from_header_without_from_email(rsps: responses.RequestsMock, sleeps: Sleeps) -> None:
@@ -115,6 +117,7 @@ def test_post_sends_and_returns_wrapped_bodies(
     created = client.post("/teams", {"team": {"type": "team", "name": "Support"}})
     assert created == {"team": {"id": "PT00001", "name": "Support"}}
     sent = rsps.calls[0].request
+    assert isinstance(sent.body, bytes | str)
     assert json.loads(sent.body) == {"team": {"type": "team", "name": "Support"}}
     assert sent.headers["Content-Type"] == "application/json"
 
@@ -135,6 +138,7 @@ def test_put_without_body_and_delete_204(
 
 def _paged(total: int, key: str = "teams") -> Any:
     def callback(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        assert request.url is not None
         query = parse_qs(urlsplit(request.url).query)
         offset, limit = int(query["offset"][0]), int(query["limit"][0])
         items = [{"id": f"P{i:06d}"} for i in range(offset, min(offset + limit, total))]

@@ -20,6 +20,7 @@ from pdorgsync.observe import observe
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.reconcile import apply
 from pdorgsync.sandbox import Sandbox
+from tests.support.orgs import ops_org
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 
@@ -198,29 +199,8 @@ def test_layers_without_ids_in_the_list_fall_back_to_the_schedule_get(
 
 
 def _org_with(users: list[str]) -> Org:
-    return Org.model_validate(
-        {
-            "version": 1,
-            "org": "acme",
-            "departments": [
-                {
-                    "key": "ops",
-                    "name": "Ops",
-                    "members": users,
-                    "schedule": {
-                        "layers": [
-                            {
-                                "name": "Primary",
-                                "rotation": "daily",
-                                "start": "2026-03-02T09:00:00",
-                                "users": users,
-                            },
-                        ]
-                    },
-                }
-            ],
-        }
-    )
+    primary = {"name": "Primary", "rotation": "daily", "start": "2026-03-02T09:00:00"}
+    return ops_org(users, [{**primary, "users": users}])
 
 
 def test_changing_a_rotation_keeps_history_and_leaves_no_drift(

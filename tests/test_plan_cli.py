@@ -13,6 +13,8 @@ from click.testing import CliRunner, Result
 from pdorgsync.cli import main
 from pdorgsync.cli.reconcile import colour_for
 from pdorgsync.sandbox import Sandbox
+from tests.support.cli import isolated_cli
+from tests.support.paths import BOT_EMAIL
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "org.yaml"
 
@@ -20,12 +22,8 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "org.yaml"
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox) -> Path:
     """A working directory with examples/org.yaml as org.yaml, settings pointing at the sandbox."""
-    monkeypatch.chdir(tmp_path)
-    for name in ("PDORGSYNC_API_TOKEN", "PDORGSYNC_API_TOKEN_FILE", "PDORGSYNC_ORG_FILE", "CREDENTIALS_DIRECTORY", "NO_COLOR"):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
     assert sandbox.base_url is not None
-    monkeypatch.setenv("PDORGSYNC_API_URL", sandbox.base_url)
-    monkeypatch.setenv("PDORGSYNC_FROM_EMAIL", "pdorgsync-bot@acme.test")
+    isolated_cli(monkeypatch, tmp_path, api_url=sandbox.base_url, from_email=BOT_EMAIL)
     shutil.copy(EXAMPLE, tmp_path / "org.yaml")
     return tmp_path
 

@@ -18,22 +18,14 @@ from pdorgsync.ratelimit import (
     limiter_for,
     reset_registry,
 )
+from tests.support.clocks import TickClock
 
 
-class FakeClock:
+class FakeClock(TickClock):
     """A monotonic clock that only moves when someone sleeps on it."""
 
     def __init__(self) -> None:
-        self.now = 1000.0
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.now += max(0.0, seconds)
+        super().__init__(1000.0)
 
 
 class GatedClock(FakeClock):

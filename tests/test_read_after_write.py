@@ -25,7 +25,8 @@ from pdorgsync.observe import observe
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.reconcile import apply
 from pdorgsync.sandbox import Sandbox
-from tests.conftest import BOT_EMAIL, EXAMPLES
+from tests.support.engagement import serving_sandbox
+from tests.support.paths import BOT_EMAIL, EXAMPLES
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -51,11 +52,7 @@ def clock() -> Clock:
 @pytest.fixture
 def box(account_seed: dict[str, Any], clock: Clock) -> Iterator[Sandbox]:
     users_only = {k: account_seed[k] for k in ("users", "priorities") if k in account_seed}
-    sandbox = Sandbox(json.loads(json.dumps(users_only)), clock=clock)
-    sandbox.start()
-    yield sandbox
-    sandbox.stop()
-    assert sandbox.validation_errors == []
+    yield from serving_sandbox(json.loads(json.dumps(users_only)), clock=clock)
 
 
 @pytest.fixture

@@ -3,42 +3,25 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
 import pytest
 
-from pdorgsync.core.planning import plan
 from pdorgsync.errors import OutcomeUnknownError
 from pdorgsync.loading import load_org
 from pdorgsync.models.org import Org
 from pdorgsync.models.plan import Plan
-from pdorgsync.observe import observe
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.reconcile import apply
 from pdorgsync.sandbox import Sandbox
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+from tests.support.paths import EXAMPLES
+from tests.support.reconcile import RefuseNth, edited, now, plan_for
 
 
 @pytest.fixture(scope="module")
 def example_org() -> Org:
     return load_org(EXAMPLES / "org.yaml").org
-
-
-def now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def plan_for(pd: PagerDutyClient, org: Org, **options: Any) -> Plan:
-    return plan(org, observe(pd, org), now=now(), **options)
-
-
-def edited(org: Org, edit: Any) -> Org:
-    data = org.model_dump(mode="json", exclude_none=True)
-    edit(data)
-    return Org.model_validate(data)
 
 
 def dept(data: dict[str, Any], key: str) -> dict[str, Any]:
@@ -116,7 +99,7 @@ def test_removed_department_is_an_orphan_deleted_only_with_prune(
 
 
 def unowned_support_service(sandbox: Sandbox, account_seed: dict[str, Any]) -> dict[str, Any]:
-    seed = json.loads(json.dumps(account_seed))
+    seed: dict[str, Any] = json.loads(json.dumps(account_seed))
     seed["services"].append(
         {
             "name": "Customer Support",
@@ -204,7 +187,7 @@ def test_unknown_outcome_is_looked_up_before_retrying(
     p = plan_for(pd, example_org)
     first = p.changes[0]
     assert first.action == "create"
-    report = apply(LostResponse(pd), p)  # type: ignore[arg-type]
+    report = apply(LostResponse(pd), p)
     assert report.ok
     same_name = [t for t in pd.list_all("/teams") if t["name"] == first.name]
     assert len(same_name) == 1
@@ -236,28 +219,11 @@ def test_refused_delete_names_the_open_incident(
     assert ep_delete
     # PagerDuty refuses deleting a policy an open incident still uses (CONTRACT §9.3);
     # the sandbox does not model that refusal, so make it refuse that one request.
-    report = apply(RefuseNth(pd, sandbox, ep_delete[0] + 1), p)  # type: ignore[arg-type]
+    report = apply(RefuseNth(pd, sandbox, ep_delete[0] + 1), p)
     failed = [r for r in report.results if r.outcome == "failed"]
     assert [r.change.kind for r in failed] == ["escalation_policy"]
     assert incident["id"] in (failed[0].error or "")
     assert "resolve" in (failed[0].error or "")
-
-
-class RefuseNth:
-    """Makes the sandbox answer 400 to the n-th DELETE sent through this client."""
-
-    def __init__(self, client: PagerDutyClient, sandbox: Sandbox, n: int) -> None:
-        self.client, self.sandbox, self.n = client, sandbox, n
-        self.deletes = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.client, name)
-
-    def delete(self, path: str) -> dict[str, Any]:
-        self.deletes += 1
-        if self.deletes == self.n:
-            self.sandbox.fail_next(1, status=400)
-        return self.client.delete(path)
 
 
 def test_change_at_next_handoff_keeps_the_current_shift(

@@ -11,11 +11,9 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,11 +26,9 @@ import pytest
 from pdorgsync.sandbox import Sandbox
 from pdorgsync.state.postgres import PostgresState
 from pdorgsync.webhooks import WEBHOOK_PATH, sign
-from tests.engagement_support import (
-    BOT_EMAIL,
-    ORG_FILE,
+from tests.support.daemon import Served, run_pdorgsync, serve_env, start_serve
+from tests.support.engagement import (
     PACK_P1_TAGS,
-    POLICY_DIR,
     applied_seed,
     client_for,
     create_incident,
@@ -40,11 +36,11 @@ from tests.engagement_support import (
     engaged_state,
     note_tags,
     org_and_policies,
+    serving_sandbox,
     webhook_data,
 )
-from tests.pgcluster import free_port
-from tests.serving import wait_for
-from tests.webhook_fixtures import SECRET, envelope
+from tests.support.serving import free_port, wait_for
+from tests.support.webhooks import SECRET, envelope
 
 pytestmark = pytest.mark.slow
 
@@ -55,19 +51,25 @@ LEADER_METRIC = re.compile(r"^pdorgsync_reconcile_leader (\S+)$", re.MULTILINE)
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     # 20 ms per API call: a replica is mid-way through its events when it is killed.
-    box = Sandbox(applied_seed(), latency=0.02)
-    box.start()
-    yield box
-    box.stop()
-    assert box.validation_errors == []
+    yield from serving_sandbox(applied_seed(), latency=0.02)
 
 
 @dataclass
 class Replica:
     name: str
-    proc: subprocess.Popen[bytes]
-    url: str
-    log: Path
+    served: Served
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        return self.served.proc
+
+    @property
+    def url(self) -> str:
+        return self.served.base
+
+    @property
+    def log(self) -> Path:
+        return self.served.log_path
 
     def leader(self) -> float | None:
         try:
@@ -78,56 +80,24 @@ class Replica:
         return float(match.group(1)) if match else None
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.served.stop()
 
 
-def _env(tmp_path: Path, name: str, db_url: str, api_url: str, port: int) -> dict[str, str]:
+def _env(tmp_path: Path, name: str, db_url: str) -> dict[str, str]:
+    """What a replica sets besides :func:`serve_env`: the shared database."""
     return {
-        **os.environ,
-        "PDORGSYNC_API_URL": api_url,
-        "PDORGSYNC_FROM_EMAIL": BOT_EMAIL,
-        "PDORGSYNC_ORG_FILE": str(ORG_FILE),
-        "PDORGSYNC_POLICY_DIR": str(POLICY_DIR),
         "PDORGSYNC_STATE_PATH": str(tmp_path / f"{name}.db"),  # must stay unused
         "PDORGSYNC_DATABASE_URL": db_url,
-        "PDORGSYNC_WEBHOOK_SECRETS": SECRET,
-        "PDORGSYNC_LISTEN": f"127.0.0.1:{port}",
-        "PDORGSYNC_RECONCILE_INTERVAL": "3600",
         # The shared budget in the database is in the request path of both replicas.
         "PDORGSYNC_RATE_LIMIT_PER_MINUTE": "6000",
-        "PDORGSYNC_LOG_FORMAT": "json",
     }
 
 
 def _start(tmp_path: Path, name: str, db_url: str, api_url: str) -> Replica:
-    port = free_port()
-    log = tmp_path / f"{name}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pdorgsync", "serve"],
-            env=_env(tmp_path, name, db_url, api_url, port),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-        )
-    replica = Replica(name, proc, f"http://127.0.0.1:{port}", log)
-
-    def ready() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"{name} exited: {log.read_text()[-2000:]}")
-        try:
-            return httpx.get(f"{replica.url}/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(ready, timeout=30, what=f"{name} to be ready")
-    return replica
+    served = start_serve(
+        api_url, tmp_path, ready="/readyz", name=name, env=_env(tmp_path, name, db_url)
+    )
+    return Replica(name, served)
 
 
 def _deliver(replica: Replica, raw: bytes, webhook_id: str) -> httpx.Response:
@@ -215,18 +185,10 @@ def test_two_replicas_leader_killed_mid_burst_everything_engaged_exactly_once(
 
 
 def _serve_once(tmp_path: Path, db_url: str) -> subprocess.CompletedProcess[str]:
-    env = _env(tmp_path, "bad", db_url, "http://127.0.0.1:9", free_port())
+    env = serve_env("http://127.0.0.1:9", tmp_path, free_port(), **_env(tmp_path, "bad", db_url))
     # Not the sandbox (nothing answers there): serve needs a token before the database.
     env["PDORGSYNC_API_TOKEN"] = "u+pdorgsync-test-token"
-    return subprocess.run(
-        [sys.executable, "-m", "pdorgsync", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=tmp_path,
-    )
+    return run_pdorgsync(["serve"], env, tmp_path)
 
 
 def test_bad_database_url_is_one_line_and_exit_1(tmp_path: Path) -> None:

@@ -8,39 +8,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
-
-import pytest
 
 from pdorgsync.core.policies import Engagement
 from pdorgsync.engagements import Engager
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
 from pdorgsync.state.sqlite import Inbox
-from tests.engagement_support import (
+from tests.support.engagement import (
     BOT_EMAIL,
-    applied_seed,
     create_incident,
     department_ids,
     org_and_policies,
     sandbox_incident,
     user_id,
 )
-
-
-@pytest.fixture
-def applied(sandbox: Sandbox) -> Sandbox:
-    sandbox.reset(applied_seed())
-    return sandbox
-
-
-@pytest.fixture
-def inbox(tmp_path: Path) -> Iterator[Inbox]:
-    inbox = Inbox(tmp_path / "state.db")
-    yield inbox
-    inbox.close()
 
 
 def _request_via_ui(pd: PagerDutyClient, incident_id: str, ep_id: str) -> None:
@@ -100,7 +82,8 @@ def test_refused_delete_names_an_open_incident_older_than_30_days(
     from pdorgsync.loading import load_org
     from pdorgsync.observe import observe
     from pdorgsync.reconcile import apply
-    from tests.test_reconcile import EXAMPLES, RefuseNth, edited, now, plan_for
+    from tests.support.paths import EXAMPLES
+    from tests.support.reconcile import RefuseNth, edited, now, plan_for
 
     org = load_org(EXAMPLES / "org.yaml").org
     apply(pd, plan_for(pd, org))
@@ -115,6 +98,6 @@ def test_refused_delete_names_an_open_incident_older_than_30_days(
 
     p = plan(without, observe(pd, without), now=now(), prune=True)
     ep_delete = [i for i, c in enumerate(p.changes) if c.kind == "escalation_policy"]
-    report = apply(RefuseNth(pd, sandbox, ep_delete[0] + 1), p)  # type: ignore[arg-type]
+    report = apply(RefuseNth(pd, sandbox, ep_delete[0] + 1), p)
     [failed] = [r for r in report.results if r.outcome == "failed"]
     assert incident["id"] in (failed.error or "")

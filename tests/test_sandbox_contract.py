@@ -45,7 +45,8 @@ def weekly_schedule(pd: PagerDutyClient, users: list[str], name: str = "Rota") -
             ],
         }
     }
-    return pd.post("/schedules", body)["schedule"]
+    schedule: dict[str, Any] = pd.post("/schedules", body)["schedule"]
+    return schedule
 
 
 @pytest.mark.parametrize("token", [None, "wrong"])
@@ -170,7 +171,8 @@ def _incident(pd: PagerDutyClient, title: str = "Checkout down") -> dict[str, An
             "service": {"id": service["id"], "type": "service_reference"},
         }
     }
-    return pd.post("/incidents", body)["incident"]
+    incident: dict[str, Any] = pd.post("/incidents", body)["incident"]
+    return incident
 
 
 def test_flat_responder_targets_are_refused_like_pagerduty(
@@ -297,7 +299,7 @@ def test_weekly_two_user_rotation_renders_final_schedule(
 def test_corrected_description_rejects_string_assignment_strategy(sandbox: Sandbox) -> None:
     """The overlay (CONTRACT §9.8) makes the string form invalid: 400, recorded."""
     users = raw(sandbox, "GET", "/users", params={"query": "alex"}).json()["users"]
-    body = {
+    body: dict[str, Any] = {
         "escalation_policy": {
             "type": "escalation_policy",
             "name": "Strategy",

@@ -69,7 +69,7 @@ def test_shipped_description_is_valid_openapi_30() -> None:
 
 def test_inline_refs_follows_pointer_escapes_and_list_indexes() -> None:
     """``~1`` is ``/``, ``~0`` is ``~``, percent-escapes are decoded, numbers index lists."""
-    doc = {
+    doc: dict[str, Any] = {
         "a": {"x/y": {"v": 1}, "t~z": {"v": 2}, "list": [{"v": 3}, {"v": 4}], "sp ace": {"v": 5}},
         "uses": [
             {"$ref": "#/a/x~1y"},

@@ -218,7 +218,7 @@ def test_poll_interval_zero_turns_polling_off(monkeypatch: pytest.MonkeyPatch) -
     """POLL_INTERVAL=0: the worker never polls."""
     from pdorgsync.state.sqlite import Inbox
     from pdorgsync.worker import Worker
-    from tests.engagement_support import BOT_EMAIL, org_and_policies
+    from tests.support.engagement import BOT_EMAIL, org_and_policies
 
     monkeypatch.setenv("PDORGSYNC_POLL_INTERVAL", "0")
     org, policies = org_and_policies()

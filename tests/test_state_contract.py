@@ -22,7 +22,7 @@ from pdorgsync.state import StateStore, is_shared, open_state
 from pdorgsync.state.postgres import PostgresState
 from pdorgsync.state.records import DEDUPE_WINDOW, StoreResult
 from pdorgsync.state.sqlite import Inbox
-from tests.webhook_fixtures import FakeClock, envelope, example
+from tests.support.webhooks import FakeClock, envelope, example
 
 
 def _store(box: StateStore, body: dict[str, Any], webhook_id: str | None = None) -> StoreResult:

@@ -24,8 +24,8 @@ from pdorgsync.state.postgres import (
     PostgresState,
     SharedBudget,
 )
-from tests.pgcluster import free_port
-from tests.webhook_fixtures import FakeClock, envelope, example
+from tests.support.serving import free_port
+from tests.support.webhooks import FakeClock, envelope, example
 
 
 def _incident(incident_id: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from pdorgsync.observe import observe
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.reconcile import apply
 from pdorgsync.sandbox import Sandbox
-from tests.conftest import EXAMPLES
+from tests.support.paths import EXAMPLES
 
 
 def _now() -> datetime:

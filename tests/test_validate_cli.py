@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pdorgsync.cli import main
+from tests.support.cli import isolated_cli
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "org.yaml"
 EXAMPLE_TEXT = EXAMPLE.read_text(encoding="utf-8")
@@ -17,10 +18,7 @@ EXAMPLE_TEXT = EXAMPLE.read_text(encoding="utf-8")
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty working directory with no PDORGSYNC_* settings and no API token."""
-    monkeypatch.chdir(tmp_path)
-    for name in ("PDORGSYNC_API_TOKEN", "PDORGSYNC_API_TOKEN_FILE", "PDORGSYNC_ORG_FILE", "PDORGSYNC_POLICY_DIR", "CREDENTIALS_DIRECTORY"):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
+    return isolated_cli(monkeypatch, tmp_path)
 
 
 def run(*args: str) -> Result:

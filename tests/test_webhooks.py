@@ -12,7 +12,7 @@ import pytest
 from pdorgsync.errors import ConfigError
 from pdorgsync.state.sqlite import Inbox
 from pdorgsync.webhooks import WEBHOOK_PATH, ReceiverHooks, create_app, sign, signature_matches
-from tests.webhook_fixtures import (
+from tests.support.webhooks import (
     INDEX,
     OLD_SECRET,
     SECRET,
@@ -178,7 +178,7 @@ def test_lying_content_length_does_not_bypass_the_cap(inbox: Inbox) -> None:
         "client": ("127.0.0.1", 1234),
         "root_path": "",
     }
-    asyncio.run(app(scope, receive, send))  # type: ignore[arg-type]
+    asyncio.run(app(scope, receive, send))  # type: ignore[arg-type]  # a hand-built ASGI scope
     assert messages[0]["status"] == 413
 
 

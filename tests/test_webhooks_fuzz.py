@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pdorgsync.state.sqlite import Inbox
 from pdorgsync.webhooks import WEBHOOK_PATH, create_app, sign
-from tests.webhook_fixtures import SECRET, TestClient, envelope
+from tests.support.webhooks import SECRET, TestClient, envelope
 
 
 class _Secrets:

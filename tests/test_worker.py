@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,12 +16,13 @@ from pdorgsync.engagements import Engager, note_tag
 from pdorgsync.errors import PermanentPagerDutyError
 from pdorgsync.models.events import parse_envelope
 from pdorgsync.models.org import Org
+from pdorgsync.models.policy import Policy
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
 from pdorgsync.settings import Settings
 from pdorgsync.state.sqlite import Inbox
 from pdorgsync.worker import Worker, WorkerHooks, perform_engagements
-from tests.engagement_support import (
+from tests.support.engagement import (
     BOT_EMAIL,
     PACK_P1_TAGS,
     applied_seed,
@@ -29,25 +30,25 @@ from tests.engagement_support import (
     create_incident,
     department_ids,
     engaged_state,
+    example_worker,
     note_tags,
     org_and_policies,
+    serving_sandbox,
     set_priority,
     user_id,
     webhook_data,
 )
-from tests.webhook_fixtures import FakeClock, envelope
+from tests.support.webhooks import FakeClock, envelope
 
 ALL = ["support", "executive", "finance", "sales", "product", "marketing", "hr"]
+# make_worker(**overrides) -> Worker: see the fixture.
+MakeWorker = Callable[..., Worker]
 
 
 @pytest.fixture
 def box(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
     keys = getattr(request, "param", ALL)
-    sandbox = Sandbox(applied_seed(keys))
-    sandbox.start()
-    yield sandbox
-    sandbox.stop()
-    assert sandbox.validation_errors == []
+    yield from serving_sandbox(applied_seed(keys))
 
 
 @pytest.fixture
@@ -85,24 +86,30 @@ def events() -> list[tuple[str, str, str]]:
 
 
 @pytest.fixture
+def make_worker(inbox: Inbox, pd: PagerDutyClient, clock: FakeClock) -> MakeWorker:
+    """``make_worker(**overrides)``: :func:`example_worker` on this test's inbox, client
+    and fake clock. ``inbox=``, ``client=``, ``policies=`` or any other Worker keyword
+    replaces the default."""
+
+    def make(
+        *,
+        inbox: Inbox = inbox,
+        client: Any = pd,
+        policies: list[Policy] | None = None,
+        **kwargs: Any,
+    ) -> Worker:
+        return example_worker(inbox, client, policies=policies, clock=clock, **kwargs)
+
+    return make
+
+
+@pytest.fixture
 def worker(
-    inbox: Inbox,
-    pd: PagerDutyClient,
-    clock: FakeClock,
+    make_worker: MakeWorker,
     ids: dict[str, dict[str, str]],
     events: list[tuple[str, str, str]],
 ) -> Worker:
-    org, policies = org_and_policies()
-    return Worker(
-        inbox,
-        pd,
-        org,
-        policies,
-        from_email=BOT_EMAIL,
-        clock=clock,
-        hooks=WorkerHooks(on_engagement=lambda d, a, o: events.append((d, a, o))),
-        poll_interval=None,
-    )
+    return make_worker(hooks=WorkerHooks(on_engagement=lambda d, a, o: events.append((d, a, o))))
 
 
 def _enqueue(inbox: Inbox, body: dict[str, Any]) -> None:
@@ -176,20 +183,15 @@ def test_note_names_the_policy(
 
 
 def test_notes_can_be_turned_off(
-    inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock, ids: dict[str, Any]
+    make_worker: MakeWorker,
+    inbox: Inbox,
+    box: Sandbox,
+    pd: PagerDutyClient,
+    clock: FakeClock,
+    ids: dict[str, Any],
 ) -> None:
     """INCIDENT_NOTES=false: engagements happen, no notes are written."""
-    org, policies = org_and_policies()
-    worker = Worker(
-        inbox,
-        pd,
-        org,
-        policies,
-        from_email=BOT_EMAIL,
-        clock=clock,
-        incident_notes=False,
-        poll_interval=None,
-    )
+    worker = make_worker(incident_notes=False)
     incident = create_incident(pd, "Checkout down")
     _enqueue(inbox, _triggered(incident, clock))
     worker.drain()
@@ -285,20 +287,15 @@ def test_rate_limit_retries_after_retry_after(
 
 
 def test_temporary_failures_end_in_dead_letter_after_max_attempts(
-    inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock, ids: dict[str, Any]
+    make_worker: MakeWorker,
+    inbox: Inbox,
+    box: Sandbox,
+    pd: PagerDutyClient,
+    clock: FakeClock,
+    ids: dict[str, Any],
 ) -> None:
     """Server errors on every attempt: bounded retries, then dead with the error shown."""
-    org, policies = org_and_policies()
-    worker = Worker(
-        inbox,
-        pd,
-        org,
-        policies,
-        from_email=BOT_EMAIL,
-        clock=clock,
-        max_attempts=3,
-        poll_interval=None,
-    )
+    worker = make_worker(max_attempts=3)
     incident = create_incident(pd, "Checkout down")
     _enqueue(inbox, _triggered(incident, clock))
     box.fail_next(100, status=503)
@@ -329,15 +326,16 @@ class _ContendedLedger(Inbox):
 
 
 def test_lock_contention_retries_and_never_dead_letters(
-    tmp_path: Path, box: Sandbox, pd: PagerDutyClient, clock: FakeClock, ids: dict[str, Any]
+    make_worker: MakeWorker,
+    tmp_path: Path,
+    box: Sandbox,
+    pd: PagerDutyClient,
+    clock: FakeClock,
+    ids: dict[str, Any],
 ) -> None:
     """A ledger write that waited past the busy timeout is retried, even at the last attempt."""
-    org, policies = org_and_policies()
     inbox = _ContendedLedger(tmp_path / "contended.db", busy_timeout=0.05, clock=clock)
-    worker = Worker(
-        inbox, pd, org, policies, from_email=BOT_EMAIL, clock=clock, max_attempts=1,
-        poll_interval=None,
-    )  # fmt: skip
+    worker = make_worker(inbox=inbox, max_attempts=1)
     incident = create_incident(pd, "Checkout down")
     _enqueue(inbox, _triggered(incident, clock))
     worker.drain()
@@ -402,20 +400,15 @@ def test_write_done_before_a_crash_is_not_repeated(
 
 @pytest.mark.parametrize("box", [["executive", "finance", "sales"]], indirect=True)
 def test_department_missing_in_pagerduty_is_skipped_not_recorded(
-    inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock, events: list[Any]
+    make_worker: MakeWorker,
+    inbox: Inbox,
+    box: Sandbox,
+    pd: PagerDutyClient,
+    clock: FakeClock,
+    events: list[Any],
 ) -> None:
     """Without the Support EP in PagerDuty the responder engagement is skipped (and may happen later)."""
-    org, policies = org_and_policies()
-    worker = Worker(
-        inbox,
-        pd,
-        org,
-        policies,
-        from_email=BOT_EMAIL,
-        clock=clock,
-        poll_interval=None,
-        hooks=WorkerHooks(on_engagement=lambda d, a, o: events.append((d, a, o))),
-    )
+    worker = make_worker(hooks=WorkerHooks(on_engagement=lambda d, a, o: events.append((d, a, o))))
     incident = create_incident(pd, "Checkout down")
     _enqueue(inbox, _triggered(incident, clock))
     worker.drain()
@@ -470,7 +463,7 @@ def test_dry_run_writes_nothing(
     """handle_event(dry_run=True) evaluates and returns engagements without any write."""
     incident = create_incident(pd, "Checkout down")
     result = worker.handle_event(_triggered(incident, clock), dry_run=True)
-    assert {(e.department, e.as_) for e in result.evaluation.engagements} == {  # type: ignore[union-attr]
+    assert {(e.department, e.as_) for e in result.evaluation.engagements} == {  # type: ignore[union-attr]  # a None fails the test too
         ("support", "responder"),
         ("executive", "subscriber"),
         ("finance", "subscriber"),
@@ -521,15 +514,14 @@ def test_poll_picks_up_incidents_whose_webhook_never_came(
 
 
 def test_first_poll_records_open_incidents_and_engages_none(
-    inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock
+    make_worker: MakeWorker, inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock
 ) -> None:
     """First start: yesterday's open incidents are the baseline, not a burst of engagements."""
-    org, policies = org_and_policies()
     polls: list[tuple[str, dict[str, int]]] = []
-    worker = Worker(
-        inbox, pd, org, policies, from_email=BOT_EMAIL, clock=clock,
+    worker = make_worker(
         hooks=WorkerHooks(on_poll=lambda result, queued: polls.append((result, dict(queued)))),
-    )  # fmt: skip
+        poll_interval=300.0,
+    )
     old = [create_incident(pd, f"Checkout down {n}") for n in range(3)]
     clock.now = box.state.now()
     assert worker.poll_incidents() == 0
@@ -547,15 +539,20 @@ def test_first_poll_records_open_incidents_and_engages_none(
 
 
 def test_polled_priority_change_fires_only_policies_on_priority_updated(
-    inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock, ids: dict[str, Any]
+    make_worker: MakeWorker,
+    inbox: Inbox,
+    box: Sandbox,
+    pd: PagerDutyClient,
+    clock: FakeClock,
+    ids: dict[str, Any],
 ) -> None:
     """A policy `on: [incident.triggered]` ignores a priority raise the poll caught (SPEC §2)."""
-    org, policies = org_and_policies()
+    _, policies = org_and_policies()
     triggered_only = [
         p.model_copy(update={"on": ["incident.triggered"]}) if p.name == "support-customer-liaison" else p
         for p in policies
     ]  # fmt: skip
-    worker = Worker(inbox, pd, org, triggered_only, from_email=BOT_EMAIL, clock=clock)
+    worker = make_worker(policies=triggered_only, poll_interval=300.0)
     clock.now = box.state.now()
     worker.poll_incidents()  # baseline
     incident = create_incident(pd, "Checkout slow", priority="P3")
@@ -585,10 +582,11 @@ def test_poll_leaves_incidents_with_a_waiting_event_to_it(
     assert [e.source for e in inbox.events()] == ["webhook"]
 
 
-def test_poll_is_due_by_interval(inbox: Inbox, pd: PagerDutyClient, clock: FakeClock) -> None:
+def test_poll_is_due_by_interval(
+    make_worker: MakeWorker, inbox: Inbox, pd: PagerDutyClient, clock: FakeClock
+) -> None:
     """poll_due: at start, then only after poll_interval."""
-    org, policies = org_and_policies()
-    worker = Worker(inbox, pd, org, policies, from_email=BOT_EMAIL, clock=clock, poll_interval=300)
+    worker = make_worker(poll_interval=300)
     assert worker.poll_due()
     worker.poll_incidents()
     clock.advance(299)
@@ -655,15 +653,13 @@ def test_perform_engagements_for_the_engage_cli(
 
 
 def test_retention_runs_hourly_and_keeps_what_still_matters(
-    inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock
+    make_worker: MakeWorker, inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock
 ) -> None:
     """The daemon's worker purges handled events past INBOX_RETENTION, once an hour."""
-    org, policies = org_and_policies()
     purges: list[int] = []
-    worker = Worker(
-        inbox, pd, org, policies, from_email=BOT_EMAIL, clock=clock, poll_interval=None,
-        retention=timedelta(days=30), hooks=WorkerHooks(on_purge=lambda r: purges.append(r.events)),
-    )  # fmt: skip
+    worker = make_worker(
+        retention=timedelta(days=30), hooks=WorkerHooks(on_purge=lambda r: purges.append(r.events))
+    )
     incident = create_incident(pd, "Checkout down")
     _enqueue(inbox, _triggered(incident, clock))
     worker.drain()
@@ -704,24 +700,21 @@ def test_late_trigger_of_a_resolved_incident_engages_nobody(
 
 
 def _counted_worker(
-    inbox: Inbox, box: Sandbox, clock: FakeClock, **kw: Any
+    make_worker: MakeWorker, box: Sandbox, **kw: Any
 ) -> tuple[Worker, PagerDutyClient]:
     """A worker with its own client, so its per-route call counter sees only its requests."""
     assert box.base_url is not None
     client = client_for(box.base_url)
-    org, policies = org_and_policies()
-    worker = Worker(
-        inbox, client, org, policies, from_email=BOT_EMAIL, clock=clock, poll_interval=None, **kw
-    )
+    worker = make_worker(client=client, **kw)
     return worker, client
 
 
 def test_fully_engaged_incident_costs_exactly_four_requests(
-    inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock
+    make_worker: MakeWorker, inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock
 ) -> None:
     """1 responder + 3 subscriber departments, notes on: the incident read once, one
     responder request with the target, one subscribe call with all three teams, one note."""
-    worker, client = _counted_worker(inbox, box, clock)
+    worker, client = _counted_worker(make_worker, box)
     warm = create_incident(pd, "Checkout API down (warm-up)")  # fills the directory caches
     _enqueue(inbox, _triggered(warm, clock, event_id="warm"))
     worker.drain()
@@ -742,10 +735,10 @@ def test_fully_engaged_incident_costs_exactly_four_requests(
 
 
 def test_retried_event_reads_the_notes_first_and_costs_exactly_five(
-    inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock
+    make_worker: MakeWorker, inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock
 ) -> None:
     """When the ledger cannot tell (second attempt), the notes are read: five requests, one note."""
-    worker, client = _counted_worker(inbox, box, clock)
+    worker, client = _counted_worker(make_worker, box)
     worker.engager.directory.refresh()
     worker.engager.bot_user_id()
     worker.engager.abilities()  # read once per run (GET /abilities), not per pass
@@ -767,17 +760,17 @@ def test_retried_event_reads_the_notes_first_and_costs_exactly_five(
 
 
 def test_note_written_before_a_crash_is_not_written_again(
-    inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock
+    make_worker: MakeWorker, inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock
 ) -> None:
     """Killed after every write of the pass but before the ledger rows: the restarted
     worker finds the responder request, the subscriptions and the note, and only records."""
-    worker, _client = _counted_worker(inbox, box, clock)
+    worker, _client = _counted_worker(make_worker, box)
     incident = create_incident(pd, "Checkout API down")
     _enqueue(inbox, _triggered(incident, clock))
     event = inbox.claim()
     assert event is not None
-    dying, _ = _counted_worker(inbox, box, clock)
-    dying.engager.inbox = _DiesBeforeLedger(inbox)  # type: ignore[assignment]
+    dying, _ = _counted_worker(make_worker, box)
+    dying.engager.inbox = _DiesBeforeLedger(inbox)  # type: ignore[assignment]  # a test double
     with pytest.raises(_Killed):
         dying.process(event)
     assert inbox.engagements(incident["id"]) == []
@@ -808,11 +801,15 @@ class _DiesBeforeLedger:
 
 
 def test_partial_subscription_failure_retries_only_what_failed(
-    inbox: Inbox, box: Sandbox, pd: PagerDutyClient, clock: FakeClock, ids: dict[str, Any]
+    make_worker: MakeWorker,
+    inbox: Inbox,
+    box: Sandbox,
+    pd: PagerDutyClient,
+    clock: FakeClock,
+    ids: dict[str, Any],
 ) -> None:
     """One team's item fails: the others and the responder are noted and recorded; the
     replayed event subscribes only that team and writes one note naming only it."""
-    org, policies = org_and_policies()
     failing = ids["finance"]["team"]
 
     class OneTeamRefused:
@@ -837,9 +834,7 @@ def test_partial_subscription_failure_retries_only_what_failed(
             return self.inner.post(path, body, idempotent=idempotent)
 
     client = OneTeamRefused(pd)
-    worker = Worker(
-        inbox, client, org, policies, from_email=BOT_EMAIL, clock=clock, poll_interval=None
-    )
+    worker = make_worker(client=client)
     incident = create_incident(pd, "Checkout API down")
     _enqueue(inbox, _triggered(incident, clock))
     worker.drain()

@@ -20,29 +20,27 @@ from pdorgsync.settings import Settings
 from pdorgsync.state.records import StoredEvent
 from pdorgsync.state.sqlite import Inbox
 from pdorgsync.worker import Worker
-from tests.engagement_support import (
+from tests.support.clocks import TickClock
+from tests.support.engagement import (
     BOT_EMAIL,
     PACK_P1_TAGS,
     applied_seed,
     client_for,
     create_incident,
     engaged_state,
+    example_worker,
     note_tags,
-    org_and_policies,
+    serving_sandbox,
     set_priority,
     webhook_data,
 )
-from tests.webhook_fixtures import FakeClock, envelope
+from tests.support.webhooks import FakeClock, envelope
 
 
 @pytest.fixture
 def box() -> Iterator[Sandbox]:
     # 20 ms per request: long enough for passes of different incidents to overlap.
-    sandbox = Sandbox(applied_seed(), latency=0.02)
-    sandbox.start()
-    yield sandbox
-    sandbox.stop()
-    assert sandbox.validation_errors == []
+    yield from serving_sandbox(applied_seed(), latency=0.02)
 
 
 @pytest.fixture
@@ -119,7 +117,6 @@ def test_parallel_incidents_never_interleave_one_incidents_events(
     """Eight incidents, each triggered at P3 then raised to P1 then escalated, on four
     workers: passes of different incidents overlap, one incident's events run one at a
     time in arrival order, and every department is engaged once, by the right event."""
-    org, policies = org_and_policies()
     incidents = []
     for n in range(8):
         incident = create_incident(pd, f"Checkout slow #{n}", priority="P3")
@@ -138,17 +135,15 @@ def test_parallel_incidents_never_interleave_one_incidents_events(
             envelope("incident.escalated", incident=webhook_data(raised), event_id=f"{n}-esc"),
         )
     assert box.base_url is not None
-    worker = RecordingWorker(
+    worker = example_worker(
         inbox,
         client_for(box.base_url),
-        org,
-        policies,
-        from_email=BOT_EMAIL,
+        worker_class=RecordingWorker,
         clock=clock,
-        poll_interval=None,
         idle_wait=0.05,
         concurrency=4,
     )
+    assert isinstance(worker, RecordingWorker)
     _run_until_drained(worker, inbox)
 
     assert {e.status for e in inbox.events()} == {"done"}
@@ -198,7 +193,7 @@ def test_shared_limiter_serves_engagement_first_under_four_workers(
 ) -> None:
     """Four worker threads engage while four reconcile threads flood the same budget:
     engagement requests still take the next token, reconcile requests wait behind them."""
-    ticks = _TickClock()
+    ticks = TickClock(yield_thread=True)
     limiter = TokenBucketLimiter(900, burst=5, clock=ticks, sleep=ticks.sleep)
     interval = 60 / 900
     assert box.base_url is not None
@@ -211,18 +206,7 @@ def test_shared_limiter_serves_engagement_first_under_four_workers(
         limiter=limiter,
         priority="engagement",
     )
-    org, policies = org_and_policies()
-    worker = Worker(
-        inbox,
-        client,
-        org,
-        policies,
-        from_email=BOT_EMAIL,
-        clock=clock,
-        poll_interval=None,
-        idle_wait=0.05,
-        concurrency=4,
-    )
+    worker = example_worker(inbox, client, clock=clock, idle_wait=0.05, concurrency=4)
     incidents = [create_incident(pd, f"Checkout API down #{n}") for n in range(8)]
     for incident in incidents:
         _enqueue(inbox, envelope(incident=webhook_data(incident)))
@@ -254,23 +238,6 @@ def test_shared_limiter_serves_engagement_first_under_four_workers(
         assert (len(eps), len(teams), notes) == (1, 3, 1)
 
 
-class _TickClock:
-    """A monotonic clock that only moves when a limiter caller sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.now += max(0.0, seconds)
-        time.sleep(0)  # let the other threads in, as a real sleep would
-
-
 def test_worker_concurrency_setting_defaults_to_four_and_reaches_the_worker(
     tmp_path: Path, box: Sandbox
 ) -> None:
@@ -300,17 +267,8 @@ def test_a_busy_store_during_a_pass_is_retried_not_dead(
 
     path = tmp_path / "busy.db"
     inbox = Inbox(path, busy_timeout=0.05, clock=clock)
-    org, policies = org_and_policies()
     assert box.base_url is not None
-    worker = Worker(
-        inbox,
-        client_for(box.base_url),
-        org,
-        policies,
-        from_email=BOT_EMAIL,
-        clock=clock,
-        poll_interval=None,
-    )
+    worker = example_worker(inbox, client_for(box.base_url), clock=clock)
     incident = create_incident(pd, "Checkout API down")
     _enqueue(inbox, envelope(incident=webhook_data(incident)))
     event = inbox.claim()

@@ -17,19 +17,18 @@ from pdorgsync.errors import InboxError, is_temporary
 from pdorgsync.models.events import parse_envelope
 from pdorgsync.sandbox import Sandbox
 from pdorgsync.state.sqlite import Inbox
-from pdorgsync.worker import Worker
-from tests.engagement_support import (
-    BOT_EMAIL,
+from tests.support.engagement import (
     PACK_P1_TAGS,
     applied_seed,
     client_for,
     create_incident,
     engaged_state,
+    example_worker,
     note_tags,
-    org_and_policies,
+    serving_sandbox,
     webhook_data,
 )
-from tests.webhook_fixtures import FakeClock, envelope
+from tests.support.webhooks import FakeClock, envelope
 
 
 class _FlakyInbox(Inbox):
@@ -46,11 +45,7 @@ class _FlakyInbox(Inbox):
 
 @pytest.fixture
 def box() -> Iterator[Sandbox]:
-    sandbox = Sandbox(applied_seed(["support", "executive", "finance", "sales"]))
-    sandbox.start()
-    yield sandbox
-    sandbox.stop()
-    assert sandbox.validation_errors == []
+    yield from serving_sandbox(applied_seed(["support", "executive", "finance", "sales"]))
 
 
 def test_store_failure_while_handling_is_retried_then_engaged_once(
@@ -61,9 +56,8 @@ def test_store_failure_while_handling_is_retried_then_engaged_once(
     clock = FakeClock()
     pd = client_for(box.base_url)
     incident = create_incident(pd, "Checkout API down")
-    org, policies = org_and_policies()
     inbox = _FlakyInbox(tmp_path / "state.db", clock=clock)
-    worker = Worker(inbox, pd, org, policies, from_email=BOT_EMAIL, clock=clock, poll_interval=None)
+    worker = example_worker(inbox, pd, clock=clock)
     try:
         raw = json.dumps(envelope(incident=webhook_data(incident)))
         inbox.store(parse_envelope(raw), raw)

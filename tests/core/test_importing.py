@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -95,7 +96,7 @@ def account(
     )
 
 
-def department(snapshot: snap.Snapshot) -> dict[str, object]:
+def department(snapshot: snap.Snapshot) -> dict[str, Any]:
     (dept,) = import_account(snapshot, org_id="x", now=NOW).data["departments"]
     assert isinstance(dept, dict)
     return dept
@@ -220,7 +221,7 @@ def test_start_in_the_repeated_autumn_hour_keeps_its_offset() -> None:
     for moment in (first, second):
         written = Layer(
             name="L", rotation="daily", start=local_start(moment, zone), users=["a@b.c"]
-        )  # type: ignore[arg-type]  # pydantic parses the string
+        )  # pydantic parses the string
         assert anchor(written, zone) == moment
 
 
@@ -240,7 +241,7 @@ def test_weekday_windows_become_business_hours() -> None:
         "start": "09:00",
         "end": "17:00",
     }
-    assert dept["schedule"]["layers"][0]["restrictions"][0] == {  # type: ignore[index]
+    assert dept["schedule"]["layers"][0]["restrictions"][0] == {
         "day": "mon",
         "start": "09:00",
         "hours": 8,
@@ -268,7 +269,7 @@ def test_full_period_restriction_is_not_written() -> None:
         type="daily_restriction", start_time_of_day="00:00:00", duration_seconds=86400
     )
     dept = department(account(layers=[layer(restrictions=[full])]))
-    assert "restrictions" not in dept["schedule"]["layers"][0]  # type: ignore[index]
+    assert "restrictions" not in dept["schedule"]["layers"][0]
 
 
 def test_layers_keep_the_snapshot_order_and_skip_ended_ones() -> None:
@@ -280,7 +281,7 @@ def test_layers_keep_the_snapshot_order_and_skip_ended_ones() -> None:
         layer("Top", user_ids=["PU2"]),
     ]
     snapshot = account(layers=layers)
-    names = [la["name"] for la in department(snapshot)["schedule"]["layers"]]  # type: ignore[index]
+    names = [la["name"] for la in department(snapshot)["schedule"]["layers"]]
     assert names == ["Base", "Top"]
     imported = import_account(snapshot, org_id="x", now=NOW)
     assert imported.counts() == {importing.ENDED_LAYER: 1, importing.ENDING_LAYER: 1}

@@ -12,6 +12,7 @@ from pdorgsync.core.planning import plan
 from pdorgsync.models import snapshot as snap
 from pdorgsync.models.org import Org
 from pdorgsync.models.plan import Plan
+from tests.support.plans import request_body
 
 NOW = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)  # a Wednesday
 MARK = "Managed by pdorgsync (org=acme, department={})"
@@ -161,9 +162,8 @@ def test_created_objects_reference_each_other_by_placeholder() -> None:
     """The policy targets the schedule being created and the service that policy."""
     p = plan(org_of(support()), snap.Snapshot(users=USERS), now=NOW)
     ep = next(c for c in p.changes if c.kind == "escalation_policy")
-    body = ep.requests[0].body
-    assert isinstance(body, dict)
-    rule = body["escalation_policy"]["escalation_rules"][0]  # type: ignore[index,call-overload]
+    body = request_body(ep)
+    rule = body["escalation_policy"]["escalation_rules"][0]
     assert rule["targets"][0]["id"] == "{{schedule:support}}"
     svc = next(c for c in p.changes if c.kind == "service")
     assert "{{escalation_policy:support}}" in str(svc.requests[0].body)
@@ -215,14 +215,16 @@ def test_changing_layer_users_ends_old_layer_and_adds_new() -> None:
     p = plan(org, in_sync(), now=NOW)
     assert actions(p) == [("update", "schedule", "Customer Support On-Call")]
     change = p.changes[0]
-    layers = change.requests[0].body["schedule"]["schedule_layers"]  # type: ignore[index,call-overload]
+    layers = request_body(change)["schedule"]["schedule_layers"]
     assert layers[0]["id"] == "PLAY001"
     assert layers[0]["end"] == "2026-03-04T12:00:00Z"
     assert "id" not in layers[1]
     assert layers[1]["start"] == "2026-03-04T12:00:00Z"
     assert layers[1]["rotation_virtual_start"] == "2026-01-05T09:00:00Z"
     assert layers[1]["end"] is None
-    assert change.diff["layers.Primary"].after["users"] == ["tia@acme.test"]  # type: ignore[index,call-overload]
+    after = change.diff["layers.Primary"].after
+    assert isinstance(after, dict)
+    assert after["users"] == ["tia@acme.test"]
 
 
 def _primary() -> dict[str, Any]:
@@ -238,7 +240,7 @@ def test_at_next_handoff_times_the_change_at_the_turn_boundary() -> None:
     """With at_next_handoff the old layer ends at the next weekly hand-off, not now."""
     org = org_of(support(schedule={"layers": [{**_primary(), "users": ["tia@acme.test"]}]}))
     p = plan(org, in_sync(), now=NOW, at_next_handoff=True)
-    layers = p.changes[0].requests[0].body["schedule"]["schedule_layers"]  # type: ignore[index,call-overload]
+    layers = request_body(p.changes[0])["schedule"]["schedule_layers"]
     assert layers[0]["end"] == "2026-03-09T09:00:00Z"  # the next Monday 09:00
     assert layers[1]["start"] == "2026-03-09T09:00:00Z"
 
@@ -249,7 +251,7 @@ def test_ended_layers_are_ignored_and_not_resent() -> None:
     assert plan(org_of(support()), in_sync([old, layer()]), now=NOW).changes == []
     org = org_of(support(schedule={"layers": [{**_primary(), "users": ["tia@acme.test"]}]}))
     p = plan(org, in_sync([old, layer()]), now=NOW)
-    ids = [la.get("id") for la in p.changes[0].requests[0].body["schedule"]["schedule_layers"]]  # type: ignore[index,call-overload,union-attr]
+    ids = [la.get("id") for la in request_body(p.changes[0])["schedule"]["schedule_layers"]]
     assert ids == ["PLAY001", None]  # the open layer (ended now) and its replacement
     assert set(p.changes[0].diff) == {"layers.Primary"}
 
@@ -258,7 +260,7 @@ def test_times_written_are_whole_minutes_not_in_the_past() -> None:
     """Planned at 12:00:30, the old layer ends and the new one starts at 12:01:00, never with seconds."""
     org = org_of(support(schedule={"layers": [{**_primary(), "users": ["tia@acme.test"]}]}))
     p = plan(org, in_sync(), now=NOW + timedelta(seconds=30, microseconds=5))
-    layers = p.changes[0].requests[0].body["schedule"]["schedule_layers"]  # type: ignore[index,call-overload]
+    layers = request_body(p.changes[0])["schedule"]["schedule_layers"]
     assert layers[0]["end"] == "2026-03-04T12:01:00Z"
     assert layers[1]["start"] == "2026-03-04T12:01:00Z"
 
@@ -268,7 +270,7 @@ def test_new_schedule_layers_start_now_not_in_the_past() -> None:
     nobody is missing between its creation and the next minute (rotation kept)."""
     p = plan(org_of(support()), snap.Snapshot(users=USERS), now=NOW + timedelta(seconds=1))
     schedule = next(c for c in p.changes if c.kind == "schedule")
-    (only,) = schedule.requests[0].body["schedule"]["schedule_layers"]  # type: ignore[index,call-overload]
+    (only,) = request_body(schedule)["schedule"]["schedule_layers"]
     assert only["start"] == "2026-03-04T12:00:00Z"
     assert only["rotation_virtual_start"] == "2026-01-05T09:00:00Z"
 
@@ -304,7 +306,7 @@ def test_future_layer_is_edited_in_place() -> None:
     observed = layer(start=future, rotation_virtual_start=future)
     wanted = {**_primary(), "start": "2026-06-01T09:00:00", "users": ["uma@acme.test"]}
     p = plan(org_of(support(schedule={"layers": [wanted]})), in_sync([observed]), now=NOW)
-    layers = p.changes[0].requests[0].body["schedule"]["schedule_layers"]  # type: ignore[index,call-overload]
+    layers = request_body(p.changes[0])["schedule"]["schedule_layers"]
     assert len(layers) == 1
     assert layers[0]["id"] == "PLAY001"
     assert layers[0]["users"] == [{"user": {"id": "PUMA003", "type": "user_reference"}}]
@@ -314,7 +316,7 @@ def test_removed_layer_is_ended_not_dropped() -> None:
     """A layer gone from the file is ended now and still sent with its id."""
     weekend = layer(id="PLAY002", name="Weekend", user_ids=["PUMA003"])
     p = plan(org_of(support()), in_sync([layer(), weekend]), now=NOW)
-    layers = p.changes[0].requests[0].body["schedule"]["schedule_layers"]  # type: ignore[index,call-overload]
+    layers = request_body(p.changes[0])["schedule"]["schedule_layers"]
     ended = next(la for la in layers if la.get("id") == "PLAY002")
     assert ended["end"] == "2026-03-04T12:00:00Z"
     assert p.changes[0].diff["layers.Weekend"].after is None
@@ -449,8 +451,8 @@ def test_escalation_defaults_and_team_ownership() -> None:
     """A level without delay escalates after 30 minutes; the policy belongs to the team."""
     dept = support(escalation_policy={"levels": [{"targets": ["user:alex@acme.test"]}]})
     p = plan(org_of(dept), snap.Snapshot(users=USERS), now=NOW)
-    body = next(c for c in p.changes if c.kind == "escalation_policy").requests[0].body
-    ep = body["escalation_policy"]  # type: ignore[index,call-overload]
+    body = request_body(next(c for c in p.changes if c.kind == "escalation_policy"))
+    ep = body["escalation_policy"]
     assert ep["num_loops"] == 0
     assert ep["escalation_rules"][0]["escalation_delay_in_minutes"] == 30
     assert ep["teams"] == [{"id": "{{team:support}}", "type": "team_reference"}]
@@ -491,7 +493,7 @@ def test_replacing_a_lower_layer_restacks_the_layers_above() -> None:
     weekend = layer(id="PLAY002", name="Weekend", user_ids=["PUMA003"])
     p = plan(org_of(support(schedule=two)), in_sync([layer(), weekend]), now=NOW)
     assert actions(p) == [("update", "schedule", "Customer Support On-Call")]
-    layers = p.changes[0].requests[0].body["schedule"]["schedule_layers"]  # type: ignore[index,call-overload]
+    layers = request_body(p.changes[0])["schedule"]["schedule_layers"]
     assert [(la.get("id"), la["name"], la["end"]) for la in layers] == [
         ("PLAY001", "Primary", "2026-03-04T12:00:00Z"),
         ("PLAY002", "Weekend", "2026-03-04T12:00:00Z"),

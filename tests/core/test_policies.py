@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pdorgsync.core.policies import (
+    Evaluation,
     IncidentDataError,
     IncidentFacts,
     RecentIncidents,
@@ -74,7 +75,9 @@ def policy(name: str = "p", **data: Any) -> Policy:
     return Policy.model_validate({"name": name, **data})
 
 
-def run(p: list[Policy], f: IncidentFacts | None = None, event: str = "incident.triggered"):
+def run(
+    p: list[Policy], f: IncidentFacts | None = None, event: str = "incident.triggered"
+) -> Evaluation:
     return evaluate(event, f or facts(), ORG, p, RecentIncidents(), NOW, {})
 
 

@@ -9,8 +9,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,9 +21,10 @@ from click.testing import CliRunner
 from pdorgsync.cli import main
 from pdorgsync.models.events import parse_envelope
 from pdorgsync.state.sqlite import Inbox
-from tests.engagement_support import ORG_FILE, POLICY_DIR
-from tests.security.conftest import Served, free_port, serve_env, wait_until
-from tests.webhook_fixtures import envelope
+from tests.support.daemon import Served, run_pdorgsync, serve_env
+from tests.support.engagement import ORG_FILE, POLICY_DIR
+from tests.support.serving import free_port, wait_for
+from tests.support.webhooks import envelope
 
 pytestmark = pytest.mark.slow
 
@@ -40,20 +39,6 @@ policies:
       - department: support
         as: subscriber
 """
-
-
-def _run(
-    args: list[str], env: dict[str, str], cwd: Path, timeout: float = 30
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pdorgsync", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
@@ -111,7 +96,7 @@ def test_backtracking_regex_does_not_freeze_the_daemon(
             event = inbox.get("redos")
             return event is not None and event.status != "pending"
 
-    wait_until(handled, 15, "the event with the long title to be handled")
+    wait_for(handled, timeout=15, what="the event with the long title to be handled")
     started = time.monotonic()
     assert served.stop() == 0
     assert time.monotonic() - started < 10
@@ -157,7 +142,7 @@ def test_poison_event_is_dead_lettered_after_bounded_claims(
             event = inbox.get("poison")
             return event is not None and event.status == "dead"
 
-    wait_until(dead, 15, "the poison event to be dead-lettered")
+    wait_for(dead, timeout=15, what="the poison event to be dead-lettered")
     with Inbox(served.state) as inbox:
         event = inbox.get("poison")
         assert event is not None
@@ -176,7 +161,7 @@ def test_api_url_from_dotenv_never_gets_the_token(
     env = serve_env(url, tmp_path, free_port(), PDORGSYNC_API_TOKEN=TOKEN)
     del env["PDORGSYNC_API_URL"]  # CI exports only the token
     for args in (["serve"], ["plan", "--org", str(ORG_FILE)]):
-        result = _run(args, env, tmp_path)
+        result = run_pdorgsync(args, env, tmp_path)
         assert result.returncode == 1, result.stderr
         assert "PDORGSYNC_API_URL from a .env file" in result.stderr
         assert "Traceback" not in result.stderr
@@ -190,7 +175,7 @@ def test_loopback_proxy_is_not_sandbox_mode(
     """A loopback API_URL that is not pdorgsync's sandbox still needs a token (asked without one)."""
     url, seen = attacker
     env = serve_env(url, tmp_path, free_port())
-    result = _run(["serve"], env, tmp_path)
+    result = run_pdorgsync(["serve"], env, tmp_path)
     assert result.returncode == 1
     assert "PDORGSYNC_API_TOKEN is not set" in result.stderr
     assert all("Authorization" not in headers for headers in seen)
@@ -202,7 +187,7 @@ def test_sandbox_identifies_itself_and_every_command_names_its_api(
     """Against the sandbox no token is needed, and stderr says which API is used."""
     url = sandbox_base
     env = serve_env(url, tmp_path, free_port())
-    result = _run(["plan", "--org", str(ORG_FILE)], env, tmp_path)
+    result = run_pdorgsync(["plan", "--org", str(ORG_FILE)], env, tmp_path)
     assert result.returncode in (0, 2), result.stderr
     assert f"pdorgsync: API {url} (pdorgsync sandbox)" in result.stderr
 
@@ -217,7 +202,7 @@ def test_two_line_token_file_is_one_clear_error(tmp_path: Path) -> None:
     token_file.chmod(0o600)
     env = serve_env("https://api.pagerduty.com", tmp_path, free_port())
     env["PDORGSYNC_API_TOKEN_FILE"] = str(token_file)
-    result = _run(["--debug", "plan", "--org", str(ORG_FILE)], env, tmp_path)
+    result = run_pdorgsync(["--debug", "plan", "--org", str(ORG_FILE)], env, tmp_path)
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1
@@ -232,7 +217,7 @@ def test_debug_traceback_is_redacted(tmp_path: Path) -> None:
     env = serve_env("https://api.pagerduty.com", tmp_path, free_port())
     env["PDORGSYNC_API_TOKEN"] = TOKEN
     env["PDORGSYNC_LISTEN"] = TOKEN  # a value echoed in the error and its traceback
-    result = _run(["--debug", "serve"], env, tmp_path)
+    result = run_pdorgsync(["--debug", "serve"], env, tmp_path)
     assert result.returncode == 1
     assert "Traceback" in result.stderr
     assert "PDORGSYNC_LISTEN" in result.stderr
@@ -247,7 +232,7 @@ def test_world_readable_token_file_is_warned_about(sandbox_base: str, tmp_path: 
     env = serve_env(sandbox_base, tmp_path, free_port())
     env["PDORGSYNC_API_TOKEN_FILE"] = str(token_file)
     env["PDORGSYNC_RATE_LIMIT_PER_MINUTE"] = "0"
-    result = _run(["plan", "--org", str(ORG_FILE)], env, tmp_path)
+    result = run_pdorgsync(["plan", "--org", str(ORG_FILE)], env, tmp_path)
     assert f"PDORGSYNC_API_TOKEN_FILE {token_file} is readable by other users" in result.stderr
     assert TOKEN not in result.stderr
 
@@ -272,7 +257,7 @@ def test_damaged_state_file_is_refused_at_start(tmp_path: Path) -> None:
     """A state file that is not a database: serve exits 1 with one line, nothing listens."""
     (tmp_path / "state.db").write_bytes(b"\x00garbage" * 4096)
     env = serve_env("http://127.0.0.1:9", tmp_path, free_port(), PDORGSYNC_API_TOKEN=TOKEN)
-    result = _run(["serve"], env, tmp_path)
+    result = run_pdorgsync(["serve"], env, tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "state.db" in result.stderr
@@ -314,7 +299,9 @@ def test_sighup_with_a_fifo_org_keeps_the_watchdog_fed(
         org.unlink()
         os.mkfifo(org)
         served.proc.send_signal(signal.SIGHUP)
-        wait_until(lambda: "reload.refused" in served.log(), 10, "the reload to be refused")
+        wait_for(
+            lambda: "reload.refused" in served.log(), timeout=10, what="the reload to be refused"
+        )
         assert "is not a regular file" in served.log()
         sock.settimeout(5)
         deadline = time.monotonic() + 5

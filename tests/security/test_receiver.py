@@ -14,8 +14,9 @@ import httpx
 import pytest
 
 from pdorgsync.state.sqlite import Inbox
-from tests.security.conftest import Served, wait_until
-from tests.webhook_fixtures import SECRET, envelope, signed
+from tests.support.daemon import Served
+from tests.support.serving import wait_for
+from tests.support.webhooks import SECRET, envelope, signed
 
 pytestmark = pytest.mark.slow
 
@@ -128,7 +129,7 @@ def test_uvicorn_log_lines_are_json_too(shared_serve: Served) -> None:
     served = shared_serve
     answer = _raw_request(served, b"GARBAGE\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400")
-    wait_until(lambda: "Invalid HTTP request" in served.log(), 5, "uvicorn's warning")
+    wait_for(lambda: "Invalid HTTP request" in served.log(), timeout=5, what="uvicorn's warning")
     lines = [e for e in served.log_events() if "Invalid HTTP request" in e["event"]]
     assert lines
     assert all(e["level"] == "warning" and e["logger"].startswith("uvicorn") for e in lines)

@@ -14,7 +14,7 @@ from pdorgsync.errors import InboxBusyError, InboxError
 from pdorgsync.metrics import Metrics
 from pdorgsync.models.events import parse_envelope
 from pdorgsync.state.sqlite import Inbox
-from tests.webhook_fixtures import TestClient, envelope
+from tests.support.webhooks import TestClient, envelope
 
 
 def _store(inbox: Inbox, event_id: str) -> None:

@@ -8,8 +8,8 @@ not depend on the reconciler.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from pdorgsync.loading import load_org, load_policies
@@ -18,12 +18,12 @@ from pdorgsync.models.org import Org, managed_description
 from pdorgsync.models.policy import Policy
 from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
-
-ROOT = Path(__file__).resolve().parent.parent
-ORG_FILE = ROOT / "examples" / "org.yaml"
-POLICY_DIR = ROOT / "policies"
-SEED_FILE = ROOT / "examples" / "sandbox-account.json"
-BOT_EMAIL = "pdorgsync-bot@acme.test"
+from pdorgsync.state.base import StateStore
+from pdorgsync.worker import Worker
+from tests.support.paths import BOT_EMAIL as BOT_EMAIL  # re-exported for the tests
+from tests.support.paths import ORG_FILE as ORG_FILE
+from tests.support.paths import POLICY_DIR as POLICY_DIR
+from tests.support.paths import SEED_FILE
 
 # Used only until examples/sandbox-account.json exists: the slice of the example
 # account these tests touch.
@@ -65,7 +65,8 @@ def seed() -> dict[str, Any]:
         from pdorgsync.sandbox import load_seed
 
         return load_seed(SEED_FILE)
-    return json.loads(json.dumps(_FALLBACK_SEED))
+    fallback: dict[str, Any] = json.loads(json.dumps(_FALLBACK_SEED))
+    return fallback
 
 
 def applied_seed(keys: list[str] | None = None) -> dict[str, Any]:
@@ -264,4 +265,38 @@ def note_tags(sandbox: Sandbox, incident_id: str) -> list[str]:
         tag
         for note in sandbox.state.notes.get(incident_id, [])
         for tag in re.findall(r"\[pdorgsync:[^\]]+\]", str(note.get("content", "")))
+    )
+
+
+def serving_sandbox(seed: dict[str, Any], **options: Any) -> Iterator[Sandbox]:
+    """A sandbox of its own on ``seed`` for one fixture (``yield from`` it): started,
+    stopped at teardown, and the test fails there if any of its traffic broke
+    PagerDuty's OpenAPI description."""
+    sandbox = Sandbox(seed, **options)
+    sandbox.start()
+    yield sandbox
+    sandbox.stop()
+    assert sandbox.validation_errors == []
+
+
+def example_worker(
+    inbox: StateStore,
+    client: Any,
+    *,
+    policies: Sequence[Policy] | None = None,
+    worker_class: type[Worker] = Worker,
+    **options: Any,
+) -> Worker:
+    """A worker on the example org (and its policies unless ``policies`` is given), From
+    the bot user, with the catch-up poll off unless ``poll_interval`` says otherwise;
+    ``options`` are the other Worker keywords (``clock``, ``max_attempts``, ...)."""
+    org, example_policies = org_and_policies()
+    options.setdefault("poll_interval", None)
+    return worker_class(
+        inbox,
+        client,
+        org,
+        example_policies if policies is None else policies,
+        from_email=BOT_EMAIL,
+        **options,
     )

@@ -7,12 +7,12 @@ import json
 import uuid
 import warnings
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from starlette.exceptions import StarletteDeprecationWarning
 
 from pdorgsync.webhooks import sign
+from tests.support.paths import TEST_DATA
 
 # Starlette 1.x warns at import that its TestClient wants httpx2; the httpx it
 # finds works, and the warning (an error under our filterwarnings) is about the
@@ -23,9 +23,8 @@ with warnings.catch_warnings():
 
 __all__ = ["TestClient"]
 
-EXAMPLES = Path("/work/shared/pagerduty/webhooks")
-_REPO_EXAMPLES = Path(__file__).resolve().parent / "data" / "webhooks"
-WEBHOOK_DIR = _REPO_EXAMPLES if _REPO_EXAMPLES.is_dir() else EXAMPLES
+# PagerDuty's example deliveries, vendored from shared/pagerduty/webhooks/ (with index.json).
+WEBHOOK_DIR = TEST_DATA / "webhooks"
 INDEX = json.loads((WEBHOOK_DIR / "index.json").read_text())
 SECRET: str = INDEX["test_secret"]
 OLD_SECRET: str = INDEX["rotation_old_secret"]

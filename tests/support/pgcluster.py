@@ -16,11 +16,12 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from pathlib import Path
+
+from tests.support.serving import free_port
 
 UNPRIVILEGED = "nobody"
 
@@ -37,12 +38,6 @@ def find_bin_dir() -> Path | None:
         return Path(candidates[-1]).parent
     found = shutil.which("initdb")
     return Path(found).parent if found else None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PgCluster:
@@ -111,8 +106,9 @@ class PgCluster:
     def new_database(self) -> str:
         """Create an empty database; returns its URL (each test gets its own)."""
         import psycopg
+        from psycopg import sql
 
         name = "t_" + uuid.uuid4().hex[:12]
         with psycopg.connect(self.base_url(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]  # generated name
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.base_url(name)

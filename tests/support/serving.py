@@ -58,6 +58,13 @@ class ThreadedServer:
         self.stop()
 
 
+def free_port() -> int:
+    """A port free on 127.0.0.1 right now (for a process that binds it itself)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
     """Wait (polling every 20 ms) until ``condition()`` holds; AssertionError after ``timeout``."""
     deadline = time.monotonic() + timeout
