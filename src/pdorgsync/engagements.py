@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 from pdorgsync.abilities import RESPONDERS, TEAMS, WITHOUT, Abilities, read_abilities
 from pdorgsync.core.policies import Engagement, managed_service_labels
@@ -35,7 +35,10 @@ from pdorgsync.logs import get_logger
 from pdorgsync.models.org import Department, Org, parse_marker
 from pdorgsync.state.base import StateStore
 
-__all__ = ["ApiClient", "Directory", "EngagementOutcome", "Engager", "Outcome", "note_tag"]
+if TYPE_CHECKING:
+    from pdorgsync.pagerduty import PagerDutyApi
+
+__all__ = ["Directory", "EngagementOutcome", "Engager", "Outcome", "note_tag"]
 
 log = get_logger("pdorgsync.engagements")
 
@@ -47,20 +50,6 @@ NO_SUBSCRIPTIONS = (
 )
 
 Outcome = Literal["engaged", "already_engaged", "skipped"]
-
-
-class ApiClient(Protocol):
-    """The slice of ``pagerduty.PagerDutyClient`` the worker uses."""
-
-    def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]: ...
-
-    def post(
-        self, path: str, body: Mapping[str, Any], *, idempotent: bool = False
-    ) -> dict[str, Any]: ...
-
-    def list_all(
-        self, path: str, params: Mapping[str, Any] | None = None
-    ) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -92,7 +81,7 @@ class Directory:
 
     def __init__(
         self,
-        client: ApiClient,
+        client: PagerDutyApi,
         org: Org,
         *,
         ttl: float = 300.0,
@@ -247,7 +236,7 @@ class Engager:
     """
 
     inbox: StateStore
-    client: ApiClient
+    client: PagerDutyApi
     org: Org
     from_email: str
     incident_notes: bool = True

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from pdorgsync.core.planning_objects import COLLECTION
 from pdorgsync.errors import PermanentPagerDutyError
@@ -44,18 +44,14 @@ from pdorgsync.logs import get_logger
 from pdorgsync.models import snapshot as snap
 from pdorgsync.models.org import Org, parse_marker
 
+if TYPE_CHECKING:
+    from pdorgsync.pagerduty import PagerDutyApi
+
 log = get_logger(__name__)
 
 PAGE = {"limit": 100}
 Selector = Callable[[Any], bool] | Collection[str] | None
 Progress = Callable[[str], None]
-
-
-class Client(Protocol):
-    """What observe needs of ``pagerduty.PagerDutyClient`` (reads only)."""
-
-    def get(self, path: str, params: Any = None) -> dict[str, Any]: ...
-    def list_all(self, path: str, params: Any = None) -> list[dict[str, Any]]: ...
 
 
 # -- parsing (API JSON -> snapshot models) ------------------------------------------------
@@ -247,7 +243,7 @@ def is_candidate(org: Org | None, kind: str, item: Any, names: set[str] | None =
 
 
 def observe(
-    client: Client,
+    client: PagerDutyApi,
     org: Org | None = None,
     *,
     with_layers_for: Selector = None,
@@ -373,7 +369,7 @@ def may_hold_v3_schedules(
 
 
 def read_v3_schedules(
-    client: Client, org: Org | None, eps: Iterable[snap.EscalationPolicy]
+    client: PagerDutyApi, org: Org | None, eps: Iterable[snap.EscalationPolicy]
 ) -> list[snap.Schedule]:
     """Shift-based (v3) schedules: one list walk of ``GET /v3/schedules``.
 
@@ -424,12 +420,12 @@ def read_v3_schedules(
     return out
 
 
-def fetch_schedule(client: Client, schedule_id: str) -> snap.Schedule:
+def fetch_schedule(client: PagerDutyApi, schedule_id: str) -> snap.Schedule:
     """One schedule with its layers (``GET /schedules/{id}``)."""
     return parse_schedule(client.get(f"/schedules/{schedule_id}")["schedule"], need_layer_ids=True)
 
 
-def parse_team_with_members(client: Client, team: snap.Team) -> snap.Team:
+def parse_team_with_members(client: PagerDutyApi, team: snap.Team) -> snap.Team:
     """The team with its members: one request per page of 100 members."""
     members = client.list_all(f"/teams/{team.id}/members", PAGE)
     return team.model_copy(
@@ -441,7 +437,7 @@ def parse_team_with_members(client: Client, team: snap.Team) -> snap.Team:
     )
 
 
-def find_existing(client: Client, kind: str, name: str, marker: str | None) -> str | None:
+def find_existing(client: PagerDutyApi, kind: str, name: str, marker: str | None) -> str | None:
     """The id of a ``kind`` object carrying ``marker`` or named ``name`` (after an unknown outcome).
 
     Uses the list's ``query`` filter (a handful of requests, not a full walk). Only an

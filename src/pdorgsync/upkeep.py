@@ -24,16 +24,18 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pdorgsync.core.catchup import missed_event_types
 from pdorgsync.core.policies import IncidentFacts
-from pdorgsync.engagements import ApiClient
 from pdorgsync.errors import InboxError, PdOrgSyncError
 from pdorgsync.logs import get_logger
 from pdorgsync.models.events import parse_envelope
 from pdorgsync.state import StateStore
 from pdorgsync.state.records import HandledIncident, PurgeResult
+
+if TYPE_CHECKING:
+    from pdorgsync.pagerduty import PagerDutyApi
 
 __all__ = [
     "POLL_BASELINE",
@@ -83,7 +85,7 @@ def note_poll_attempt(inbox: StateStore, now: datetime) -> None:
 
 
 def poll_incidents(
-    inbox: StateStore, client: ApiClient, now: datetime, window: timedelta, on_poll: PollHook
+    inbox: StateStore, client: PagerDutyApi, now: datetime, window: timedelta, on_poll: PollHook
 ) -> int:
     """Queue what was missed for the open incidents created within ``window``.
 

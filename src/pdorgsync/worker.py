@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pdorgsync import upkeep
 from pdorgsync.core.policies import (
@@ -40,7 +40,7 @@ from pdorgsync.core.policies import (
     RecentIncidents,
     evaluate,
 )
-from pdorgsync.engagements import ApiClient, EngagementOutcome, Engager
+from pdorgsync.engagements import EngagementOutcome, Engager
 from pdorgsync.errors import (
     InboxBusyError,
     InboxError,
@@ -54,6 +54,9 @@ from pdorgsync.models.org import Org
 from pdorgsync.models.policy import Policy
 from pdorgsync.state import StateStore, open_state
 from pdorgsync.state.records import PurgeResult, Status, StoredEvent, utcnow
+
+if TYPE_CHECKING:
+    from pdorgsync.pagerduty import PagerDutyApi
 
 __all__ = [
     "EventResult",
@@ -122,7 +125,7 @@ class Worker:
     def __init__(
         self,
         inbox: StateStore,
-        client: ApiClient,
+        client: PagerDutyApi,
         org: Org,
         policies: Sequence[Policy],
         *,
@@ -175,7 +178,7 @@ class Worker:
         cls,
         settings: Any,
         inbox: StateStore,
-        client: ApiClient | None = None,
+        client: PagerDutyApi | None = None,
         **kwargs: Any,
     ) -> Worker:
         """Load ``ORG_FILE`` and ``POLICY_DIR``; make a client unless one is given.
@@ -582,7 +585,7 @@ class Worker:
 def perform_engagements(
     *,
     settings: Any,
-    client: ApiClient,
+    client: PagerDutyApi,
     org: Org,
     facts: IncidentFacts,
     evaluation: Evaluation,

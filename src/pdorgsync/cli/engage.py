@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -32,6 +32,11 @@ from pdorgsync.core.policies import (
 from pdorgsync.errors import PdOrgSyncError
 from pdorgsync.models.org import Org
 from pdorgsync.models.policy import Policy
+
+if TYPE_CHECKING:
+    from pdorgsync.cli import AppContext
+    from pdorgsync.pagerduty import PagerDutyApi
+    from pdorgsync.settings import Settings
 
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -160,7 +165,7 @@ def _load_inputs(org_file: Path, policy_dir: Path) -> _Inputs:
     return _Inputs(org=loaded_org.org, policies=loaded.policies, sources=sources)
 
 
-def _managed_labels(client: Any, org: Org) -> dict[str, list[str]]:
+def _managed_labels(client: PagerDutyApi, org: Org) -> dict[str, list[str]]:
     services = client.list_all("/services")
     return managed_service_labels(
         org, ((str(s.get("id")), s.get("description")) for s in services if s.get("id"))
@@ -178,9 +183,9 @@ def _history(items: Iterable[dict[str, Any]]) -> list[tuple[IncidentFacts, datet
 
 
 def _perform(
-    app: Any,
-    settings: Any,
-    client: Any,
+    app: AppContext,
+    settings: Settings,
+    client: PagerDutyApi,
     event_type: str,
     facts: IncidentFacts,
     evaluation: Evaluation,
@@ -250,7 +255,7 @@ Exit codes: 0 done (whether or not anything matched), 1 error.
 )
 @pass_app
 def engage_cmd(
-    app: Any,
+    app: AppContext,
     event_file: Path | None,
     replay: bool,
     since: str | None,
@@ -277,15 +282,15 @@ def engage_cmd(
         _replay(app, settings, inputs, since, until, dry_run=dry_run, fmt=fmt)
 
 
-def _client(settings: Any) -> Any:
+def _client(settings: Settings) -> PagerDutyApi:
     from pdorgsync.pagerduty import PagerDutyClient
 
     return PagerDutyClient.from_settings(settings)
 
 
 def _engage_event(
-    app: Any,
-    settings: Any,
+    app: AppContext,
+    settings: Settings,
     inputs: _Inputs,
     event_file: Path,
     *,
@@ -320,7 +325,7 @@ def _engage_event(
     now = event.occurred_at or facts.created_at
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    client = None
+    client: PagerDutyApi | None = None
     managed: dict[str, list[str]] | None = None
     recent = RecentIncidents()
     if not offline:
@@ -341,6 +346,7 @@ def _engage_event(
     labels = service_labels(facts, inputs.org, managed)
     performed: list[str] = []
     if not dry_run and evaluation.engagements:
+        assert client is not None  # --offline requires --dry-run (checked in engage_cmd)
         performed = _perform(app, settings, client, event.event_type, facts, evaluation, inputs.org)
     if fmt == "json":
         body = evaluation_json(facts, labels, evaluation)
@@ -366,8 +372,8 @@ class _Tally:
 
 
 def _replay(
-    app: Any,
-    settings: Any,
+    app: AppContext,
+    settings: Settings,
     inputs: _Inputs,
     since_text: str,
     until_text: str | None,
