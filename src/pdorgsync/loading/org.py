@@ -20,7 +20,8 @@ from pdorgsync.loading.problems import (
 )
 from pdorgsync.loading.reading import load_yaml
 from pdorgsync.loading.source import M, SourceMap, StrPath
-from pdorgsync.models.org import Department, Org, check_org, org_warnings
+from pdorgsync.models.org import Department, Org
+from pdorgsync.models.org_checks import check_org, org_warnings
 
 
 def validate_model(file: str, model_cls: type[M], data: Any, source: SourceMap) -> M:
