@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +28,13 @@ from pdorgsync.core.policies import (
     evaluate,
     managed_service_labels,
     service_labels,
+)
+from pdorgsync.core.render.engagement_text import (
+    PolicyTally,
+    describe_incident,
+    evaluation_json,
+    render_evaluation,
+    summary_table,
 )
 from pdorgsync.errors import PdOrgSyncError
 from pdorgsync.models.org import Org
@@ -79,71 +86,6 @@ def resolved_at(incident: dict[str, Any]) -> datetime | None:
         if parsed is not None:
             return parsed
     return datetime.min.replace(tzinfo=UTC)  # resolved, time unknown: never counts as open
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-def describe_incident(facts: IncidentFacts, labels: set[str]) -> str:
-    number = f"#{facts.number}" if facts.number is not None else facts.id
-    shown_labels = ", ".join(sorted(labels)) if labels else "none"
-    return (
-        f"incident {number} ({facts.id}) {facts.title!r}\n"
-        f"  status {facts.status}, priority {facts.priority or 'none'}, "
-        f"urgency {facts.urgency or 'unknown'}, service {facts.service_name or 'unknown'} "
-        f"(labels: {shown_labels})"
-    )
-
-
-def render_evaluation(
-    evaluation: Evaluation, sources: dict[str, str], *, done: str, indent: str = "  "
-) -> list[str]:
-    """Matched and unmatched policies with reasons, then the engagements and skips."""
-    lines = [f"{indent}policies:"]
-    for result in evaluation.results:
-        where = f" [{sources[result.policy]}]" if result.policy in sources else ""
-        if result.matched:
-            lines.append(f"{indent}  MATCH    {result.policy}{where}")
-        else:
-            lines.append(f"{indent}  no match {result.policy}{where}: {result.reason}")
-    if evaluation.engagements:
-        lines.append(f"{indent}{done}:")
-        for e in evaluation.engagements:
-            lines.append(f"{indent}  {e.department} as {e.as_} (policy {e.policy})")
-            if e.as_ == "responder":
-                lines.append(f"{indent}    message: {e.message}")
-    else:
-        lines.append(f"{indent}{done}: nothing")
-    if evaluation.skipped:
-        lines.append(f"{indent}skipped:")
-        for s in evaluation.skipped:
-            lines.append(f"{indent}  {s.department} as {s.as_} (policy {s.policy}): {s.reason}")
-    return lines
-
-
-def evaluation_json(
-    facts: IncidentFacts, labels: set[str], evaluation: Evaluation
-) -> dict[str, Any]:
-    return {
-        "incident": {
-            "id": facts.id,
-            "number": facts.number,
-            "title": facts.title,
-            "status": facts.status,
-            "priority": facts.priority,
-            "urgency": facts.urgency,
-            "service": facts.service_name,
-            "labels": sorted(labels),
-        },
-        "results": [asdict(r) for r in evaluation.results],
-        "engagements": [_rename_as(asdict(e)) for e in evaluation.engagements],
-        "skipped": [_rename_as(asdict(s)) for s in evaluation.skipped],
-    }
-
-
-def _rename_as(item: dict[str, Any]) -> dict[str, Any]:
-    item["as"] = item.pop("as_")
-    return item
 
 
 # --------------------------------------------------------------------------- loading
@@ -364,13 +306,6 @@ def _engage_event(
         click.echo(line)
 
 
-@dataclass
-class _Tally:
-    matched: int = 0
-    engaged: int = 0
-    skipped: int = 0
-
-
 def _replay(
     app: AppContext,
     settings: Settings,
@@ -399,7 +334,7 @@ def _replay(
         {"since": since.isoformat(), "until": until.isoformat(), "time_zone": "Etc/UTC"},
     )
     history = sorted(_history(items), key=lambda pair: (pair[0].created_at, pair[0].id))
-    tallies = {p.name: _Tally() for p in inputs.policies}
+    tallies = {p.name: PolicyTally() for p in inputs.policies}
     report: list[dict[str, Any]] = []
     lines: list[str] = []
     engaged_open = 0
@@ -462,22 +397,6 @@ def _replay(
         click.echo(line)
     if not dry_run:
         click.echo(f"engaged on {engaged_open} open incident{'s' if engaged_open != 1 else ''}")
-
-
-def summary_table(tallies: dict[str, _Tally], incidents: int) -> list[str]:
-    headers = ("policy", "matched", "engagements", "skipped")
-    rows = [(name, str(t.matched), str(t.engaged), str(t.skipped)) for name, t in tallies.items()]
-    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(4)]
-
-    def fmt(row: Sequence[str]) -> str:
-        return "  ".join(
-            cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)
-        ).rstrip()
-
-    out = [f"summary over {incidents} incident{'s' if incidents != 1 else ''}:", fmt(headers)]
-    out.append(fmt(["-" * w for w in widths]))
-    out.extend(fmt(r) for r in rows)
-    return out
 
 
 COMMANDS = [engage_cmd]
