@@ -46,12 +46,7 @@ def schedule_block(st: ImportState, d: DeptDraft) -> dict[str, Any] | None:
     if s is None:
         return None
     try:
-        if s.id in st.clashing["schedule"]:
-            raise Unfit(f"another schedule is also named {s.name!r}")
-        problem = st.owner_problem(s, "schedule", d.key)
-        if problem:
-            raise Unfit(problem)
-        st.marked_elsewhere("schedule", "schedule", s, d.key)
+        st.check_claimable(s, "schedule", "schedule", d.key)
         if s.layers is None:
             raise Unfit("its layers could not be read")
         layers = _layers(st, d, s, s.layers, zone_name(s.time_zone))
@@ -139,16 +134,12 @@ def _layers(
 
 
 def ep_block(st: ImportState, d: DeptDraft) -> dict[str, Any] | None:
+    """The department's ``escalation_policy`` block, or None with a note saying why not."""
     ep = d.ep
     if ep is None:
         return None
     try:
-        if ep.id in st.clashing["escalation_policy"]:
-            raise Unfit(f"another escalation policy is also named {ep.name!r}")
-        problem = st.owner_problem(ep, "escalation policy", d.key)
-        if problem:
-            raise Unfit(problem)
-        st.marked_elsewhere("escalation_policy", "escalation policy", ep, d.key)
+        st.check_claimable(ep, "escalation_policy", "escalation policy", d.key)
         if not ep.rules:
             raise Unfit("it has no escalation rule")
         if not 0 <= ep.num_loops <= 9:

@@ -179,6 +179,17 @@ class ImportState:
                     "so the plan would match that one"
                 )
 
+    def check_claimable(self, obj: Any, kind: str, label: str, key: str) -> None:
+        """Unfit unless department ``key`` may take ``obj``: its name is unique in its
+        kind, its marker (if any) is this department's, and no other object of the kind
+        carries this department's marker."""
+        if obj.id in self.clashing[kind]:
+            raise Unfit(f"another {label} is also named {obj.name!r}")
+        problem = self.owner_problem(obj, label, key)
+        if problem:
+            raise Unfit(problem)
+        self.marked_elsewhere(kind, label, obj, key)
+
     def email(self, user_id: str, what: str) -> str:
         """The email the org file names user ``user_id`` by; Unfit if it cannot be paged."""
         user = self.users.get(user_id)

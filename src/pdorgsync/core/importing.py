@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pdorgsync.core.import_assign import (
     assign_eps,
@@ -74,6 +74,8 @@ from pdorgsync.core.import_values import (
 from pdorgsync.models import snapshot as snap
 from pdorgsync.models.org import Org, parse_marker
 
+_O = TypeVar("_O", snap.Schedule, snap.EscalationPolicy)
+
 
 @dataclass(frozen=True)
 class Imported:
@@ -104,24 +106,27 @@ def _run(st: ImportState) -> Imported:
     assign_eps(st)
     assign_schedules(st)
     fitted = {d.key: schedule_block(st, d) for d in st.depts}
-    for d in st.depts:
-        if fitted[d.key] is None:
-            d.schedule = None
-        else:
-            assert d.schedule is not None
-            st.schedule_owner[d.schedule.id] = d.key
+    for d in st.depts:  # a schedule that does not fit is not the department's
+        d.schedule = _settle(d.schedule, fitted[d.key], d.key, st.schedule_owner)
     eps = {d.key: ep_block(st, d) for d in st.depts}
     for d in st.depts:
-        if eps[d.key] is None:
-            d.ep = None
-        else:
-            assert d.ep is not None
-            st.ep_owner[d.ep.id] = d.key
+        d.ep = _settle(d.ep, eps[d.key], d.key, st.ep_owner)
     assign_services(st)
     leftovers(st)
     for d in st.depts:
         d.data = department_block(st, d, fitted[d.key], eps[d.key])
     return _document(st)
+
+
+def _settle(
+    obj: _O | None, block: dict[str, Any] | None, key: str, owners: dict[str, str]
+) -> _O | None:
+    """``obj`` if its block was written (recorded in ``owners`` as department ``key``'s),
+    else None."""
+    if block is None or obj is None:
+        return None
+    owners[obj.id] = key
+    return obj
 
 
 def _document(st: ImportState) -> Imported:
