@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pdorgsync.cli import org_option, pass_app, policies_option
+from pdorgsync.cli import format_option, org_option, pass_app, policies_option
 from pdorgsync.core.policies import (
     RECENT_WINDOW,
     Evaluation,
@@ -187,14 +187,7 @@ Exit codes: 0 done (whether or not anything matched), 1 error.
 @click.option("--offline", is_flag=True, help="With --event --dry-run: do not call the API.")
 @org_option
 @policies_option()
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
+@format_option(["text", "json"], "Output format.")
 @pass_app
 def engage_cmd(
     app: AppContext,
