@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from pdorgsync import upkeep
 from pdorgsync.core.policies import (
     RECENT_WINDOW,
     Evaluation,
@@ -192,15 +193,7 @@ def handle_envelope(
         raise
     for result in outcomes:
         ctx.on_engagement(result.department, result.as_, result.outcome)
-    # What the catch-up poll compares with: this state of the incident is handled.
-    ctx.inbox.record_handled(
-        facts.id,
-        status=facts.status,
-        priority=facts.priority,
-        urgency=facts.urgency,
-        service_id=facts.service_id,
-        observed_at=when,
-    )
+    upkeep.record_handled(ctx.inbox, facts, when)  # what the catch-up poll compares with
     matched = ", ".join(evaluation.matched) or "no policy matched"
     return EventResult("done", matched, facts.id, evaluation, outcomes)
 

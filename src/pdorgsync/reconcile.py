@@ -155,31 +155,27 @@ def apply(client: PagerDutyApi, plan: Plan, *, progress: Progress | None = None)
             object_id = _execute(client, change, requests)
         except PagerDutyError as exc:
             error = _explain(client, change, exc)
-            log.warning(
-                "reconcile.change_failed",
-                action=change.action,
-                kind=change.kind,
-                department=change.department,
-                name=change.name,
-                error=error,
-            )
+            log.warning("reconcile.change_failed", **_log_fields(change), error=error)
             results.append(ChangeResult(change=change, outcome="failed", error=error))
             failed_departments.setdefault(change.department, f"{change.kind} {change.name!r}")
             continue
         if object_id and change.kind != "team_membership":
             ids[change.ref] = object_id
-        log.info(
-            "reconcile.change_applied",
-            action=change.action,
-            kind=change.kind,
-            department=change.department,
-            name=change.name,
-            id=object_id,
-        )
+        log.info("reconcile.change_applied", **_log_fields(change), id=object_id)
         results.append(ChangeResult(change=change, outcome="applied", id=object_id))
     return ApplyReport(
         org=plan.org, results=results, conflicts=plan.conflicts, api_calls=client.total_calls
     )
+
+
+def _log_fields(change: Change) -> dict[str, str]:
+    """What every ``reconcile.change_*`` event says about its change."""
+    return {
+        "action": change.action,
+        "kind": change.kind,
+        "department": change.department,
+        "name": change.name,
+    }
 
 
 def _execute(client: PagerDutyApi, change: Change, requests: list[Request]) -> str | None:

@@ -47,6 +47,7 @@ __all__ = [
     "poll_incidents",
     "purge",
     "purge_due",
+    "record_handled",
 ]
 
 log = get_logger("pdorgsync.worker")
@@ -135,6 +136,18 @@ def poll_incidents(
     return total
 
 
+def record_handled(inbox: StateStore, facts: IncidentFacts, at: datetime) -> None:
+    """Remember this state of the incident as handled: what the next poll compares with."""
+    inbox.record_handled(
+        facts.id,
+        status=facts.status,
+        priority=facts.priority,
+        urgency=facts.urgency,
+        service_id=facts.service_id,
+        observed_at=at,
+    )
+
+
 def _record_baseline(
     inbox: StateStore, incidents: list[dict[str, Any]], now: datetime, on_poll: PollHook
 ) -> int:
@@ -143,14 +156,7 @@ def _record_baseline(
             facts = IncidentFacts.from_api_incident(incident)
         except PdOrgSyncError:
             continue  # nothing to remember; the next polls skip it with a warning
-        inbox.record_handled(
-            facts.id,
-            status=facts.status,
-            priority=facts.priority,
-            urgency=facts.urgency,
-            service_id=facts.service_id,
-            observed_at=now,
-        )
+        record_handled(inbox, facts, now)
     inbox.set_state(POLL_BASELINE, now.isoformat())
     inbox.set_state(POLL_CURSOR, now.isoformat())
     log.info(
