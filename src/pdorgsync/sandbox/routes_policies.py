@@ -12,7 +12,9 @@ from pdorgsync.sandbox.protocol import (
     invalid,
     matches_query,
     paginate,
+    read_route,
     route,
+    update_route,
 )
 from pdorgsync.sandbox.state import State, iso
 
@@ -160,9 +162,7 @@ def list_policies(state: State, call: Call) -> tuple[int, Body]:
             or any(ep["id"] in state.escalation_policies_targeting("user", u) for u in user_ids)
         )
     ]
-    page = paginate(call, found, "escalation_policies")
-    page["escalation_policies"] = [policy_out(state, ep) for ep in page["escalation_policies"]]
-    return 200, page
+    return 200, paginate(call, found, "escalation_policies", lambda ep: policy_out(state, ep))
 
 
 @route("POST", "/escalation_policies")
@@ -180,18 +180,12 @@ def create_policy(state: State, call: Call) -> tuple[int, Body]:
     return 201, {"escalation_policy": policy_out(state, ep)}
 
 
-@route("GET", "/escalation_policies/{id}")
-def get_policy(state: State, call: Call) -> tuple[int, Body]:
-    return 200, {
-        "escalation_policy": policy_out(state, state.get("escalation_policy", call.params["id"]))
-    }
+get_policy = read_route("/escalation_policies/{id}", "escalation_policy", policy_out)
 
 
-@route("PUT", "/escalation_policies/{id}")
-def update_policy(state: State, call: Call) -> tuple[int, Body]:
-    ep = state.get("escalation_policy", call.params["id"])
-    ep.update(_policy_fields(state, call.wrapped("escalation_policy"), ep))
-    return 200, {"escalation_policy": policy_out(state, ep)}
+update_policy = update_route(
+    "/escalation_policies/{id}", "escalation_policy", policy_out, _policy_fields
+)
 
 
 @route("DELETE", "/escalation_policies/{id}")
@@ -273,9 +267,7 @@ def list_services(state: State, call: Call) -> tuple[int, Body]:
             and (name is None or service["name"] == name)
         ):
             found.append(service)
-    page = paginate(call, found, "services")
-    page["services"] = [service_out(state, s) for s in page["services"]]
-    return 200, page
+    return 200, paginate(call, found, "services", lambda s: service_out(state, s))
 
 
 @route("POST", "/services")
@@ -297,16 +289,10 @@ def create_service(state: State, call: Call) -> tuple[int, Body]:
     return 201, {"service": service_out(state, service)}
 
 
-@route("GET", "/services/{id}")
-def get_service(state: State, call: Call) -> tuple[int, Body]:
-    return 200, {"service": service_out(state, state.get("service", call.params["id"]))}
+get_service = read_route("/services/{id}", "service", service_out)
 
 
-@route("PUT", "/services/{id}")
-def update_service(state: State, call: Call) -> tuple[int, Body]:
-    service = state.get("service", call.params["id"])
-    service.update(_service_fields(state, call.wrapped("service"), service))
-    return 200, {"service": service_out(state, service)}
+update_service = update_route("/services/{id}", "service", service_out, _service_fields)
 
 
 @route("DELETE", "/services/{id}")
