@@ -28,6 +28,15 @@ TARGET_KINDS = {
 HANDOFF = ("if_has_services", "always")
 
 
+def _name_fields(
+    state: State, kind: str, body: dict[str, Any], current: dict[str, Any] | None
+) -> dict[str, Any]:
+    """``{"name": …}`` when the body sets it (or on create): unique in ``kind``."""
+    if "name" not in body and current is not None:
+        return {}
+    return {"name": _unique_name(state, kind, body.get("name"), current["id"] if current else None)}
+
+
 def _unique_name(state: State, kind: str, name: Any, current_id: str | None) -> str:
     if not isinstance(name, str) or not name.strip():
         raise invalid("Name can't be blank")
@@ -70,11 +79,7 @@ def _rule(state: State, raw: Any, where: str, old_ids: set[str]) -> dict[str, An
 def _policy_fields(
     state: State, body: dict[str, Any], current: dict[str, Any] | None
 ) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    if "name" in body or current is None:
-        fields["name"] = _unique_name(
-            state, "escalation_policy", body.get("name"), current["id"] if current else None
-        )
+    fields = _name_fields(state, "escalation_policy", body, current)
     if "escalation_rules" in body or current is None:
         rules = body.get("escalation_rules")
         if not isinstance(rules, list) or not rules:
@@ -210,11 +215,7 @@ def _urgency_rule(raw: Any) -> dict[str, Any]:
 def _service_fields(
     state: State, body: dict[str, Any], current: dict[str, Any] | None
 ) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    if "name" in body or current is None:
-        fields["name"] = _unique_name(
-            state, "service", body.get("name"), current["id"] if current else None
-        )
+    fields = _name_fields(state, "service", body, current)
     if "escalation_policy" in body or current is None:
         fields["escalation_policy_id"] = state.resolve_ref(
             body.get("escalation_policy"), ("escalation_policy",), "escalation_policy"
