@@ -99,13 +99,11 @@ def assign_eps(st: ImportState) -> None:
             continue
         d.ep = d.ep_seen = mine[0]
         for other in by_name(mine[1:]):
-            d.notes.append(
-                Note(
-                    st.at(d, "escalation_policy"),
-                    f"escalation policy {other.name!r} ({other.id}) not imported: "
-                    f"the department has one, {d.ep.name!r}",
-                    SECOND_EP,
-                )
+            d.note(
+                "escalation_policy",
+                f"escalation policy {other.name!r} ({other.id}) not imported: "
+                f"the department has one, {d.ep.name!r}",
+                SECOND_EP,
             )
 
 
@@ -146,25 +144,21 @@ def assign_schedules(st: ImportState) -> None:
             if found and found.type == "schedule" and not found.team_ids and sid not in claimed:
                 d.schedule = found
                 claimed.add(sid)
-                d.notes.append(
-                    Note(
-                        st.at(d, "schedule"),
-                        f"schedule {found.name!r} belongs to no team; imported here "
-                        "because this department's escalation policy targets it",
-                    )
+                d.note(
+                    "schedule",
+                    f"schedule {found.name!r} belongs to no team; imported here "
+                    "because this department's escalation policy targets it",
                 )
                 break
     for d in st.depts:
         for other in d.other_schedules:
             if other.id in claimed:
                 continue  # shared with a team that imported it
-            d.notes.append(
-                Note(
-                    st.at(d, "schedule"),
-                    f"schedule {other.name!r} ({other.id}) not imported: the department "
-                    f"has one, {d.schedule.name if d.schedule else '?'!r}",
-                    SECOND_SCHEDULE,
-                )
+            d.note(
+                "schedule",
+                f"schedule {other.name!r} ({other.id}) not imported: the department "
+                f"has one, {d.schedule.name if d.schedule else '?'!r}",
+                SECOND_SCHEDULE,
             )
             claimed.add(other.id)
     _note_unclaimed_schedules(st, claimed)
@@ -221,13 +215,11 @@ def assign_services(st: ImportState) -> None:
                 st.service_owner[service.id] = d.key
                 continue
             reason = why or f"the department has one, {d.service.name if d.service else ''!r}"
-            d.notes.append(
-                Note(
-                    st.at(d, "service"),
-                    f"service {service.name!r} ({service.id}) not imported: {reason}; "
-                    "listed under service_labels",
-                    UNFIT_SERVICE if why else SECOND_SERVICE,
-                )
+            d.note(
+                "service",
+                f"service {service.name!r} ({service.id}) not imported: {reason}; "
+                "listed under service_labels",
+                UNFIT_SERVICE if why else SECOND_SERVICE,
             )
 
 

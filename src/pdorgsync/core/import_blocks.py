@@ -24,7 +24,6 @@ from pdorgsync.core.import_context import (
     UNFIT_SCHEDULE,
     DeptDraft,
     ImportState,
-    Note,
 )
 from pdorgsync.core.import_values import (
     Unfit,
@@ -53,25 +52,17 @@ def schedule_block(st: ImportState, d: DeptDraft) -> dict[str, Any] | None:
         if not layers:
             raise Unfit("it has no layer in use")
     except Unfit as why:
-        d.notes.append(
-            Note(
-                st.at(d, "schedule"),
-                f"schedule {s.name!r} ({s.id}) not imported: {why}",
-                UNFIT_SCHEDULE,
-            )
-        )
+        d.note("schedule", f"schedule {s.name!r} ({s.id}) not imported: {why}", UNFIT_SCHEDULE)
         return None
     found = sorted(st.overrides.get(s.id, ()), key=lambda o: (o.start, o.end, o.user_id))
     for o in found:
         user = st.users.get(o.user_id)
-        d.notes.append(
-            Note(
-                st.at(d, "schedule"),
-                f"override of schedule {s.name!r}: {user.email if user else o.user_id} "
-                f"from {o.start.isoformat()} to {o.end.isoformat()}; overrides are one-off "
-                "and not part of the org file (apply leaves them as they are)",
-                OVERRIDE,
-            )
+        d.note(
+            "schedule",
+            f"override of schedule {s.name!r}: {user.email if user else o.user_id} "
+            f"from {o.start.isoformat()} to {o.end.isoformat()}; overrides are one-off "
+            "and not part of the org file (apply leaves them as they are)",
+            OVERRIDE,
         )
     block: dict[str, Any] = {}
     if s.name != f"{d.team.name} On-Call":
@@ -94,27 +85,23 @@ def _layers(
     for layer in source:
         if layer.end is not None:
             ended = layer.end <= st.now
-            d.notes.append(
-                Note(
-                    st.at(d, "schedule"),
-                    f"layer {layer.name!r} of schedule {s.name!r} "
-                    + (
-                        f"ended at {layer.end.isoformat()}: history, not imported"
-                        if ended
-                        else f"ends at {layer.end.isoformat()}; the org file has no "
-                        "layer end, so it is not imported (PagerDuty keeps it until then)"
-                    ),
-                    ENDED_LAYER if ended else ENDING_LAYER,
-                )
+            d.note(
+                "schedule",
+                f"layer {layer.name!r} of schedule {s.name!r} "
+                + (
+                    f"ended at {layer.end.isoformat()}: history, not imported"
+                    if ended
+                    else f"ends at {layer.end.isoformat()}; the org file has no "
+                    "layer end, so it is not imported (PagerDuty keeps it until then)"
+                ),
+                ENDED_LAYER if ended else ENDING_LAYER,
             )
             continue
         if not layer.user_ids:
-            d.notes.append(
-                Note(
-                    st.at(d, "schedule"),
-                    f"layer {layer.name!r} of schedule {s.name!r} has no users: not imported",
-                    EMPTY_LAYER,
-                )
+            d.note(
+                "schedule",
+                f"layer {layer.name!r} of schedule {s.name!r} has no users: not imported",
+                EMPTY_LAYER,
             )
             continue
         if not layer.name.strip() or len(layer.name) > 100 or layer.name in names:
@@ -174,12 +161,10 @@ def ep_block(st: ImportState, d: DeptDraft) -> dict[str, Any] | None:
                 raise Unfit(f"level {number} has a negative delay")
             levels.append({"delay_minutes": rule.escalation_delay_in_minutes, "targets": targets})
     except Unfit as why:
-        d.notes.append(
-            Note(
-                st.at(d, "escalation_policy"),
-                f"escalation policy {ep.name!r} ({ep.id}) not imported: {why}",
-                UNFIT_EP,
-            )
+        d.note(
+            "escalation_policy",
+            f"escalation policy {ep.name!r} ({ep.id}) not imported: {why}",
+            UNFIT_EP,
         )
         return None
     block: dict[str, Any] = {}
@@ -198,22 +183,14 @@ def department_block(
     function, found = guess_function(team.name)
     data["function"] = function
     if function == "other":
-        d.notes.append(
-            Note(
-                st.at(d, "function"),
-                "not guessed from the team name: engineering, support, marketing, product, "
-                "executive, sales, hr, finance, security or legal?",
-                inline=True,
-            )
+        d.note(
+            "function",
+            "not guessed from the team name: engineering, support, marketing, product, "
+            "executive, sales, hr, finance, security or legal?",
+            inline=True,
         )
     elif len(found) > 1:
-        d.notes.append(
-            Note(
-                st.at(d, "function"),
-                f"guessed; the name also suggests {', '.join(found[1:])}",
-                inline=True,
-            )
-        )
+        d.note("function", f"guessed; the name also suggests {', '.join(found[1:])}", inline=True)
     poc, members = people(st, d)
     if poc:
         data["point_of_contact"] = poc
@@ -249,13 +226,11 @@ def people(st: ImportState, d: DeptDraft) -> tuple[str | None, list[str]]:
             continue
         if m.role == "observer" or user.role in STAKEHOLDER_ROLES:
             if user.role not in STAKEHOLDER_ROLES:
-                d.notes.append(
-                    Note(
-                        st.at(d, "members"),
-                        f"{user.email} is an observer of the team; the org file has no "
-                        "observers (apply removes the membership unless you list them)",
-                        OBSERVER,
-                    )
+                d.note(
+                    "members",
+                    f"{user.email} is an observer of the team; the org file has no "
+                    "observers (apply removes the membership unless you list them)",
+                    OBSERVER,
                 )
             continue
         emails[user.email] = m.role
@@ -266,30 +241,17 @@ def people(st: ImportState, d: DeptDraft) -> tuple[str | None, list[str]]:
     managers.sort(key=lambda e: (e in fixed, e))
     poc = managers[0] if managers else None
     if not managers:
-        d.notes.append(
-            Note(
-                st.at(d, "members"),
-                "the team has no manager, so no point_of_contact: name one",
-            )
-        )
+        d.note("members", "the team has no manager, so no point_of_contact: name one")
     elif len(managers) > 1:
-        d.notes.append(
-            Note(
-                st.at(d, "point_of_contact"),
-                f"guessed: the team has {len(managers)} managers",
-                inline=True,
-            )
-        )
+        d.note("point_of_contact", f"guessed: the team has {len(managers)} managers", inline=True)
         for email in managers[1:]:
             if email in fixed:
                 continue  # the account role keeps them managers (SPEC §1): no drift
-            d.notes.append(
-                Note(
-                    st.at(d, "members"),
-                    f"{email} is also a manager of the team; the org file has one point "
-                    "of contact, so apply makes them a responder",
-                    EXTRA_MANAGER,
-                )
+            d.note(
+                "members",
+                f"{email} is also a manager of the team; the org file has one point "
+                "of contact, so apply makes them a responder",
+                EXTRA_MANAGER,
             )
     return poc, sorted(emails)
 
@@ -297,13 +259,7 @@ def people(st: ImportState, d: DeptDraft) -> tuple[str | None, list[str]]:
 def coverage(st: ImportState, d: DeptDraft, zone: str | None) -> dict[str, Any]:
     """``coverage`` (and ``business_hours``) from who the schedule puts on call."""
     if d.schedule is None or zone is None or not d.schedule.layers:
-        d.notes.append(
-            Note(
-                st.at(d, "coverage"),
-                "no schedule imported: nothing says who is on call",
-                inline=True,
-            )
-        )
+        d.note("coverage", "no schedule imported: nothing says who is on call", inline=True)
         return {"coverage": "none"}
     since = st.now
     until = since + timedelta(days=HORIZON_DAYS)
@@ -315,11 +271,9 @@ def coverage(st: ImportState, d: DeptDraft, zone: str | None) -> dict[str, Any]:
     hours = business_hours_of(cover, zone, since, until)
     if hours is not None:
         return {"coverage": "business_hours", "business_hours": hours}
-    d.notes.append(
-        Note(
-            st.at(d, "coverage"),
-            "the schedule leaves gaps that no business_hours block describes; audit reports them",
-            inline=True,
-        )
+    d.note(
+        "coverage",
+        "the schedule leaves gaps that no business_hours block describes; audit reports them",
+        inline=True,
     )
     return {"coverage": "always"}

@@ -102,6 +102,13 @@ class DeptDraft:
     service: snap.Service | None = None
     data: dict[str, Any] = field(default_factory=dict)
 
+    def note(
+        self, block: str, text: str, category: str | None = None, *, inline: bool = False
+    ) -> None:
+        """A note about this department's ``block`` (``_document`` anchors it to a key
+        that exists)."""
+        self.notes.append(Note(("departments", self.key, block), text, category, inline))
+
 
 class ImportState:
     """The snapshot being imported and what the steps decided so far (see the module)."""
@@ -198,7 +205,3 @@ class ImportState:
         if user.role in STAKEHOLDER_ROLES:
             raise Unfit(f"{what} {user.email} has a stakeholder seat and cannot be paged")
         return user.email
-
-    def at(self, d: DeptDraft, block: str) -> Path:
-        """Placeholder path; ``_document`` moves it to a key that exists."""
-        return ("departments", d.key, block)
