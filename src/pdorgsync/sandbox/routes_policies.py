@@ -186,8 +186,6 @@ def create_policy(state: State, call: Call) -> tuple[int, Body]:
 
 
 get_policy = read_route("/escalation_policies/{id}", "escalation_policy", policy_out)
-
-
 update_policy = update_route(
     "/escalation_policies/{id}", "escalation_policy", policy_out, _policy_fields
 )
@@ -291,8 +289,6 @@ def create_service(state: State, call: Call) -> tuple[int, Body]:
 
 
 get_service = read_route("/services/{id}", "service", service_out)
-
-
 update_service = update_route("/services/{id}", "service", service_out, _service_fields)
 
 

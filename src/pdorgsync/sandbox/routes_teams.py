@@ -71,8 +71,6 @@ def create_team(state: State, call: Call) -> tuple[int, Body]:
 
 
 get_team = read_route("/teams/{id}", "team", team_out)
-
-
 update_team = update_route("/teams/{id}", "team", team_out, _team_fields)
 
 
