@@ -119,7 +119,7 @@ class PagerDutyClient:
             kwargs["limiter"] = limiter_for(target.token, per_minute) if per_minute else None
         return cls(target.token, target.url, settings.from_email, **kwargs)
 
-    def _make_session(self) -> Any:
+    def _make_session(self) -> pdpyras.APISession:
         session = pdpyras.APISession(self._token, default_from=self.from_email)
         session.url = self.base_url
         session.timeout = self.timeout
