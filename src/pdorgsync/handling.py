@@ -36,6 +36,7 @@ from pdorgsync.state.records import PurgeResult
 
 if TYPE_CHECKING:
     from pdorgsync.pagerduty import PagerDutyApi
+    from pdorgsync.settings import Settings
 
 
 # The worker's events, under the worker's logger name.
@@ -90,7 +91,7 @@ class EventResult:
 
 def perform_engagements(
     *,
-    settings: Any,
+    settings: Settings,
     client: PagerDutyApi,
     org: Org,
     facts: IncidentFacts,

@@ -49,6 +49,7 @@ from pdorgsync.state.records import PurgeResult, Status, StoredEvent, utcnow
 
 if TYPE_CHECKING:
     from pdorgsync.pagerduty import PagerDutyApi
+    from pdorgsync.settings import Settings
 
 __all__ = ["EventResult", "Worker", "WorkerHooks", "perform_engagements"]
 
@@ -117,7 +118,7 @@ class Worker:
     @classmethod
     def from_settings(
         cls,
-        settings: Any,
+        settings: Settings,
         inbox: StateStore,
         client: PagerDutyApi | None = None,
         **kwargs: Any,
