@@ -11,7 +11,7 @@ This module imports neither pdpyras nor requests: it only describes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 __all__ = ["JSON", "PagerDutyApi", "RateLimit", "RateLimiter"]
@@ -35,8 +35,6 @@ class PagerDutyApi(Protocol):
     def put(self, path: str, body: Mapping[str, Any] | None = None) -> JSON: ...
 
     def delete(self, path: str) -> JSON: ...
-
-    def iter_all(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[JSON]: ...
 
     def list_all(self, path: str, params: Mapping[str, Any] | None = None) -> list[JSON]: ...
 
