@@ -24,7 +24,8 @@ from pdorgsync.core.planning import plan
 from pdorgsync.importer import render_yaml
 from pdorgsync.loading import load_org
 from pdorgsync.models import snapshot as snap
-from pdorgsync.models.org import check_org, managed_description, parse_marker
+from pdorgsync.models.org import managed_description, parse_marker
+from pdorgsync.models.org_checks import check_org
 
 ZONES = ["Etc/UTC", "America/New_York", "Europe/Berlin", "Asia/Kolkata", "Australia/Adelaide"]
 USERS = [snap.User(id=f"PU{i}", name=f"User {i}", email=f"user{i}@acme.test") for i in range(6)]

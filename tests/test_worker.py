@@ -22,6 +22,7 @@ from pdorgsync.sandbox import Sandbox
 from pdorgsync.settings import Settings
 from pdorgsync.state.sqlite import Inbox
 from pdorgsync.worker import Worker, WorkerHooks, perform_engagements
+from tests.support.clients import DelegatingClient
 from tests.support.engagement import (
     BOT_EMAIL,
     PACK_P1_TAGS,
@@ -601,16 +602,7 @@ def test_failed_subscription_item_is_an_error(
     """A 200 answer whose item says 'unauthorized' is a failure, not an engagement."""
     org, _ = org_and_policies()
 
-    class Unauthorized:
-        def __init__(self, inner: PagerDutyClient) -> None:
-            self.inner = inner
-
-        def get(self, path: str, params: Any = None) -> dict[str, Any]:
-            return self.inner.get(path, params)
-
-        def list_all(self, path: str, params: Any = None) -> list[dict[str, Any]]:
-            return self.inner.list_all(path, params)
-
+    class Unauthorized(DelegatingClient):
         def post(self, path: str, body: Any, *, idempotent: bool = False) -> dict[str, Any]:
             answer = self.inner.post(path, body, idempotent=idempotent)
             if path.endswith("/status_updates/subscribers"):
@@ -812,16 +804,8 @@ def test_partial_subscription_failure_retries_only_what_failed(
     replayed event subscribes only that team and writes one note naming only it."""
     failing = ids["finance"]["team"]
 
-    class OneTeamRefused:
-        def __init__(self, inner: PagerDutyClient) -> None:
-            self.inner = inner
-            self.refuse = True
-
-        def get(self, path: str, params: Any = None) -> dict[str, Any]:
-            return self.inner.get(path, params)
-
-        def list_all(self, path: str, params: Any = None) -> list[dict[str, Any]]:
-            return self.inner.list_all(path, params)
+    class OneTeamRefused(DelegatingClient):
+        refuse = True
 
         def post(self, path: str, body: Any, *, idempotent: bool = False) -> dict[str, Any]:
             if self.refuse and path.endswith("/status_updates/subscribers"):

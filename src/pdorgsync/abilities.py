@@ -21,10 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
 from pdorgsync.errors import PermanentPagerDutyError
 from pdorgsync.logs import get_logger
+
+if TYPE_CHECKING:
+    from pdorgsync.pagerduty import PagerDutyApi
 
 log = get_logger(__name__)
 
@@ -43,10 +46,6 @@ WITHOUT = {
         "requests are a plan-gated feature): responder engagements are skipped"
     ),
 }
-
-
-class Client(Protocol):
-    def get(self, path: str, params: Any = None) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,7 @@ class Abilities:
 ALL = Abilities()
 
 
-def read_abilities(client: Client) -> Abilities:
+def read_abilities(client: PagerDutyApi) -> Abilities:
     """``GET /abilities`` (one request). A permanent error (scope, 403) means unknown."""
     try:
         body = client.get("/abilities")

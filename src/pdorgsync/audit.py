@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from pdorgsync.abilities import RESPONDERS, TEAMS, read_abilities
 from pdorgsync.core import coverage
@@ -35,18 +35,12 @@ from pdorgsync.models.org import Org
 from pdorgsync.models.snapshot import ContactMethod, NotificationRule, Snapshot, User
 from pdorgsync.observe import observe
 
+if TYPE_CHECKING:
+    from pdorgsync.pagerduty import PagerDutyApi
+
 log = get_logger(__name__)
 
 Progress = Callable[[str], None]
-
-
-class Client(Protocol):
-    """What the audit needs of ``pagerduty.PagerDutyClient`` (reads only)."""
-
-    def get(self, path: str, params: Any = None) -> dict[str, Any]: ...
-    def list_all(self, path: str, params: Any = None) -> list[dict[str, Any]]: ...
-    @property
-    def total_calls(self) -> int: ...
 
 
 def _iso(moment: datetime) -> str:
@@ -70,7 +64,7 @@ def parse_final_schedule(raw: Mapping[str, Any]) -> list[Shift]:
 
 
 def fetch_final_schedule(
-    client: Client, schedule_id: str, time_zone: str, since: datetime, until: datetime
+    client: PagerDutyApi, schedule_id: str, time_zone: str, since: datetime, until: datetime
 ) -> list[Shift] | None:
     """One request: the schedule rendered over ``[since, until)``, clipped to it.
 
@@ -109,7 +103,7 @@ def parse_v3_final_schedule(raw: Mapping[str, Any]) -> list[Shift] | None:
 
 
 def fetch_v3_final_schedule(
-    client: Client, schedule_id: str, time_zone: str, since: datetime, until: datetime
+    client: PagerDutyApi, schedule_id: str, time_zone: str, since: datetime, until: datetime
 ) -> list[Shift] | None:
     """A shift-based schedule's computed on-call over ``[since, until)``
     (``GET /v3/schedules/{id}?include[]=final_schedule``, PagerDuty's OpenAPI
@@ -129,7 +123,7 @@ def fetch_v3_final_schedule(
     return parse_v3_final_schedule(body.get("schedule") or {})
 
 
-def _notification_rules(client: Client, user_id: str) -> list[NotificationRule]:
+def _notification_rules(client: PagerDutyApi, user_id: str) -> list[NotificationRule]:
     body = client.get(f"/users/{user_id}/notification_rules", {"urgency": "all"})
     return [
         NotificationRule(
@@ -142,7 +136,7 @@ def _notification_rules(client: Client, user_id: str) -> list[NotificationRule]:
     ]
 
 
-def _contact_methods(client: Client, user_id: str) -> list[ContactMethod]:
+def _contact_methods(client: PagerDutyApi, user_id: str) -> list[ContactMethod]:
     body = client.get(f"/users/{user_id}/contact_methods")
     return [
         ContactMethod(id=str(cm["id"]), type=str(cm["type"]), address=cm.get("address"))
@@ -151,7 +145,7 @@ def _contact_methods(client: Client, user_id: str) -> list[ContactMethod]:
 
 
 def _complete_users(
-    client: Client, snapshot: Snapshot, user_ids: Sequence[str], progress: Progress
+    client: PagerDutyApi, snapshot: Snapshot, user_ids: Sequence[str], progress: Progress
 ) -> Snapshot:
     """Contact methods and notification rules of the people who matter, where the user
     list did not carry them in full (PagerDuty may answer ``include[]`` with references:
@@ -181,7 +175,7 @@ def _complete_users(
 
 
 def run_audit(
-    client: Client,
+    client: PagerDutyApi,
     org: Org,
     *,
     now: datetime,

@@ -19,23 +19,19 @@ stored (the receiver commits before answering; claimed work is released).
 
 from __future__ import annotations
 
-import random
 import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
 
-from pdorgsync import loading
 from pdorgsync.errors import InboxError, PdOrgSyncError
+from pdorgsync.health import Health, file_problems, health_routes, store_problems
 from pdorgsync.httpserver import (
     accept_backlog,
     connection_budget,
@@ -43,207 +39,29 @@ from pdorgsync.httpserver import (
     raise_open_file_limit,
 )
 from pdorgsync.logs import get_logger
-from pdorgsync.metrics import CONTENT_TYPE_LATEST, Metrics
+from pdorgsync.metrics import Metrics
 from pdorgsync.notify import Notifier
+from pdorgsync.reconcile_loop import CycleFn, Files, ReconcileLoop, load_files
 from pdorgsync.settings import Settings
 from pdorgsync.state import StateStore, open_leader, open_state
 from pdorgsync.webhooks import ReceiverHooks, create_app
+
+__all__ = [
+    "CycleFn",
+    "Daemon",
+    "Files",
+    "Health",
+    "ReconcileLoop",
+    "file_problems",
+    "health_routes",
+    "load_files",
+    "store_problems",
+]
 
 log = get_logger("pdorgsync.daemon")
 
 STOP_BUDGET_SECONDS = 10.0
 HEALTH_EVERY_SECONDS = 5.0  # how often the health thread probes the store
-RECONCILE_STALL_FLOOR = 900.0  # a reconcile cycle may take this long, whatever the interval
-
-
-@dataclass(frozen=True)
-class Files:
-    """The org and policy files as last loaded successfully (swapped whole on SIGHUP)."""
-
-    org: loading.LoadedOrg
-    policies: loading.LoadedPolicies
-
-
-def load_files(settings: Settings) -> Files:
-    """Load and validate both files; FileValidationError lists every located problem."""
-    org = loading.load_org(settings.org_file)
-    policies = loading.load_policies(settings.policy_dir, org.org)
-    return Files(org=org, policies=policies)
-
-
-@dataclass
-class Health:
-    """What /readyz reports; written by the loops and the health thread, read by HTTP
-    handlers (which therefore never touch the store on the event loop)."""
-
-    policies_loaded: bool = False
-    last_reconcile_ok: bool | None = None  # None: no cycle finished yet
-    last_reconcile_error: str | None = None
-    last_reconcile_at: float | None = None
-    store_problems: list[str] = field(default_factory=list)
-    store_checked: bool = False
-    stalled: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def problems(self) -> list[str]:
-        with self.lock:
-            problems = list(self.store_problems)
-            if not self.store_checked:
-                problems.append("state store not checked yet")
-            if not self.policies_loaded:
-                problems.append("policies not loaded")
-            if self.last_reconcile_ok is False:
-                problems.append(f"last reconcile failed: {self.last_reconcile_error}")
-            problems.extend(f"{loop} made no progress" for loop in self.stalled)
-        return problems
-
-
-def file_problems(inbox: StateStore) -> list[str]:
-    """A deleted or replaced state file, or a recent write failure (disk full,
-    malformed database). Cheap enough for the event loop: one ``stat``, no query,
-    no lock."""
-    try:
-        inbox.check_file()
-    except PdOrgSyncError as exc:
-        return [f"state store not usable: {exc}"]
-    failure = inbox.write_failure()
-    return [f"state store not writable: {failure}"] if failure is not None else []
-
-
-def store_problems(inbox: StateStore) -> list[str]:
-    """``file_problems`` and whether a write goes through. Run by the health thread,
-    off the event loop: the write may wait for the lock held by a webhook store."""
-    try:
-        inbox.check_file()
-        inbox.set_state("readyz.probe", str(time.time()))
-    except PdOrgSyncError as exc:
-        return [f"state store not writable: {exc}"]
-    return file_problems(inbox)
-
-
-CycleFn = Callable[[Files], None]
-
-
-class ReconcileLoop:
-    """Runs ``cycle(files)`` every ``interval`` seconds with ±10 % jitter.
-
-    A failed cycle is logged, counted and retried with exponential backoff
-    (capped at the interval); it never ends the loop. With several replicas only
-    the leader runs cycles (``leading()``); the others wait, and the one that
-    takes over starts a cycle at once.
-    """
-
-    def __init__(
-        self,
-        cycle: CycleFn,
-        files: Callable[[], Files],
-        interval: float,
-        health: Health,
-        metrics: Metrics,
-        *,
-        rng: random.Random | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        leading: Callable[[], bool] = lambda: True,
-    ) -> None:
-        self.cycle = cycle
-        self.leading = leading
-        self.files = files
-        self.interval = interval
-        self.health = health
-        self.metrics = metrics
-        self.rng = rng or random.Random()
-        self.clock = clock
-        self.failures = 0
-        # Bumped after every cycle and every second while idle: the daemon's watchdog
-        # stops pinging when it stands still longer than stall_bound (a hung cycle).
-        self.progress = 0
-        self.stall_bound = max(3.0 * interval, RECONCILE_STALL_FLOOR)
-
-    def next_delay(self, ok: bool) -> float:
-        if ok:
-            return self.interval * self.rng.uniform(0.9, 1.1)
-        backoff = min(self.interval, 5.0 * 2.0 ** min(self.failures - 1, 10))
-        return backoff * self.rng.uniform(0.9, 1.1)
-
-    def run_once(self) -> bool:
-        started = self.clock()
-        try:
-            self.cycle(self.files())
-        except Exception as exc:  # a cycle must never kill the daemon
-            self.failures += 1
-            message = (
-                str(exc) if isinstance(exc, PdOrgSyncError) else f"{type(exc).__name__}: {exc}"
-            )
-            log.error("reconcile.failed", error=message, failures=self.failures)
-            self.metrics.reconcile_runs.labels(result="failed").inc()
-            with self.health.lock:
-                self.health.last_reconcile_ok = False
-                self.health.last_reconcile_error = message
-                self.health.last_reconcile_at = time.time()
-            return False
-        finally:
-            self.metrics.reconcile_duration.observe(self.clock() - started)
-            self.progress += 1
-        self.failures = 0
-        self.metrics.reconcile_runs.labels(result="ok").inc()
-        self.metrics.reconcile_last_success.set(time.time())
-        with self.health.lock:
-            self.health.last_reconcile_ok = True
-            self.health.last_reconcile_error = None
-            self.health.last_reconcile_at = time.time()
-        log.info("reconcile.done", seconds=round(self.clock() - started, 3))
-        return True
-
-    def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            if not self.leading():
-                # Another replica reconciles; look again every second. A failure of
-                # this replica's last cycle is the leader's business now: it must
-                # not keep this replica unready (and refusing webhooks) for ever.
-                with self.health.lock:
-                    if self.health.last_reconcile_ok is False:
-                        self.health.last_reconcile_ok = None
-                        self.health.last_reconcile_error = None
-                self.progress += 1
-                stop.wait(1.0)
-                continue
-            ok = self.run_once()
-            delay = self.next_delay(ok)
-            # Wake every second so the watchdog sees progress while idle.
-            deadline = self.clock() + delay
-            while not stop.is_set() and self.clock() < deadline and self.leading():
-                self.progress += 1
-                stop.wait(min(1.0, max(0.0, deadline - self.clock())))
-
-
-def health_routes(
-    health: Health, metrics: Metrics, live: Callable[[], list[str]] = list
-) -> list[Route]:
-    """``/healthz``, ``/readyz`` and ``/metrics`` (SPEC §5).
-
-    They read what the loops and the health thread recorded, never the store: a
-    scrape in a tight loop costs deliveries nothing. ``live`` adds checks cheap
-    enough to run on every request (``file_problems``: a deleted state file
-    shows at once, not at the health thread's next round).
-    """
-
-    async def healthz(_request: Request) -> Response:
-        return PlainTextResponse("ok\n")
-
-    async def readyz(_request: Request) -> Response:
-        problems = health.problems()
-        problems.extend(p for p in live() if p not in problems)
-        status = 503 if problems else 200
-        return JSONResponse({"ready": not problems, "problems": problems}, status_code=status)
-
-    async def metrics_endpoint(_request: Request) -> Response:
-        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
-
-    return [
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics_endpoint, methods=["GET"]),
-    ]
 
 
 @dataclass

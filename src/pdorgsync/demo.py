@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pdorgsync.audit import run_audit
 from pdorgsync.core.coverage import engagements_from_policies
@@ -39,6 +39,9 @@ from pdorgsync.reconcile import plan_account
 from pdorgsync.sandbox import Sandbox, load_seed
 from pdorgsync.settings import load_settings
 from pdorgsync.webhooks import sign
+
+if TYPE_CHECKING:
+    from pdorgsync.daemon import Daemon
 
 BOT_EMAIL = "pdorgsync-bot@acme.test"
 
@@ -283,7 +286,7 @@ class Demo:
         return incident
 
     def _wait_and_explain(
-        self, daemon: Any, sent: list[tuple[DemoIncident, dict[str, Any]]]
+        self, daemon: Daemon, sent: list[tuple[DemoIncident, dict[str, Any]]]
     ) -> None:
         deadline = time.monotonic() + 30
         waited = 0.0

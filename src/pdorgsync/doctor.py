@@ -18,22 +18,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Literal
 
 from pdorgsync.abilities import RESPONDERS, TEAMS, WITHOUT, read_abilities
 from pdorgsync.errors import PermanentPagerDutyError
 from pdorgsync.models.org import Org
 from pdorgsync.models.policy import Policy
 
+if TYPE_CHECKING:
+    from pdorgsync.pagerduty import PagerDutyApi
+
 Status = Literal["ok", "fix", "info"]
 LOW_HEADROOM = 0.1  # below this share of the limit left, another client shares the token
-
-
-class Client(Protocol):
-    rate_limit: tuple[int, int, float | None] | None
-
-    def get(self, path: str, params: Any = None) -> dict[str, Any]: ...
-    def list_all(self, path: str, params: Any = None) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -46,7 +42,7 @@ class Check:
         return f"{self.status.upper():4} {self.name}: {self.message}"
 
 
-def check_token(client: Client) -> tuple[Check, bool]:
+def check_token(client: PagerDutyApi) -> tuple[Check, bool]:
     """(the check, whether the other checks can run with this token)."""
     try:
         me = client.get("/users/me").get("user") or {}
@@ -74,7 +70,7 @@ def check_token(client: Client) -> tuple[Check, bool]:
     return Check("token", "ok", text + ": it can do only what that user may do"), True
 
 
-def check_from_email(client: Client, from_email: str | None) -> Check:
+def check_from_email(client: PagerDutyApi, from_email: str | None) -> Check:
     if not from_email:
         return Check(
             "from_email",
@@ -104,7 +100,9 @@ def needed_abilities(org: Org | None, policies: Sequence[Policy]) -> list[str]:
     return needed
 
 
-def check_abilities(client: Client, org: Org | None, policies: Sequence[Policy]) -> list[Check]:
+def check_abilities(
+    client: PagerDutyApi, org: Org | None, policies: Sequence[Policy]
+) -> list[Check]:
     abilities = read_abilities(client)
     if abilities.names is None:
         return [Check("abilities", "info", "could not read GET /abilities; not checked")]
@@ -128,7 +126,7 @@ def check_abilities(client: Client, org: Org | None, policies: Sequence[Policy])
     return checks
 
 
-def check_webhook(client: Client, events: Sequence[str], description: str) -> Check:
+def check_webhook(client: PagerDutyApi, events: Sequence[str], description: str) -> Check:
     """Our subscription is the one ``webhook ensure`` made (named ``description``)."""
     subs = [
         s for s in client.list_all("/webhook_subscriptions") if s.get("description") == description
@@ -159,7 +157,7 @@ def check_webhook(client: Client, events: Sequence[str], description: str) -> Ch
     )
 
 
-def check_rate(client: Client, budget_per_minute: int) -> Check:
+def check_rate(client: PagerDutyApi, budget_per_minute: int) -> Check:
     seen = client.rate_limit
     if seen is None:
         budget = f"{budget_per_minute}/min" if budget_per_minute else "off"
@@ -181,7 +179,7 @@ def check_rate(client: Client, budget_per_minute: int) -> Check:
 
 
 def run_checks(
-    client: Client,
+    client: PagerDutyApi,
     *,
     from_email: str | None,
     org: Org | None,

@@ -14,7 +14,7 @@
         └── InboxBusyError              another writer held the lock past the busy timeout: retry
 
 Whether to retry is decided here, by the class, and nowhere else: callers ask
-``is_temporary(exc)``; status codes are never compared outside ``pagerduty.py``.
+``is_temporary(exc)``; status codes are never compared outside ``pagerduty/failures.py``.
 Messages never contain the API token or webhook secrets (``logs.redact`` scrubs
 them anyway, as a second line of defence).
 """

@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -30,7 +30,10 @@ from pdorgsync.abilities import TEAMS, read_abilities
 from pdorgsync.core.importing import Imported, Note, Override, guess_org_id, import_account
 from pdorgsync.errors import ConfigError
 from pdorgsync.models import snapshot as snap
-from pdorgsync.observe import Client, observe
+from pdorgsync.observe import observe
+
+if TYPE_CHECKING:
+    from pdorgsync.pagerduty import PagerDutyApi
 
 Progress = Callable[[str], None]
 
@@ -49,7 +52,7 @@ _QUOTED = {"start", "end"}
 _FLOW_WIDTH = 72  # longer lists are written one item a line (YAML never wraps a line here)
 
 
-def read_account(client: Client, *, progress: Progress | None = None) -> snap.Snapshot:
+def read_account(client: PagerDutyApi, *, progress: Progress | None = None) -> snap.Snapshot:
     """Everything the mapping needs: every schedule's layers, every team's members.
 
     ConfigError when the account's plan has no teams (the ``teams`` ability): the org
@@ -78,7 +81,7 @@ def build(
     *,
     org_id: str | None,
     now: datetime,
-    client: Client | None = None,
+    client: PagerDutyApi | None = None,
     progress: Progress | None = None,
 ) -> Imported:
     """The pure mapping, with the org id guessed when none is given.

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import tenacity
 
@@ -51,6 +51,9 @@ from pdorgsync.models.plan import (
 )
 from pdorgsync.observe import find_existing, observe
 
+if TYPE_CHECKING:
+    from pdorgsync.pagerduty import PagerDutyApi
+
 log = get_logger(__name__)
 
 Progress = Callable[[str], None]
@@ -60,19 +63,6 @@ Progress = Callable[[str], None]
 # about 15 s in all, longer than the list lag PagerDuty users report).
 SETTLE_ATTEMPTS = 5
 SETTLE_MAX_WAIT = 8.0
-
-
-class Client(Protocol):
-    """The writing half of ``pagerduty.PagerDutyClient`` that apply needs."""
-
-    @property
-    def total_calls(self) -> int: ...
-    def get(self, path: str, params: Any = None) -> dict[str, Any]: ...
-    def list_all(self, path: str, params: Any = None) -> list[dict[str, Any]]: ...
-    def post(self, path: str, body: Any, *, idempotent: bool = False) -> dict[str, Any]: ...
-    def put(self, path: str, body: Any = None) -> dict[str, Any]: ...
-    def delete(self, path: str) -> dict[str, Any]: ...
-    def sleep(self, seconds: float) -> None: ...
 
 
 class _Unresolved(Exception):
@@ -100,7 +90,7 @@ def _fill(value: Any, ids: dict[str, str]) -> Any:
 
 
 def plan_account(
-    client: Any,
+    client: PagerDutyApi,
     loaded: LoadedOrg,
     *,
     now: datetime,
@@ -131,7 +121,7 @@ def plan_account(
     return result.model_copy(update={"notices": abilities.notices((TEAMS,))})
 
 
-def apply(client: Client, plan: Plan, *, progress: Progress | None = None) -> ApplyReport:
+def apply(client: PagerDutyApi, plan: Plan, *, progress: Progress | None = None) -> ApplyReport:
     """Execute ``plan`` against PagerDuty and report every change's outcome."""
     say = progress or (lambda _msg: None)
     ids: dict[str, str] = {
@@ -165,34 +155,30 @@ def apply(client: Client, plan: Plan, *, progress: Progress | None = None) -> Ap
             object_id = _execute(client, change, requests)
         except PagerDutyError as exc:
             error = _explain(client, change, exc)
-            log.warning(
-                "reconcile.change_failed",
-                action=change.action,
-                kind=change.kind,
-                department=change.department,
-                name=change.name,
-                error=error,
-            )
+            log.warning("reconcile.change_failed", **_log_fields(change), error=error)
             results.append(ChangeResult(change=change, outcome="failed", error=error))
             failed_departments.setdefault(change.department, f"{change.kind} {change.name!r}")
             continue
         if object_id and change.kind != "team_membership":
             ids[change.ref] = object_id
-        log.info(
-            "reconcile.change_applied",
-            action=change.action,
-            kind=change.kind,
-            department=change.department,
-            name=change.name,
-            id=object_id,
-        )
+        log.info("reconcile.change_applied", **_log_fields(change), id=object_id)
         results.append(ChangeResult(change=change, outcome="applied", id=object_id))
     return ApplyReport(
         org=plan.org, results=results, conflicts=plan.conflicts, api_calls=client.total_calls
     )
 
 
-def _execute(client: Client, change: Change, requests: list[Request]) -> str | None:
+def _log_fields(change: Change) -> dict[str, str]:
+    """What every ``reconcile.change_*`` event says about its change."""
+    return {
+        "action": change.action,
+        "kind": change.kind,
+        "department": change.department,
+        "name": change.name,
+    }
+
+
+def _execute(client: PagerDutyApi, change: Change, requests: list[Request]) -> str | None:
     object_id = change.id
     for request in requests:
         body = request.body if isinstance(request.body, dict) else None
@@ -211,7 +197,9 @@ def _execute(client: Client, change: Change, requests: list[Request]) -> str | N
     return object_id
 
 
-def _post_once(client: Client, change: Change, path: str, body: dict[str, Any]) -> dict[str, Any]:
+def _post_once(
+    client: PagerDutyApi, change: Change, path: str, body: dict[str, Any]
+) -> dict[str, Any]:
     """POST, and after an unknown outcome look before sending again: never create twice."""
     try:
         return client.post(path, body)
@@ -224,7 +212,7 @@ def _post_once(client: Client, change: Change, path: str, body: dict[str, Any]) 
         return client.post(path, body)
 
 
-def _settled_lookup(client: Client, change: Change) -> str | None:
+def _settled_lookup(client: PagerDutyApi, change: Change) -> str | None:
     """``find_existing``, repeated with backoff while lists may still lag behind a create."""
 
     def waiting(state: tenacity.RetryCallState) -> None:
@@ -249,7 +237,7 @@ def _settled_lookup(client: Client, change: Change) -> str | None:
     return found
 
 
-def _explain(client: Client, change: Change, exc: PagerDutyError) -> str:
+def _explain(client: PagerDutyApi, change: Change, exc: PagerDutyError) -> str:
     """The error as a user should read it; names open incidents that block a delete."""
     text = str(exc)
     if (

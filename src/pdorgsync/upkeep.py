@@ -24,16 +24,18 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pdorgsync.core.catchup import missed_event_types
 from pdorgsync.core.policies import IncidentFacts
-from pdorgsync.engagements import ApiClient
 from pdorgsync.errors import InboxError, PdOrgSyncError
 from pdorgsync.logs import get_logger
 from pdorgsync.models.events import parse_envelope
 from pdorgsync.state import StateStore
 from pdorgsync.state.records import HandledIncident, PurgeResult
+
+if TYPE_CHECKING:
+    from pdorgsync.pagerduty import PagerDutyApi
 
 __all__ = [
     "POLL_BASELINE",
@@ -45,6 +47,7 @@ __all__ = [
     "poll_incidents",
     "purge",
     "purge_due",
+    "record_handled",
 ]
 
 log = get_logger("pdorgsync.worker")
@@ -83,7 +86,7 @@ def note_poll_attempt(inbox: StateStore, now: datetime) -> None:
 
 
 def poll_incidents(
-    inbox: StateStore, client: ApiClient, now: datetime, window: timedelta, on_poll: PollHook
+    inbox: StateStore, client: PagerDutyApi, now: datetime, window: timedelta, on_poll: PollHook
 ) -> int:
     """Queue what was missed for the open incidents created within ``window``.
 
@@ -133,6 +136,18 @@ def poll_incidents(
     return total
 
 
+def record_handled(inbox: StateStore, facts: IncidentFacts, at: datetime) -> None:
+    """Remember this state of the incident as handled: what the next poll compares with."""
+    inbox.record_handled(
+        facts.id,
+        status=facts.status,
+        priority=facts.priority,
+        urgency=facts.urgency,
+        service_id=facts.service_id,
+        observed_at=at,
+    )
+
+
 def _record_baseline(
     inbox: StateStore, incidents: list[dict[str, Any]], now: datetime, on_poll: PollHook
 ) -> int:
@@ -141,14 +156,7 @@ def _record_baseline(
             facts = IncidentFacts.from_api_incident(incident)
         except PdOrgSyncError:
             continue  # nothing to remember; the next polls skip it with a warning
-        inbox.record_handled(
-            facts.id,
-            status=facts.status,
-            priority=facts.priority,
-            urgency=facts.urgency,
-            service_id=facts.service_id,
-            observed_at=now,
-        )
+        record_handled(inbox, facts, now)
     inbox.set_state(POLL_BASELINE, now.isoformat())
     inbox.set_state(POLL_CURSOR, now.isoformat())
     log.info(

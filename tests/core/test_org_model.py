@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from pdorgsync.models.org import Org, check_org, org_warnings
+from pdorgsync.models.org import Org
+from pdorgsync.models.org_checks import check_org, org_warnings
 
 
 def dept(key: str, **extra: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import contextlib
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -88,6 +88,18 @@ def policies_option(purpose: str = "") -> Callable[[F], F]:
         default=None,
         help=(purpose + " " if purpose else "")
         + "The policy folder. Default: PDORGSYNC_POLICY_DIR, else policies.",
+    )
+
+
+def format_option(choices: Sequence[str], help: str) -> Callable[[F], F]:
+    """``--format`` (into ``fmt``) among ``choices``, ``text`` by default."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(list(choices)),
+        default="text",
+        show_default=True,
+        help=help,
     )
 
 

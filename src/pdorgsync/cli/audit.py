@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from pdorgsync.cli import AppContext, org_option, pass_app, policies_option
+from pdorgsync.cli import AppContext, format_option, org_option, pass_app, policies_option
 from pdorgsync.errors import ConfigError, PdOrgSyncError
 from pdorgsync.models.audit import AuditReport
 
@@ -65,14 +65,7 @@ def _parse_at(value: str | None) -> datetime:
     show_default=True,
     help="How many days ahead to check, starting now (or at --at).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default="text",
-    show_default=True,
-    help="Report format; html is one self-contained page with heat maps.",
-)
+@format_option(FORMATS, "Report format; html is one self-contained page with heat maps.")
 @click.option(
     "--output",
     "-o",

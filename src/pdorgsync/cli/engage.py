@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from pdorgsync.cli import org_option, pass_app, policies_option
+from pdorgsync.cli import format_option, org_option, pass_app, policies_option
 from pdorgsync.core.policies import (
     RECENT_WINDOW,
     Evaluation,
@@ -29,9 +29,21 @@ from pdorgsync.core.policies import (
     managed_service_labels,
     service_labels,
 )
+from pdorgsync.core.render.engagement_text import (
+    PolicyTally,
+    describe_incident,
+    evaluation_json,
+    render_evaluation,
+    summary_table,
+)
 from pdorgsync.errors import PdOrgSyncError
 from pdorgsync.models.org import Org
 from pdorgsync.models.policy import Policy
+
+if TYPE_CHECKING:
+    from pdorgsync.cli import AppContext
+    from pdorgsync.pagerduty import PagerDutyApi
+    from pdorgsync.settings import Settings
 
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -76,71 +88,6 @@ def resolved_at(incident: dict[str, Any]) -> datetime | None:
     return datetime.min.replace(tzinfo=UTC)  # resolved, time unknown: never counts as open
 
 
-# --------------------------------------------------------------------------- rendering
-
-
-def describe_incident(facts: IncidentFacts, labels: set[str]) -> str:
-    number = f"#{facts.number}" if facts.number is not None else facts.id
-    shown_labels = ", ".join(sorted(labels)) if labels else "none"
-    return (
-        f"incident {number} ({facts.id}) {facts.title!r}\n"
-        f"  status {facts.status}, priority {facts.priority or 'none'}, "
-        f"urgency {facts.urgency or 'unknown'}, service {facts.service_name or 'unknown'} "
-        f"(labels: {shown_labels})"
-    )
-
-
-def render_evaluation(
-    evaluation: Evaluation, sources: dict[str, str], *, done: str, indent: str = "  "
-) -> list[str]:
-    """Matched and unmatched policies with reasons, then the engagements and skips."""
-    lines = [f"{indent}policies:"]
-    for result in evaluation.results:
-        where = f" [{sources[result.policy]}]" if result.policy in sources else ""
-        if result.matched:
-            lines.append(f"{indent}  MATCH    {result.policy}{where}")
-        else:
-            lines.append(f"{indent}  no match {result.policy}{where}: {result.reason}")
-    if evaluation.engagements:
-        lines.append(f"{indent}{done}:")
-        for e in evaluation.engagements:
-            lines.append(f"{indent}  {e.department} as {e.as_} (policy {e.policy})")
-            if e.as_ == "responder":
-                lines.append(f"{indent}    message: {e.message}")
-    else:
-        lines.append(f"{indent}{done}: nothing")
-    if evaluation.skipped:
-        lines.append(f"{indent}skipped:")
-        for s in evaluation.skipped:
-            lines.append(f"{indent}  {s.department} as {s.as_} (policy {s.policy}): {s.reason}")
-    return lines
-
-
-def evaluation_json(
-    facts: IncidentFacts, labels: set[str], evaluation: Evaluation
-) -> dict[str, Any]:
-    return {
-        "incident": {
-            "id": facts.id,
-            "number": facts.number,
-            "title": facts.title,
-            "status": facts.status,
-            "priority": facts.priority,
-            "urgency": facts.urgency,
-            "service": facts.service_name,
-            "labels": sorted(labels),
-        },
-        "results": [asdict(r) for r in evaluation.results],
-        "engagements": [_rename_as(asdict(e)) for e in evaluation.engagements],
-        "skipped": [_rename_as(asdict(s)) for s in evaluation.skipped],
-    }
-
-
-def _rename_as(item: dict[str, Any]) -> dict[str, Any]:
-    item["as"] = item.pop("as_")
-    return item
-
-
 # --------------------------------------------------------------------------- loading
 
 
@@ -160,7 +107,7 @@ def _load_inputs(org_file: Path, policy_dir: Path) -> _Inputs:
     return _Inputs(org=loaded_org.org, policies=loaded.policies, sources=sources)
 
 
-def _managed_labels(client: Any, org: Org) -> dict[str, list[str]]:
+def _managed_labels(client: PagerDutyApi, org: Org) -> dict[str, list[str]]:
     services = client.list_all("/services")
     return managed_service_labels(
         org, ((str(s.get("id")), s.get("description")) for s in services if s.get("id"))
@@ -178,9 +125,9 @@ def _history(items: Iterable[dict[str, Any]]) -> list[tuple[IncidentFacts, datet
 
 
 def _perform(
-    app: Any,
-    settings: Any,
-    client: Any,
+    app: AppContext,
+    settings: Settings,
+    client: PagerDutyApi,
     event_type: str,
     facts: IncidentFacts,
     evaluation: Evaluation,
@@ -240,17 +187,10 @@ Exit codes: 0 done (whether or not anything matched), 1 error.
 @click.option("--offline", is_flag=True, help="With --event --dry-run: do not call the API.")
 @org_option
 @policies_option()
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
+@format_option(["text", "json"], "Output format.")
 @pass_app
 def engage_cmd(
-    app: Any,
+    app: AppContext,
     event_file: Path | None,
     replay: bool,
     since: str | None,
@@ -277,15 +217,15 @@ def engage_cmd(
         _replay(app, settings, inputs, since, until, dry_run=dry_run, fmt=fmt)
 
 
-def _client(settings: Any) -> Any:
+def _client(settings: Settings) -> PagerDutyApi:
     from pdorgsync.pagerduty import PagerDutyClient
 
     return PagerDutyClient.from_settings(settings)
 
 
 def _engage_event(
-    app: Any,
-    settings: Any,
+    app: AppContext,
+    settings: Settings,
     inputs: _Inputs,
     event_file: Path,
     *,
@@ -320,7 +260,7 @@ def _engage_event(
     now = event.occurred_at or facts.created_at
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    client = None
+    client: PagerDutyApi | None = None
     managed: dict[str, list[str]] | None = None
     recent = RecentIncidents()
     if not offline:
@@ -341,6 +281,7 @@ def _engage_event(
     labels = service_labels(facts, inputs.org, managed)
     performed: list[str] = []
     if not dry_run and evaluation.engagements:
+        assert client is not None  # --offline requires --dry-run (checked in engage_cmd)
         performed = _perform(app, settings, client, event.event_type, facts, evaluation, inputs.org)
     if fmt == "json":
         body = evaluation_json(facts, labels, evaluation)
@@ -358,16 +299,9 @@ def _engage_event(
         click.echo(line)
 
 
-@dataclass
-class _Tally:
-    matched: int = 0
-    engaged: int = 0
-    skipped: int = 0
-
-
 def _replay(
-    app: Any,
-    settings: Any,
+    app: AppContext,
+    settings: Settings,
     inputs: _Inputs,
     since_text: str,
     until_text: str | None,
@@ -393,7 +327,7 @@ def _replay(
         {"since": since.isoformat(), "until": until.isoformat(), "time_zone": "Etc/UTC"},
     )
     history = sorted(_history(items), key=lambda pair: (pair[0].created_at, pair[0].id))
-    tallies = {p.name: _Tally() for p in inputs.policies}
+    tallies = {p.name: PolicyTally() for p in inputs.policies}
     report: list[dict[str, Any]] = []
     lines: list[str] = []
     engaged_open = 0
@@ -456,22 +390,6 @@ def _replay(
         click.echo(line)
     if not dry_run:
         click.echo(f"engaged on {engaged_open} open incident{'s' if engaged_open != 1 else ''}")
-
-
-def summary_table(tallies: dict[str, _Tally], incidents: int) -> list[str]:
-    headers = ("policy", "matched", "engagements", "skipped")
-    rows = [(name, str(t.matched), str(t.engaged), str(t.skipped)) for name, t in tallies.items()]
-    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(4)]
-
-    def fmt(row: Sequence[str]) -> str:
-        return "  ".join(
-            cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)
-        ).rstrip()
-
-    out = [f"summary over {incidents} incident{'s' if incidents != 1 else ''}:", fmt(headers)]
-    out.append(fmt(["-" * w for w in widths]))
-    out.extend(fmt(r) for r in rows)
-    return out
 
 
 COMMANDS = [engage_cmd]

@@ -15,7 +15,7 @@ from typing import TextIO
 
 import click
 
-from pdorgsync.cli import AppContext, org_option, pass_app
+from pdorgsync.cli import AppContext, format_option, org_option, pass_app
 from pdorgsync.core.render.plan_json import render_apply_json, render_plan_json
 from pdorgsync.core.render.plan_markdown import render_plan_markdown
 from pdorgsync.core.render.plan_text import (
@@ -75,13 +75,9 @@ def make_plan(
 @click.command("plan")
 @org_option
 @click.option("--prune", is_flag=True, help=PRUNE_HELP + " Shown as deletes.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "markdown"]),
-    default="text",
-    show_default=True,
-    help="text for people, json for tools (SPEC §3 shape), markdown for PR comments.",
+@format_option(
+    ["text", "json", "markdown"],
+    "text for people, json for tools (SPEC §3 shape), markdown for PR comments.",
 )
 @click.option(
     "--output",
@@ -150,14 +146,7 @@ def plan_cmd(
     is_flag=True,
     help="Time schedule changes to each layer's next hand-off instead of now.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Format of the apply report.",
-)
+@format_option(["text", "json"], "Format of the apply report.")
 @pass_app
 def apply_cmd(
     app: AppContext,

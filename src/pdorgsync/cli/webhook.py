@@ -10,12 +10,15 @@ a different URL means a new subscription (and a new secret, printed once).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from pdorgsync.cli import AppContext, org_option, pass_app, policies_option
 from pdorgsync.errors import PdOrgSyncError
+
+if TYPE_CHECKING:
+    from pdorgsync.pagerduty import PagerDutyApi
 
 DESCRIPTION = "pdorgsync incident listener"
 
@@ -42,7 +45,7 @@ def _policy_events(app: AppContext, org_file: Path | None, policy_dir: Path | No
 
 
 def _resolve_filter(
-    client: Any, spec: str, app: AppContext, org_file: Path | None
+    client: PagerDutyApi, spec: str, app: AppContext, org_file: Path | None
 ) -> dict[str, str]:
     if spec == "account":
         return {"type": "account_reference"}
@@ -79,7 +82,7 @@ def _resolve_filter(
 
 
 def ensure_subscription(
-    client: Any, url: str, events: list[str], filter_: dict[str, str]
+    client: PagerDutyApi, url: str, events: list[str], filter_: dict[str, str]
 ) -> tuple[str, dict[str, Any], str | None, list[str]]:
     """Create or update our subscription.
 

@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pdorgsync.errors import PdOrgSyncError
-from pdorgsync.models.org import Org, parse_marker
-from pdorgsync.models.policy import PLACEHOLDER_RE, Policy
+from pdorgsync.models.org import Department, Org, parse_marker
+from pdorgsync.models.policy import PLACEHOLDER_RE, EngageSpec, Policy
 
 As = Literal["responder", "subscriber"]
 
@@ -230,6 +230,9 @@ class Engagement:
     message: str
 
 
+SkipKind = Literal["duplicate", "no_escalation_policy", "no_team", "unknown_department"]
+
+
 @dataclass(frozen=True)
 class SkippedEngagement:
     """An engagement a policy asked for but that will not be performed, and why."""
@@ -237,7 +240,7 @@ class SkippedEngagement:
     department: str
     as_: As
     policy: str
-    kind: Literal["duplicate", "no_escalation_policy", "no_team", "unknown_department"]
+    kind: SkipKind
     reason: str
 
 
@@ -357,40 +360,11 @@ def evaluate(
         for spec in policy.engage:
             key = (spec.department, spec.as_)
             dept = org.department(spec.department)
-            if key in engaged_by:
-                skipped.append(
-                    SkippedEngagement(
-                        spec.department,
-                        spec.as_,
-                        policy.name,
-                        "duplicate",
-                        f"already engaged as {spec.as_} by policy {engaged_by[key]}",
-                    )
-                )
+            why = _cannot_engage(spec, dept, engaged_by.get(key))
+            if why is not None:
+                skipped.append(SkippedEngagement(spec.department, spec.as_, policy.name, *why))
                 continue
-            if dept is None:
-                skipped.append(
-                    SkippedEngagement(
-                        spec.department,
-                        spec.as_,
-                        policy.name,
-                        "unknown_department",
-                        f"department {spec.department!r} is not in the org file",
-                    )
-                )
-                continue
-            if spec.as_ == "responder" and dept.escalation_policy is None:
-                skipped.append(
-                    SkippedEngagement(
-                        spec.department,
-                        spec.as_,
-                        policy.name,
-                        "no_escalation_policy",
-                        f"department {spec.department!r} has no escalation policy to send a "
-                        "responder request to (audit COV008)",
-                    )
-                )
-                continue
+            assert dept is not None  # _cannot_engage said why otherwise
             engaged_by[key] = policy.name
             engagements.append(
                 Engagement(
@@ -401,3 +375,23 @@ def evaluate(
                 )
             )
     return Evaluation(engagements=engagements, results=results, skipped=skipped)
+
+
+def _cannot_engage(
+    spec: EngageSpec, dept: Department | None, engaged_by: str | None
+) -> tuple[SkipKind, str] | None:
+    """Why a matched policy's engagement is skipped (kind, reason), or None to engage.
+
+    ``engaged_by``: the policy that already engaged this department in this ``as``.
+    """
+    if engaged_by is not None:
+        return "duplicate", f"already engaged as {spec.as_} by policy {engaged_by}"
+    if dept is None:
+        return "unknown_department", f"department {spec.department!r} is not in the org file"
+    if spec.as_ == "responder" and dept.escalation_policy is None:
+        return (
+            "no_escalation_policy",
+            f"department {spec.department!r} has no escalation policy to send a "
+            "responder request to (audit COV008)",
+        )
+    return None

@@ -81,8 +81,12 @@ class Call:
         return value
 
 
-def paginate(call: Call, items: list[Any], key: str) -> dict[str, Any]:
-    """Classic pagination (CONTRACT §2): limit ≤ 100 (default 25), offset, more, total."""
+def paginate(
+    call: Call, items: list[Any], key: str, render: Callable[[Any], Any] | None = None
+) -> dict[str, Any]:
+    """Classic pagination (CONTRACT §2): limit ≤ 100 (default 25), offset, more, total.
+
+    ``render`` turns each stored object of the page into its API shape."""
     try:
         limit = int(call.arg("limit") or 25)
         offset = int(call.arg("offset") or 0)
@@ -97,7 +101,7 @@ def paginate(call: Call, items: list[Any], key: str) -> dict[str, Any]:
         )
     page = items[offset : offset + limit]
     return {
-        key: page,
+        key: page if render is None else [render(item) for item in page],
         "limit": limit,
         "offset": offset,
         "more": offset + limit < len(items),
@@ -122,3 +126,29 @@ def route(method: str, template: str) -> Callable[[Handler], Handler]:
         return handler
 
     return register
+
+
+Render = Callable[["State", dict[str, Any]], dict[str, Any]]
+Fields = Callable[["State", dict[str, Any], dict[str, Any] | None], dict[str, Any]]
+
+
+def read_route(path: str, kind: str, out: Render) -> Handler:
+    """Register ``GET path``: the stored ``kind`` named by ``{id}``, shown by ``out``
+    (or PagerDuty's 404)."""
+
+    def read(state: State, call: Call) -> tuple[int, Body]:
+        return 200, {kind: out(state, state.get(kind, call.params["id"]))}
+
+    return route("GET", path)(read)
+
+
+def update_route(path: str, kind: str, out: Render, fields: Fields) -> Handler:
+    """Register ``PUT path``: ``fields`` checks the wrapped body against the stored
+    ``kind`` (a 400 for what PagerDuty refuses), which then takes what it returns."""
+
+    def update(state: State, call: Call) -> tuple[int, Body]:
+        found = state.get(kind, call.params["id"])
+        found.update(fields(state, call.wrapped(kind), found))
+        return 200, {kind: out(state, found)}
+
+    return route("PUT", path)(update)

@@ -16,6 +16,7 @@ from pdorgsync.sandbox.protocol import (
     Call,
     invalid,
     paginate,
+    read_route,
     route,
 )
 from pdorgsync.sandbox.state import State, iso, parse_time
@@ -154,14 +155,10 @@ def list_incidents(state: State, call: Call) -> tuple[int, Body]:
             and (window is None or window[0] <= incident["created_at"] < window[1])
         ):
             found.append(incident)
-    page = paginate(call, found, "incidents")
-    page["incidents"] = [incident_out(state, i) for i in page["incidents"]]
-    return 200, page
+    return 200, paginate(call, found, "incidents", lambda i: incident_out(state, i))
 
 
-@route("GET", "/incidents/{id}")
-def get_incident(state: State, call: Call) -> tuple[int, Body]:
-    return 200, {"incident": incident_out(state, state.get("incident", call.params["id"]))}
+get_incident = read_route("/incidents/{id}", "incident", incident_out)
 
 
 @route("PUT", "/incidents/{id}")

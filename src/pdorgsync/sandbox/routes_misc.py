@@ -11,6 +11,7 @@ from pdorgsync.sandbox.protocol import (
     matches_query,
     not_found,
     paginate,
+    read_route,
     route,
 )
 from pdorgsync.sandbox.state import State, iso
@@ -145,9 +146,7 @@ def list_subscriptions(state: State, call: Call) -> tuple[int, Body]:
         if (kind is None or s["filter"]["type"] == f"{kind}_reference")
         and (object_id is None or s["filter"].get("id") == object_id)
     ]
-    page = paginate(call, found, "webhook_subscriptions")
-    page["webhook_subscriptions"] = [subscription_out(s) for s in page["webhook_subscriptions"]]
-    return 200, page
+    return 200, paginate(call, found, "webhook_subscriptions", subscription_out)
 
 
 @route("GET", "/webhook_subscriptions/{id}")
@@ -205,9 +204,7 @@ def tag_out(state: State, tag: dict[str, Any]) -> dict[str, Any]:
 @route("GET", "/tags")
 def list_tags(state: State, call: Call) -> tuple[int, Body]:
     found = [t for t in state.tags.values() if matches_query(call, t["label"])]
-    page = paginate(call, found, "tags")
-    page["tags"] = [tag_out(state, t) for t in page["tags"]]
-    return 200, page
+    return 200, paginate(call, found, "tags", lambda t: tag_out(state, t))
 
 
 @route("POST", "/tags")
@@ -220,9 +217,7 @@ def create_tag(state: State, call: Call) -> tuple[int, Body]:
     return 201, {"tag": tag_out(state, tag)}
 
 
-@route("GET", "/tags/{id}")
-def get_tag(state: State, call: Call) -> tuple[int, Body]:
-    return 200, {"tag": tag_out(state, state.get("tag", call.params["id"]))}
+get_tag = read_route("/tags/{id}", "tag", tag_out)
 
 
 @route("DELETE", "/tags/{id}")
@@ -238,13 +233,19 @@ def delete_tag(state: State, call: Call) -> tuple[int, Body]:
 ENTITY_KINDS = {"users": "user", "teams": "team", "escalation_policies": "escalation_policy"}
 
 
-@route("GET", "/tags/{id}/{entity_type}")
-def tagged_entities(state: State, call: Call) -> tuple[int, Body]:
-    state.get("tag", call.params["id"])
+def _entity_kind(call: Call) -> tuple[str, str]:
+    """``{entity_type}`` of the path and the stored kind it names; 404 for any other."""
     entity_type = call.params["entity_type"]
     kind = ENTITY_KINDS.get(entity_type)
     if kind is None:
         raise not_found(entity_type)
+    return entity_type, kind
+
+
+@route("GET", "/tags/{id}/{entity_type}")
+def tagged_entities(state: State, call: Call) -> tuple[int, Body]:
+    state.get("tag", call.params["id"])
+    entity_type, kind = _entity_kind(call)
     ids = [
         eid
         for (etype, eid), tags in state.entity_tags.items()
@@ -255,10 +256,7 @@ def tagged_entities(state: State, call: Call) -> tuple[int, Body]:
 
 @route("GET", "/{entity_type}/{id}/tags")
 def entity_tags(state: State, call: Call) -> tuple[int, Body]:
-    entity_type = call.params["entity_type"]
-    kind = ENTITY_KINDS.get(entity_type)
-    if kind is None:
-        raise not_found(entity_type)
+    entity_type, kind = _entity_kind(call)
     state.get(kind, call.params["id"])
     ids = state.entity_tags.get((entity_type, call.params["id"]), [])
     return 200, paginate(call, [tag_out(state, state.tags[i]) for i in ids], "tags")
@@ -266,10 +264,7 @@ def entity_tags(state: State, call: Call) -> tuple[int, Body]:
 
 @route("POST", "/{entity_type}/{id}/change_tags")
 def change_tags(state: State, call: Call) -> tuple[int, Body]:
-    entity_type = call.params["entity_type"]
-    kind = ENTITY_KINDS.get(entity_type)
-    if kind is None:
-        raise not_found(entity_type)
+    entity_type, kind = _entity_kind(call)
     state.get(kind, call.params["id"])
     body = call.body if isinstance(call.body, dict) else {}
     current = state.entity_tags.setdefault((entity_type, call.params["id"]), [])

@@ -12,7 +12,9 @@ from pdorgsync.sandbox.protocol import (
     invalid,
     matches_query,
     paginate,
+    read_route,
     route,
+    update_route,
 )
 from pdorgsync.sandbox.state import State, iso
 
@@ -24,6 +26,15 @@ TARGET_KINDS = {
     "schedule_v3_reference": "schedule",  # CONTRACT §5: a shift-based schedule target
 }
 HANDOFF = ("if_has_services", "always")
+
+
+def _name_fields(
+    state: State, kind: str, body: dict[str, Any], current: dict[str, Any] | None
+) -> dict[str, Any]:
+    """``{"name": …}`` when the body sets it (or on create): unique in ``kind``."""
+    if "name" not in body and current is not None:
+        return {}
+    return {"name": _unique_name(state, kind, body.get("name"), current["id"] if current else None)}
 
 
 def _unique_name(state: State, kind: str, name: Any, current_id: str | None) -> str:
@@ -68,11 +79,7 @@ def _rule(state: State, raw: Any, where: str, old_ids: set[str]) -> dict[str, An
 def _policy_fields(
     state: State, body: dict[str, Any], current: dict[str, Any] | None
 ) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    if "name" in body or current is None:
-        fields["name"] = _unique_name(
-            state, "escalation_policy", body.get("name"), current["id"] if current else None
-        )
+    fields = _name_fields(state, "escalation_policy", body, current)
     if "escalation_rules" in body or current is None:
         rules = body.get("escalation_rules")
         if not isinstance(rules, list) or not rules:
@@ -160,9 +167,7 @@ def list_policies(state: State, call: Call) -> tuple[int, Body]:
             or any(ep["id"] in state.escalation_policies_targeting("user", u) for u in user_ids)
         )
     ]
-    page = paginate(call, found, "escalation_policies")
-    page["escalation_policies"] = [policy_out(state, ep) for ep in page["escalation_policies"]]
-    return 200, page
+    return 200, paginate(call, found, "escalation_policies", lambda ep: policy_out(state, ep))
 
 
 @route("POST", "/escalation_policies")
@@ -180,18 +185,10 @@ def create_policy(state: State, call: Call) -> tuple[int, Body]:
     return 201, {"escalation_policy": policy_out(state, ep)}
 
 
-@route("GET", "/escalation_policies/{id}")
-def get_policy(state: State, call: Call) -> tuple[int, Body]:
-    return 200, {
-        "escalation_policy": policy_out(state, state.get("escalation_policy", call.params["id"]))
-    }
-
-
-@route("PUT", "/escalation_policies/{id}")
-def update_policy(state: State, call: Call) -> tuple[int, Body]:
-    ep = state.get("escalation_policy", call.params["id"])
-    ep.update(_policy_fields(state, call.wrapped("escalation_policy"), ep))
-    return 200, {"escalation_policy": policy_out(state, ep)}
+get_policy = read_route("/escalation_policies/{id}", "escalation_policy", policy_out)
+update_policy = update_route(
+    "/escalation_policies/{id}", "escalation_policy", policy_out, _policy_fields
+)
 
 
 @route("DELETE", "/escalation_policies/{id}")
@@ -216,11 +213,7 @@ def _urgency_rule(raw: Any) -> dict[str, Any]:
 def _service_fields(
     state: State, body: dict[str, Any], current: dict[str, Any] | None
 ) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    if "name" in body or current is None:
-        fields["name"] = _unique_name(
-            state, "service", body.get("name"), current["id"] if current else None
-        )
+    fields = _name_fields(state, "service", body, current)
     if "escalation_policy" in body or current is None:
         fields["escalation_policy_id"] = state.resolve_ref(
             body.get("escalation_policy"), ("escalation_policy",), "escalation_policy"
@@ -273,9 +266,7 @@ def list_services(state: State, call: Call) -> tuple[int, Body]:
             and (name is None or service["name"] == name)
         ):
             found.append(service)
-    page = paginate(call, found, "services")
-    page["services"] = [service_out(state, s) for s in page["services"]]
-    return 200, page
+    return 200, paginate(call, found, "services", lambda s: service_out(state, s))
 
 
 @route("POST", "/services")
@@ -297,16 +288,8 @@ def create_service(state: State, call: Call) -> tuple[int, Body]:
     return 201, {"service": service_out(state, service)}
 
 
-@route("GET", "/services/{id}")
-def get_service(state: State, call: Call) -> tuple[int, Body]:
-    return 200, {"service": service_out(state, state.get("service", call.params["id"]))}
-
-
-@route("PUT", "/services/{id}")
-def update_service(state: State, call: Call) -> tuple[int, Body]:
-    service = state.get("service", call.params["id"])
-    service.update(_service_fields(state, call.wrapped("service"), service))
-    return 200, {"service": service_out(state, service)}
+get_service = read_route("/services/{id}", "service", service_out)
+update_service = update_route("/services/{id}", "service", service_out, _service_fields)
 
 
 @route("DELETE", "/services/{id}")

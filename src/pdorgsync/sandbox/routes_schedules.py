@@ -213,21 +213,12 @@ def schedule_out(
                 rendered["rendered_coverage_percentage"] = rendering.percentage(
                     shifts, since, until
                 )
-            final = rendering.subschedule(
-                state,
-                "Final Schedule",
-                rendering.final_shifts(schedule, since, until),
-                zone,
-                since,
-                until,
-            )
-            overrides = rendering.subschedule(
-                state,
-                "Overrides",
-                rendering.override_shifts(schedule, since, until),
-                zone,
-                since,
-                until,
+            final, overrides = (
+                rendering.subschedule(state, name, shifts, zone, since, until)
+                for name, shifts in (
+                    ("Final Schedule", rendering.final_shifts(schedule, since, until)),
+                    ("Overrides", rendering.override_shifts(schedule, since, until)),
+                )
             )
         out["final_schedule"] = final
         out["overrides_subschedule"] = overrides

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from pdorgsync.sandbox.protocol import ApiError, Body, Call, invalid, matches_query, paginate, route
+from pdorgsync.sandbox.protocol import (
+    ApiError,
+    Body,
+    Call,
+    invalid,
+    matches_query,
+    paginate,
+    read_route,
+    route,
+    update_route,
+)
 from pdorgsync.sandbox.state import State, team_role_of
 
 TEAM_ROLES = ("observer", "responder", "manager")
@@ -48,9 +58,7 @@ def list_teams(state: State, call: Call) -> tuple[int, Body]:
         for t in sorted(state.teams.values(), key=lambda t: t["name"].lower())
         if matches_query(call, t["name"])
     ]
-    page = paginate(call, teams, "teams")
-    page["teams"] = [team_out(state, t) for t in page["teams"]]
-    return 200, page
+    return 200, paginate(call, teams, "teams", lambda t: team_out(state, t))
 
 
 @route("POST", "/teams")
@@ -62,16 +70,8 @@ def create_team(state: State, call: Call) -> tuple[int, Body]:
     return 201, {"team": team_out(state, team)}
 
 
-@route("GET", "/teams/{id}")
-def get_team(state: State, call: Call) -> tuple[int, Body]:
-    return 200, {"team": team_out(state, state.get("team", call.params["id"]))}
-
-
-@route("PUT", "/teams/{id}")
-def update_team(state: State, call: Call) -> tuple[int, Body]:
-    team = state.get("team", call.params["id"])
-    team.update(_team_fields(state, call.wrapped("team"), team))
-    return 200, {"team": team_out(state, team)}
+get_team = read_route("/teams/{id}", "team", team_out)
+update_team = update_route("/teams/{id}", "team", team_out, _team_fields)
 
 
 @route("DELETE", "/teams/{id}")

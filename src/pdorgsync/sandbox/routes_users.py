@@ -15,6 +15,7 @@ from pdorgsync.sandbox.protocol import (
     Call,
     matches_query,
     paginate,
+    read_route,
     route,
 )
 from pdorgsync.sandbox.state import State
@@ -82,9 +83,7 @@ def list_users(state: State, call: Call) -> tuple[int, Body]:
         if matches_query(call, u["name"], u["email"])
         and (not team_ids or team_ids & set(state.teams_of_user(u["id"])))
     ]
-    page = paginate(call, users, "users")
-    page["users"] = [user_out(state, u) for u in page["users"]]
-    return 200, page
+    return 200, paginate(call, users, "users", lambda u: user_out(state, u))
 
 
 @route("GET", "/users/me")
@@ -101,9 +100,7 @@ def current_user(state: State, call: Call) -> tuple[int, Body]:
     return 200, {"user": user_out(state, user)}
 
 
-@route("GET", "/users/{id}")
-def get_user(state: State, call: Call) -> tuple[int, Body]:
-    return 200, {"user": user_out(state, state.get("user", call.params["id"]))}
+get_user = read_route("/users/{id}", "user", user_out)
 
 
 @route("GET", "/users/{id}/contact_methods")
