@@ -310,14 +310,6 @@ class PostgresState(PgConnections, SqlBackend):
         assert refreshed is not None
         return refreshed
 
-    def get(self, ref: int | str) -> StoredEvent | None:
-        if isinstance(ref, int) or ref.isdigit():
-            rows = self._read(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq = %s", (int(ref),))
-            if rows:
-                return event_from_row(rows[0])
-        rows = self._read(f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = %s", (str(ref),))
-        return event_from_row(rows[0]) if rows else None
-
     def events(
         self,
         *,

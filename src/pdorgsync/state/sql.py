@@ -15,7 +15,13 @@ from datetime import datetime
 from typing import Any, Self
 
 from pdorgsync.errors import InboxError
-from pdorgsync.state.records import EngagementRecord, StoredEvent, to_epoch
+from pdorgsync.state.records import (
+    EVENT_COLUMNS,
+    EngagementRecord,
+    StoredEvent,
+    event_from_row,
+    to_epoch,
+)
 
 __all__ = ["SqlBackend"]
 
@@ -43,7 +49,13 @@ class SqlBackend:
         self.close()
 
     def get(self, ref: int | str) -> StoredEvent | None:
-        raise NotImplementedError
+        """An event by inbox id (number) or by PagerDuty event id."""
+        if isinstance(ref, int) or ref.isdigit():
+            rows = self._rows(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq = %s", (int(ref),))
+            if rows:
+                return event_from_row(rows[0])
+        rows = self._rows(f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = %s", (str(ref),))
+        return event_from_row(rows[0]) if rows else None
 
     def _retryable(self, ref: int | str) -> StoredEvent:
         """The event ``retry`` may re-queue: a dead or a waiting one."""

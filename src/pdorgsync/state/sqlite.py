@@ -261,15 +261,6 @@ class Inbox(SqliteFile, SqlBackend):
         assert refreshed is not None
         return refreshed
 
-    def get(self, ref: int | str) -> StoredEvent | None:
-        """An event by inbox id (number) or by PagerDuty event id."""
-        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-            rows = self._read(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?", (int(ref),))
-            if rows:
-                return event_from_row(rows[0])
-        rows = self._read(f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?", (str(ref),))
-        return event_from_row(rows[0]) if rows else None
-
     def events(
         self,
         *,
