@@ -60,7 +60,6 @@ from pdorgsync.state.records import (
     DEDUPE_WINDOW,
     EVENT_COLUMNS,
     HandledIncident,
-    InboxStats,
     OpenIncidentRow,
     PurgeResult,
     Status,
@@ -372,22 +371,6 @@ class PostgresState(PgConnections, SqlBackend):
             (["events", "ledger", "recent_incidents", "handled_incidents", "state"],),
         )
         return int(rows[0]["size"] or 0)
-
-    def stats(self) -> InboxStats:
-        row = self._read(
-            "SELECT COUNT(*) FILTER (WHERE status = 'pending') AS pending,"
-            " MIN(received_at) FILTER (WHERE status = 'pending') AS oldest,"
-            " COUNT(*) FILTER (WHERE status = 'dead') AS dead, COUNT(*) AS total FROM events"
-        )[0]
-        oldest = row["oldest"]
-        age = max(0.0, to_epoch(self.clock()) - oldest) if oldest is not None else 0.0
-        return InboxStats(
-            pending=int(row["pending"] or 0),
-            oldest_pending_age=age,
-            dead=int(row["dead"] or 0),
-            events=int(row["total"] or 0),
-            size_bytes=self.size_bytes(),
-        )
 
     # -- recent and handled incidents (the ledger and the rest are SqlBackend's) ----------
 

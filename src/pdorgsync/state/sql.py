@@ -18,6 +18,7 @@ from pdorgsync.errors import InboxError
 from pdorgsync.state.records import (
     EVENT_COLUMNS,
     EngagementRecord,
+    InboxStats,
     StoredEvent,
     event_from_row,
     to_epoch,
@@ -67,6 +68,32 @@ class SqlBackend:
                 f"event {event.seq} is {event.status}; only dead or pending events can be retried"
             )
         return event
+
+    def size_bytes(self) -> int:
+        raise NotImplementedError
+
+    def stats(self) -> InboxStats:
+        """Pending count, age of the oldest pending event, dead count, rows, bytes (metrics).
+
+        A full-table aggregate: callers on an event loop run it in a thread and cache it.
+        """
+        rows = self._rows(
+            "SELECT"
+            " SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END) AS pending,"
+            " MIN(CASE WHEN status = 'pending' THEN received_at END) AS oldest,"
+            " SUM(CASE WHEN status = 'dead' THEN 1 ELSE 0 END) AS dead,"
+            " COUNT(*) AS total FROM events"
+        )
+        row = rows[0]
+        oldest = row["oldest"]
+        age = max(0.0, to_epoch(self.clock()) - oldest) if oldest is not None else 0.0
+        return InboxStats(
+            pending=int(row["pending"] or 0),
+            oldest_pending_age=age,
+            dead=int(row["dead"] or 0),
+            events=int(row["total"] or 0),
+            size_bytes=self.size_bytes(),
+        )
 
     # -- ledger ---------------------------------------------------------------------------
 

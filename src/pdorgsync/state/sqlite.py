@@ -49,7 +49,6 @@ from pdorgsync.state.records import (
     EVENT_COLUMNS,
     Clock,
     HandledIncident,
-    InboxStats,
     OpenIncidentRow,
     PurgeResult,
     Status,
@@ -288,29 +287,6 @@ class Inbox(SqliteFile, SqlBackend):
         returns how many. The same retention as ``purge_expired`` (which it runs)."""
         cutoff = older_than or datetime.max.replace(tzinfo=UTC)
         return self.purge_expired(cutoff, statuses=statuses).events
-
-    def stats(self) -> InboxStats:
-        """Pending count, age of the oldest pending event, dead count, rows, bytes (metrics).
-
-        A full-table aggregate: callers on an event loop run it in a thread and cache it.
-        """
-        rows = self._read(
-            "SELECT"
-            " SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END) AS pending,"
-            " MIN(CASE WHEN status = 'pending' THEN received_at END) AS oldest,"
-            " SUM(CASE WHEN status = 'dead' THEN 1 ELSE 0 END) AS dead,"
-            " COUNT(*) AS total FROM events"
-        )
-        row = rows[0]
-        oldest = row["oldest"]
-        age = max(0.0, to_epoch(self.clock()) - oldest) if oldest is not None else 0.0
-        return InboxStats(
-            pending=row["pending"] or 0,
-            oldest_pending_age=age,
-            dead=row["dead"] or 0,
-            events=row["total"] or 0,
-            size_bytes=self.size_bytes(),
-        )
 
     def size_bytes(self) -> int:
         """The store's size on disk: the database file plus its write-ahead log."""
