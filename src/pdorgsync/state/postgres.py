@@ -38,7 +38,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -59,7 +59,6 @@ from pdorgsync.state.pg_schema import (
 from pdorgsync.state.records import (
     DEDUPE_WINDOW,
     EVENT_COLUMNS,
-    HandledIncident,
     OpenIncidentRow,
     PurgeResult,
     Status,
@@ -309,33 +308,6 @@ class PostgresState(PgConnections, SqlBackend):
         assert refreshed is not None
         return refreshed
 
-    def events(
-        self,
-        *,
-        statuses: Sequence[Status] | None = None,
-        incident_id: str | None = None,
-        limit: int | None = None,
-    ) -> list[StoredEvent]:
-        sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE TRUE"
-        params: list[Any] = []
-        if statuses:
-            sql += " AND status = ANY(%s)"
-            params.append(list(statuses))
-        if incident_id is not None:
-            sql += " AND incident_id = %s"
-            params.append(incident_id)
-        sql += " ORDER BY seq"
-        if limit is not None:
-            sql = f"SELECT * FROM ({sql} DESC LIMIT %s) AS newest ORDER BY seq"
-            params.append(limit)
-        return [event_from_row(r) for r in self._read(sql, params)]
-
-    def purge(self, *, statuses: Sequence[Status], older_than: datetime | None = None) -> int:
-        """Delete finished events (never pending ones) received before ``older_than``;
-        the same retention as ``purge_expired`` (which it runs)."""
-        cutoff = older_than or datetime.max.replace(tzinfo=UTC)
-        return self.purge_expired(cutoff, statuses=statuses).events
-
     def purge_expired(
         self, cutoff: datetime, *, statuses: Sequence[Status] = ("done", "ignored")
     ) -> PurgeResult:
@@ -380,23 +352,6 @@ class PostgresState(PgConnections, SqlBackend):
             conn.execute("DELETE FROM recent_incidents WHERE triggered_at < %s", (cutoff,))
             rows = conn.execute("SELECT * FROM recent_incidents ORDER BY triggered_at").fetchall()
         return [OpenIncidentRow.from_row(r) for r in rows]
-
-    def handled_incidents(self, incident_ids: Sequence[str]) -> dict[str, HandledIncident]:
-        """The handled state of each of these incidents that has one."""
-        rows = self._read(
-            "SELECT * FROM handled_incidents WHERE incident_id = ANY(%s)",
-            (list(dict.fromkeys(incident_ids)),),
-        )
-        return {r["incident_id"]: HandledIncident.from_row(r) for r in rows}
-
-    def pending_incidents(self, incident_ids: Sequence[str]) -> set[str]:
-        """Which of these incidents have an event waiting."""
-        rows = self._read(
-            "SELECT DISTINCT incident_id FROM events WHERE status = 'pending'"
-            " AND incident_id = ANY(%s)",
-            (list(dict.fromkeys(incident_ids)),),
-        )
-        return {r["incident_id"] for r in rows}
 
     # -- shared pieces --------------------------------------------------------------------
 

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Self
 
 from pdorgsync.errors import InboxError
 from pdorgsync.state.records import (
     EVENT_COLUMNS,
     EngagementRecord,
+    HandledIncident,
     InboxStats,
+    PurgeResult,
+    Status,
     StoredEvent,
     event_from_row,
     to_epoch,
@@ -94,6 +97,39 @@ class SqlBackend:
             events=int(row["total"] or 0),
             size_bytes=self.size_bytes(),
         )
+
+    def purge_expired(
+        self, cutoff: datetime, *, statuses: Sequence[Status] = ("done", "ignored")
+    ) -> PurgeResult:
+        raise NotImplementedError
+
+    def events(
+        self,
+        *,
+        statuses: Sequence[Status] | None = None,
+        incident_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[StoredEvent]:
+        """Events, oldest first, optionally filtered (``limit``: the newest that many)."""
+        sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE 1 = 1"
+        params: list[Any] = []
+        if statuses:
+            sql += f" AND status IN ({_marks(statuses)})"
+            params.extend(statuses)
+        if incident_id is not None:
+            sql += " AND incident_id = %s"
+            params.append(incident_id)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql = f"SELECT * FROM ({sql} DESC LIMIT %s) AS newest ORDER BY seq"
+            params.append(limit)
+        return [event_from_row(r) for r in self._rows(sql, params)]
+
+    def purge(self, *, statuses: Sequence[Status], older_than: datetime | None = None) -> int:
+        """Delete finished events (never pending ones) received before ``older_than``;
+        returns how many. The same retention as ``purge_expired`` (which it runs)."""
+        cutoff = older_than or datetime.max.replace(tzinfo=UTC)
+        return self.purge_expired(cutoff, statuses=statuses).events
 
     # -- ledger ---------------------------------------------------------------------------
 
@@ -194,6 +230,28 @@ class SqlBackend:
             ),
         )
 
+    def handled_incidents(self, incident_ids: Sequence[str]) -> dict[str, HandledIncident]:
+        """The handled state of each of these incidents that has one."""
+        found: dict[str, HandledIncident] = {}
+        for chunk in _chunks(incident_ids):
+            rows = self._rows(
+                f"SELECT * FROM handled_incidents WHERE incident_id IN ({_marks(chunk)})", chunk
+            )
+            found.update((r["incident_id"], HandledIncident.from_row(r)) for r in rows)
+        return found
+
+    def pending_incidents(self, incident_ids: Sequence[str]) -> set[str]:
+        """Which of these incidents have an event waiting."""
+        found: set[str] = set()
+        for chunk in _chunks(incident_ids):
+            rows = self._rows(
+                "SELECT DISTINCT incident_id FROM events WHERE status = 'pending'"
+                f" AND incident_id IN ({_marks(chunk)})",
+                chunk,
+            )
+            found.update(r["incident_id"] for r in rows)
+        return found
+
     # -- key/value state ------------------------------------------------------------------
 
     def get_state(self, key: str) -> str | None:
@@ -206,3 +264,14 @@ class SqlBackend:
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+
+def _marks(values: Sequence[Any]) -> str:
+    """One placeholder per value, for ``IN (...)``."""
+    return ", ".join("%s" for _ in values)
+
+
+def _chunks(ids: Sequence[str], size: int = 500) -> list[list[str]]:
+    """Distinct ids in chunks under SQLite's bound-parameter limit."""
+    distinct = list(dict.fromkeys(ids))
+    return [distinct[start : start + size] for start in range(0, len(distinct), size)]

@@ -38,9 +38,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from pdorgsync.core.policies import RECENT_WINDOW
 from pdorgsync.models.events import WebhookEnvelope
@@ -48,7 +47,6 @@ from pdorgsync.state.records import (
     DEDUPE_WINDOW,
     EVENT_COLUMNS,
     Clock,
-    HandledIncident,
     OpenIncidentRow,
     PurgeResult,
     Status,
@@ -260,34 +258,6 @@ class Inbox(SqliteFile, SqlBackend):
         assert refreshed is not None
         return refreshed
 
-    def events(
-        self,
-        *,
-        statuses: Sequence[Status] | None = None,
-        incident_id: str | None = None,
-        limit: int | None = None,
-    ) -> list[StoredEvent]:
-        """Events, oldest first, optionally filtered."""
-        sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE 1 = 1"
-        params: list[Any] = []
-        if statuses:
-            sql += f" AND status IN ({', '.join('?' for _ in statuses)})"
-            params.extend(statuses)
-        if incident_id is not None:
-            sql += " AND incident_id = ?"
-            params.append(incident_id)
-        sql += " ORDER BY seq"
-        if limit is not None:
-            sql = f"SELECT * FROM ({sql} DESC LIMIT ?) ORDER BY seq"
-            params.append(limit)
-        return [event_from_row(r) for r in self._read(sql, params)]
-
-    def purge(self, *, statuses: Sequence[Status], older_than: datetime | None = None) -> int:
-        """Delete finished events (never pending ones) received before ``older_than``;
-        returns how many. The same retention as ``purge_expired`` (which it runs)."""
-        cutoff = older_than or datetime.max.replace(tzinfo=UTC)
-        return self.purge_expired(cutoff, statuses=statuses).events
-
     def size_bytes(self) -> int:
         """The store's size on disk: the database file plus its write-ahead log."""
         total = 0
@@ -342,33 +312,3 @@ class Inbox(SqliteFile, SqlBackend):
             conn.execute("DELETE FROM recent_incidents WHERE triggered_at < ?", (cutoff,))
         rows = self._read("SELECT * FROM recent_incidents ORDER BY triggered_at")
         return [OpenIncidentRow.from_row(r) for r in rows]
-
-    # -- handled incidents (catch-up poll) --------------------------------------------------
-
-    def handled_incidents(self, incident_ids: Sequence[str]) -> dict[str, HandledIncident]:
-        """The handled state of each of these incidents that has one."""
-        found: dict[str, HandledIncident] = {}
-        ids = list(dict.fromkeys(incident_ids))
-        for start in range(0, len(ids), 500):  # under SQLite's bound-parameter limit
-            chunk = ids[start : start + 500]
-            for r in self._read(
-                "SELECT * FROM handled_incidents WHERE incident_id IN"
-                f" ({', '.join('?' for _ in chunk)})",
-                chunk,
-            ):
-                found[r["incident_id"]] = HandledIncident.from_row(r)
-        return found
-
-    def pending_incidents(self, incident_ids: Sequence[str]) -> set[str]:
-        """Which of these incidents have an event waiting in the inbox."""
-        ids = list(dict.fromkeys(incident_ids))
-        found: set[str] = set()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            rows = self._read(
-                "SELECT DISTINCT incident_id FROM events WHERE status = 'pending'"
-                f" AND incident_id IN ({', '.join('?' for _ in chunk)})",
-                chunk,
-            )
-            found.update(r["incident_id"] for r in rows)
-        return found
