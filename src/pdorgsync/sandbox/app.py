@@ -60,6 +60,7 @@ from pdorgsync.sandbox.validation import (
     WireResponse,
     request_problem,
     response_problem,
+    route_key,
 )
 
 UNAUTHORIZED = 2006
@@ -189,10 +190,7 @@ class Runtime:
             injected = self._injected()
         if injected is not None:
             return injected
-        wire = WireRequest(
-            request.method, request.url.path, request.query_params, request.headers, raw
-        )
-        problem = request_problem(wire)
+        problem = request_problem(_wire(template, request, raw))
         if problem is not None:
             self._record(f"{request.method} {request.url.path}: request: {problem}")
         try:
@@ -302,12 +300,12 @@ class Runtime:
         with self.checks_done:
             self.checks_done.wait_for(lambda: self.pending_checks == 0, timeout)
 
-    def check_response(self, request: Request, raw: bytes, response: Response, data: bytes) -> None:
-        wire = WireRequest(
-            request.method, request.url.path, request.query_params, request.headers, raw
-        )
+    def check_response(
+        self, template: str, request: Request, raw: bytes, response: Response, data: bytes
+    ) -> None:
         problem = response_problem(
-            wire, WireResponse(response.status_code, Headers(raw=response.raw_headers), data)
+            _wire(template, request, raw),
+            WireResponse(response.status_code, Headers(raw=response.raw_headers), data),
         )
         if problem is None:
             return
@@ -316,6 +314,13 @@ class Runtime:
         self._record(
             f"{request.method} {request.url.path}: response {response.status_code}: {problem}"
         )
+
+
+def _wire(template: str, request: Request, raw: bytes) -> WireRequest:
+    route = route_key(template, {k: str(v) for k, v in request.path_params.items()})
+    return WireRequest(
+        request.method, request.url.path, request.query_params, request.headers, raw, route
+    )
 
 
 def _missing_ability(ability: str) -> Body:
@@ -395,7 +400,7 @@ def _endpoint(runtime: Runtime, template: str, handler: Handler) -> Any:
         with runtime.lock:
             runtime.requests.append((request.method, request.url.path, outcome.status))
         if outcome.validate:
-            return _CheckedAfterSending(runtime, request, raw, response, data)
+            return _CheckedAfterSending(runtime, template, request, raw, response, data)
         return response
 
     return endpoint
@@ -410,22 +415,28 @@ class _CheckedAfterSending(Response):
     """
 
     def __init__(
-        self, runtime: Runtime, request: Request, raw: bytes, response: Response, data: bytes
+        self,
+        runtime: Runtime,
+        template: str,
+        request: Request,
+        raw: bytes,
+        response: Response,
+        data: bytes,
     ) -> None:
         self.status_code = response.status_code
         self.body = response.body
         self.raw_headers = response.raw_headers
         self.background = None
-        self._check = (runtime, request, raw, response, data)
+        self._check = (runtime, template, request, raw, response, data)
         runtime.check_later()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        runtime, request, raw, response, data = self._check
+        runtime, template, request, raw, response, data = self._check
         try:
             await super().__call__(scope, receive, send)
         finally:
             try:
-                runtime.check_response(request, raw, response, data)
+                runtime.check_response(template, request, raw, response, data)
             finally:
                 runtime.checked()
 
