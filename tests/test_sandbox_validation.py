@@ -19,12 +19,11 @@ from openapi_core.configurations import Config
 from openapi_spec_validator import OpenAPIV30SpecValidator, validate
 from starlette.datastructures import Headers, QueryParams
 
+from pdorgsync.sandbox.description import description, inline_refs
 from pdorgsync.sandbox.validation import (
     WireRequest,
     WireResponse,
     clear_verdicts,
-    description,
-    inline_refs,
     request_problem,
     response_problem,
     verdict_stats,

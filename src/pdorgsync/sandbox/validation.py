@@ -13,8 +13,8 @@ is checked (on the test suite's traffic: about 8.6 ms to 0.9 ms per request
 and 5.0 ms to 1.0 ms per response, start-up from 0.7 s to 0.1 s):
 
 * the description is built once per process, with its local ``$ref`` s inlined
-  (recursive ones stay references), so openapi-core and jsonschema stop
-  resolving references on every access; the shipped JSON is unchanged;
+  (``description.py``; recursive ones stay references), so openapi-core and
+  jsonschema stop resolving references on every access; the JSON is unchanged;
 * openapi-core's documented hooks are used to keep what it rebuilds per request:
   a resolved-path cache on the ``SchemaPath`` and one schema validator per
   schema (openapi-core deep-copies a format checker for each one otherwise);
@@ -28,25 +28,21 @@ and 5.0 ms to 1.0 ms per response, start-up from 0.7 s to 0.1 s):
   any string are left out, so 2,000 ``GET /teams/{id}/members`` are validated once;
   a response's operation is found once per route;
 * every schema openapi-core validates with is also compiled by jsonschema-rs into a
-  validator that is never laxer (``to_draft4``): a body it accepts is accepted, and
-  only a body it refuses is walked by jsonschema, whose errors are the ones
-  reported (no-change plan at 2,000 departments: sandbox CPU about 9 s to 3 s).
+  validator that is never laxer (``schema_precheck.py``): a body it accepts is
+  accepted, only a body it refuses is walked by jsonschema, whose errors are the
+  ones reported (no-change plan at 2,000 departments: sandbox CPU 9 s to 3 s).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, ClassVar
-from urllib.parse import unquote
 
-import jsonschema_rs
 from jsonschema_path import SchemaPath
 from openapi_core import OpenAPI
 from openapi_core.casting.schemas import oas30_types_caster
@@ -64,6 +60,9 @@ from openapi_core.validation.schemas.factories import SchemaValidatorsFactory
 from openapi_core.validation.schemas.validators import SchemaValidator
 from starlette.datastructures import Headers, QueryParams
 
+from pdorgsync.sandbox.description import description, inline_refs
+from pdorgsync.sandbox.schema_precheck import PrecheckedSchemaValidator, compile_precheck
+
 # The description's servers entry; the sandbox pretends to be it so paths match.
 SPEC_HOST = "https://api.pagerduty.com"
 # Resolved paths kept by jsonschema-path: the description has about 20,000 nodes.
@@ -71,178 +70,7 @@ RESOLVED_PATHS_CACHED = 1 << 16
 # Verdicts remembered (each a 32-byte digest and None or a message).
 VERDICTS_CACHED = 8192
 
-
-@functools.cache
-def description() -> dict[str, Any]:
-    """The stripped, corrected OpenAPI description shipped with the package."""
-    text = resources.files("pdorgsync.sandbox").joinpath("openapi.json").read_text("utf-8")
-    data: dict[str, Any] = json.loads(text)
-    return data
-
-
-# -- inlining local $refs ------------------------------------------------------------------
-
-
-def _pointer_target(document: Any, ref: str) -> Any:
-    """The node a local ``#/a/b~1c/0`` reference points at (RFC 6901 inside a URI fragment)."""
-    node = document
-    for raw in ref[2:].split("/"):
-        key = unquote(raw).replace("~1", "/").replace("~0", "~")
-        node = node[int(key)] if isinstance(node, list) else node[key]
-    return node
-
-
-def inline_refs(document: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``document`` with every local ``$ref`` replaced by what it points at.
-
-    Only a ``{"$ref": "#/..."}`` object is replaced (OpenAPI 3.0 ignores siblings of
-    ``$ref``, so an object with siblings is left alone, as are remote references). A
-    reference met again inside its own expansion (a recursive schema) stays a
-    reference; it resolves within the returned document, which keeps ``components``.
-    Each target is expanded once and shared, so the result costs little memory.
-    Literal values (``enum``, ``default``) holding a ``$ref``-shaped object would be
-    expanded too; the shipped description has none (a test checks).
-    """
-    expanded: dict[str, Any] = {}
-
-    def walk(node: Any, active: frozenset[str]) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and len(node) == 1 and ref.startswith("#/"):
-                if ref in active:
-                    return node
-                if ref not in expanded:
-                    target = _pointer_target(document, ref)
-                    expanded[ref] = walk(target, active | {ref})
-                return expanded[ref]
-            return {key: walk(value, active) for key, value in node.items()}
-        if isinstance(node, list):
-            return [walk(item, active) for item in node]
-        return node
-
-    result: dict[str, Any] = walk(document, frozenset())
-    return result
-
-
 # -- openapi-core, with what it rebuilds per request kept ---------------------------------
-
-
-# -- a compiled pre-check in front of jsonschema --------------------------------------------
-
-
-class _Unsupported(Exception):
-    """A schema the compiled pre-check does not translate (jsonschema alone judges it)."""
-
-
-# OAS 3.0 schema keywords the translation keeps as they are: they mean the same in
-# JSON Schema draft 4 (openapi-schema-validator's OAS30 validator takes them from
-# jsonschema), or are annotations both ignore.
-_SAME_IN_DRAFT4 = frozenset(
-    {
-        "required", "enum", "format", "uniqueItems", "minimum", "maximum",
-        "exclusiveMinimum", "exclusiveMaximum", "minItems", "maxItems", "minLength",
-        "maxLength", "minProperties", "maxProperties", "multipleOf",
-        "title", "description", "default", "example", "deprecated", "externalDocs", "xml",
-        "readOnly", "writeOnly", "nullable", "discriminator",
-    }
-)  # fmt: skip
-_SUBSCHEMA_MAPS = frozenset({"properties"})
-_SUBSCHEMA_LISTS = frozenset({"allOf", "oneOf", "anyOf"})
-_SUBSCHEMAS = frozenset({"items", "not", "additionalProperties"})
-_NEVER: dict[str, Any] = {"not": {}}  # draft 4 has no ``false`` schema
-
-
-def to_draft4(schema: Any, *, reading: bool, formats: set[str]) -> Any:
-    """``schema`` (OAS 3.0, ``$ref`` s inlined) as a JSON Schema draft 4 that is never laxer.
-
-    What openapi-schema-validator's OAS30 read/write validators do differently from
-    draft 4, translated: ``nullable: true`` next to a ``type`` also admits null; a
-    ``writeOnly`` property in a response (``reading``), or a ``readOnly`` one in a
-    write, is refused wherever present; every keyword of a schema holding a ``$ref``
-    applies (OAS30 does not skip siblings of ``$ref``; draft 4 would). A schema that
-    uses anything else (a remaining ``$ref``, ``pattern``, a ``discriminator`` next to
-    ``allOf``/``oneOf``/``anyOf``: their OAS meaning or regex dialect differ; elsewhere
-    a discriminator has no effect) raises ``_Unsupported``. ``formats`` collects
-    the format names used, which the caller checks with jsonschema's own checker.
-    Literals (``enum``, ``default``, ``example``) are kept as they are.
-    """
-    memo: dict[int, Any] = {}
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, bool) or not isinstance(node, dict):
-            raise _Unsupported(f"schema {node!r}")
-        known = memo.get(id(node))
-        if known is not None:
-            return known
-        if "discriminator" in node and not _SUBSCHEMA_LISTS.isdisjoint(node):
-            raise _Unsupported("discriminator")  # it picks one branch (see _keywords.py)
-        if node.get("writeOnly" if reading else "readOnly") is True:
-            memo[id(node)] = _NEVER
-            return _NEVER
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            if key in _SUBSCHEMA_MAPS:
-                out[key] = {name: walk(sub) for name, sub in value.items()}
-            elif key in _SUBSCHEMA_LISTS:
-                out[key] = [walk(sub) for sub in value]
-            elif key in _SUBSCHEMAS and isinstance(value, dict):
-                out[key] = walk(value)
-            elif key == "additionalProperties" and isinstance(value, bool):
-                out[key] = value
-            elif key == "type" and isinstance(value, str):
-                out[key] = [value, "null"] if node.get("nullable") is True else value
-            elif key in _SAME_IN_DRAFT4 or key.startswith("x-"):
-                out[key] = value
-            else:
-                raise _Unsupported(key)
-        if isinstance(node.get("format"), str):
-            formats.add(node["format"])
-        memo[id(node)] = out
-        return out
-
-    return walk(schema)
-
-
-def compile_precheck(schema: Any, format_checker: Any, *, reading: bool) -> Any | None:
-    """A jsonschema-rs validator accepting only what jsonschema accepts for ``schema``, or None.
-
-    ``format_checker`` is the jsonschema validator's own: formats are checked by it.
-    None when ``to_draft4`` cannot translate the schema or jsonschema-rs refuses it.
-    """
-    formats: set[str] = set()
-    try:
-        translated = to_draft4(schema, reading=reading, formats=formats)
-        return jsonschema_rs.Draft4Validator(
-            translated,
-            formats={name: functools.partial(_conforms, format_checker, name) for name in formats},
-            validate_formats=True,
-        )
-    except (_Unsupported, ValueError, jsonschema_rs.ValidationError):
-        return None
-
-
-def _conforms(checker: Any, name: str, instance: str) -> bool:
-    return bool(checker.conforms(instance, name))
-
-
-class _PrecheckedSchemaValidator(SchemaValidator):
-    """openapi-core's schema validator, asking a compiled validator first.
-
-    jsonschema walks an object tree in Python (most of the sandbox's time at thousands
-    of objects per benchmark); jsonschema-rs answers "valid" in a fraction of it. The
-    compiled schema is never laxer (``to_draft4``), so when it says valid jsonschema
-    would too; when it does not, jsonschema judges as before and its errors are the
-    ones reported. Sub-validators (``evolve``) go without the pre-check.
-    """
-
-    def __init__(self, schema: SchemaPath, validator: Any, compiled: Any | None = None) -> None:
-        super().__init__(schema, validator)
-        self.compiled = compiled
-
-    def validate(self, value: Any) -> None:
-        if self.compiled is not None and self.compiled.is_valid(value):
-            return
-        super().validate(value)
 
 
 class _OneValidatorPerSchema(SchemaValidatorsFactory):
@@ -295,7 +123,7 @@ class _OneValidatorPerSchema(SchemaValidatorsFactory):
             return known[1]
         validator = build()
         if not forbid_unspecified_additional_properties and not enforce_properties_required:
-            validator = _PrecheckedSchemaValidator(
+            validator = PrecheckedSchemaValidator(
                 validator.schema,
                 validator.validator,
                 compile_precheck(
