@@ -86,7 +86,7 @@ def cpu_once(n: int) -> tuple[float, float, int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10, 100])
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per request")
     parser.add_argument("--cpu-sizes", type=int, nargs="*", default=[500, 2000])
     args = parser.parse_args(argv)

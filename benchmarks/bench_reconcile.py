@@ -46,6 +46,7 @@ from common import (
 
 from pdorgsync.audit import run_audit
 from pdorgsync.core import coverage
+from pdorgsync.core.coverage_gaps import _hour_cells
 from pdorgsync.core.planning import plan
 from pdorgsync.logs import configure_logging
 from pdorgsync.models.org import Org
@@ -83,14 +84,34 @@ def _now() -> datetime:
 
 # Product CPU time of the pure core in the last run: core.planning.plan in _plan,
 # core.coverage.audit inside run_audit (timed through the module attribute it calls).
+# Both are pure, so each is run again on the same input, CORE_RUNS times in all, and
+# the least CPU time is kept: one run of a few hundred milliseconds is at the mercy of
+# whatever else the machine does (the ratio between sizes is what the report
+# compares). The reruns happen after the operation's wall time is taken (_RERUNS).
 CORE_CPU: dict[str, float] = {}
+CORE_RUNS = 5
+_RERUNS: list[Callable[[], None]] = []
+
+
+def _core_cpu(name: str, run: Callable[[], object]) -> object:
+    """``run()``'s result; its CPU time, and that of CORE_RUNS - 1 later reruns, kept."""
+
+    def once() -> object:
+        _hour_cells.cache_clear()  # every audit computes its hour cells afresh
+        started = time.process_time()
+        result = run()
+        spent = time.process_time() - started
+        CORE_CPU[name] = min(CORE_CPU.get(name, math.inf), spent)
+        return result
+
+    _RERUNS.extend([once] * (CORE_RUNS - 1))
+    return once()
 
 
 def _plan(client: PagerDutyClient, org: Org) -> str:
     snapshot = observe(client, org, now=_now())
-    started = time.process_time()
-    result = plan(org, snapshot, now=_now(), impact=False)
-    CORE_CPU["plan"] = time.process_time() - started
+    now = _now()
+    result: Any = _core_cpu("plan", lambda: plan(org, snapshot, now=now, impact=False))
     return f"{len(result.changes)} changes"
 
 
@@ -106,11 +127,7 @@ def _audit(client: PagerDutyClient, org: Org) -> str:
     rules = coverage.audit
 
     def timed(*args: Any, **kwargs: Any) -> Any:
-        started = time.process_time()
-        try:
-            return rules(*args, **kwargs)
-        finally:
-            CORE_CPU["audit"] = time.process_time() - started
+        return _core_cpu("audit", lambda: rules(*args, **kwargs))
 
     coverage.audit = timed  # type: ignore[assignment]  # a benchmark's stopwatch
     try:
@@ -144,10 +161,13 @@ def _measure(
         started = time.perf_counter()
         note = run(client, org)
         elapsed = time.perf_counter() - started
+        while _RERUNS:
+            _RERUNS.pop()()
         calls, spent_on = client.total_calls, breakdown(client.calls)
         if run is _apply:
             client.reset_counts()
             assert _plan(client, org) == "0 changes", "apply did not converge"
+            _RERUNS.clear()  # a check, not a measurement
         refreshed = (
             refresh_everything(_client(sandbox.base_url), org, audit=run is _audit)
             if baseline
@@ -318,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         " + one detail or render request per schedule; apply from empty = list pages of the"
         " (empty) collections + the writes its plan needs. **Core CPU**: process CPU time of"
         " the pure core alone in the 0 ms run (`core.planning.plan` on the observed snapshot;"
-        " `core.coverage.audit`, every rule, inside `run_audit`). A no-change plan spends no"
+        " `core.coverage.audit`, every rule, inside `run_audit`), the least of"
+        f" {CORE_RUNS} runs on the same input. A no-change plan spends no"
         " request per schedule (the layers come with the schedule list,"
         " `include[]=schedule_layers`) but one `GET /teams/{id}/members` page per team (no"
         " list returns team roles); with one team per schedule that is the same count."

@@ -19,12 +19,11 @@ from openapi_core.configurations import Config
 from openapi_spec_validator import OpenAPIV30SpecValidator, validate
 from starlette.datastructures import Headers, QueryParams
 
+from pdorgsync.sandbox.description import description, inline_refs
 from pdorgsync.sandbox.validation import (
     WireRequest,
     WireResponse,
     clear_verdicts,
-    description,
-    inline_refs,
     request_problem,
     response_problem,
     verdict_stats,
@@ -213,3 +212,108 @@ def test_a_response_the_description_refuses_is_recorded_once_the_client_has_it(
     assert "response 200" in recorded[0]
     assert "time_zone" in recorded[0]
     sandbox.validation_errors.clear()
+
+
+def _mutations(value: Any) -> Iterator[Any]:
+    """``value`` with one leaf or member changed to something of another kind, each in turn."""
+    wrong: list[Any] = [None, 5, "x", [], {}, True, 1.5]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield {k: v for k, v in value.items() if k != key}
+            for changed in _mutations(item):
+                yield {**value, key: changed}
+    elif isinstance(value, list):
+        for index, item in enumerate(value[:2]):
+            for changed in _mutations(item):
+                yield [*value[:index], changed, *value[index + 1 :]]
+    for other in wrong:
+        if type(other) is not type(value):
+            yield other
+
+
+def test_the_compiled_precheck_is_never_laxer_than_jsonschema() -> None:
+    """Whatever the compiled validator accepts, openapi-core's jsonschema accepts too.
+
+    Run over PagerDuty's published response examples and every single-point mutation
+    of them (a member dropped, a value of another type) for each response schema.
+    """
+    from openapi_core.validation.schemas import oas30_read_schema_validators_factory
+    from openapi_schema_validator import OAS30ReadValidator
+
+    from pdorgsync.sandbox.examples import published
+    from pdorgsync.sandbox.validation import compile_precheck
+
+    checker = oas30_read_schema_validators_factory.format_checker
+    paths = inline_refs(description())["paths"]
+    compared = refused = 0
+    for operation, entry in sorted(published().items()):
+        method, template = operation.split(" ", 1)
+        answer_ = paths[template][method.lower()]["responses"].get(str(entry["status"]), {})
+        schema = answer_.get("content", {}).get("application/json", {}).get("schema")
+        if schema is None:
+            continue
+        exact = OAS30ReadValidator(schema, format_checker=checker)
+        compiled = compile_precheck(schema, checker, reading=True)
+        assert compiled is not None, operation
+        for example in entry["examples"][:1]:
+            for candidate in [example["value"], *list(_mutations(example["value"]))[:300]]:
+                compared += 1
+                if compiled.is_valid(candidate):
+                    assert exact.is_valid(candidate), (operation, candidate)
+                else:
+                    refused += 1
+    assert compared > 1000
+    assert refused > compared // 4  # the mutations do reach the compiled checks
+
+
+def test_oas_keywords_the_compiled_precheck_translates() -> None:
+    """nullable admits null next to a type only; writeOnly is refused in a response."""
+    from pdorgsync.sandbox.validation import compile_precheck
+
+    nullable = compile_precheck(
+        {"type": "object", "properties": {"a": {"type": "string", "nullable": True}}},
+        None,
+        reading=True,
+    )
+    assert nullable is not None
+    assert nullable.is_valid({"a": None})
+    assert not nullable.is_valid({"a": 5})
+    plain = compile_precheck({"properties": {"a": {"type": "string"}}}, None, reading=True)
+    assert plain is not None
+    assert not plain.is_valid({"a": None})
+    hidden = compile_precheck(
+        {"properties": {"secret": {"type": "string", "writeOnly": True}}}, None, reading=True
+    )
+    assert hidden is not None
+    assert hidden.is_valid({})
+    assert not hidden.is_valid({"secret": "s"})
+    # A discriminator picking a branch of oneOf is left to jsonschema.
+    picked = {"oneOf": [{"type": "object"}], "discriminator": {"propertyName": "type"}}
+    assert compile_precheck(picked, None, reading=True) is None
+
+
+def test_a_verdict_is_shared_by_ids_only_where_any_string_is_accepted() -> None:
+    """Team ids are interchangeable; /users/me and a constrained parameter are not."""
+    from pdorgsync.sandbox.validation import route_key
+
+    assert route_key("/teams/{id}/members", {"id": "PABC123"}) == "/teams/{id}/members"
+    assert route_key("/users/{id}", {"id": "me"}) == "/users/me"
+    assert route_key("/tags/{id}/{entity_type}", {"id": "P1", "entity_type": "teams"}) == (
+        "/tags/{id}/teams"
+    )
+    first = WireRequest(
+        "GET", "/teams/PAAAAAA/members", QueryParams(""), Headers(GOOD_HEADERS), b""
+    )
+    first.route = route_key("/teams/{id}/members", {"id": "PAAAAAA"})
+    other = WireRequest(
+        "GET", "/teams/PBBBBBB/members", QueryParams(""), Headers(GOOD_HEADERS), b""
+    )
+    other.route = route_key("/teams/{id}/members", {"id": "PBBBBBB"})
+    assert request_problem(first) is None
+    assert request_problem(other) is None
+    assert verdict_stats() == (1, 1)
+    bad = WireRequest(
+        "GET", "/teams/PCCCCCC/members", QueryParams("limit=x"), Headers(GOOD_HEADERS), b""
+    )
+    bad.route = route_key("/teams/{id}/members", {"id": "PCCCCCC"})
+    assert request_problem(bad) is not None

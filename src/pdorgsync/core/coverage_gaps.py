@@ -66,16 +66,21 @@ def _overlaps(cells: Sequence[tuple[int, int]], spans: Sequence[Interval]) -> li
     ``cells`` are ``(start, end)`` with non-decreasing starts and ends (local hours in
     order); ``spans`` sorted and disjoint. Costs cells + spans, not cells x spans.
     """
-    edges = [(_micros(span.start), _micros(span.end)) for span in spans]
+    starts = [_micros(span.start) for span in spans]
+    ends = [_micros(span.end) for span in spans]
+    count = len(ends)
     out: list[int] = []
     first = 0
-    for start, end in cells:
-        while first < len(edges) and edges[first][1] <= start:
+    for start, end in cells:  # the audit's innermost loop: plain comparisons, no min/max calls
+        while first < count and ends[first] <= start:
             first += 1
         inside = 0
         k = first
-        while k < len(edges) and edges[k][0] < end:
-            inside += min(end, edges[k][1]) - max(start, edges[k][0])
+        while k < count and starts[k] < end:
+            span_end, span_start = ends[k], starts[k]
+            inside += (end if end < span_end else span_end) - (
+                start if start > span_start else span_start
+            )
             k += 1
         out.append(inside)
     return out

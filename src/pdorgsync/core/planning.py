@@ -15,6 +15,11 @@ use, policies before the schedules they target, memberships, teams last).
 Never modifies or deletes an object it does not own: every update/delete targets a
 marker-matched object or one being adopted in the same plan.
 
+This module matches and drives; the changes come from one module per thing planned:
+``planning_objects`` (team, escalation policy, service), ``planning_memberships``,
+``planning_schedules`` (layers) and ``planning_deletes`` (orphans); what they share
+is ``planning_context``.
+
 Pure: no network, disk, clock or logging; ``now`` and ``locate`` are parameters.
 """
 
@@ -24,26 +29,22 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from pdorgsync.core.planning_objects import (
-    COLLECTION,
+from pdorgsync.core.planning_context import (
     KIND_LABEL,
     STAKEHOLDER_ROLES,
+    DepartmentPlan,
     Locate,
-    ObjectPlanner,
+    Match,
     Path,
-    _Dept,
-    _Match,
+    PlanContext,
 )
+from pdorgsync.core.planning_deletes import find_orphans, plan_deletes
+from pdorgsync.core.planning_memberships import plan_memberships
+from pdorgsync.core.planning_objects import plan_escalation_policy, plan_service, plan_team
+from pdorgsync.core.planning_schedules import plan_schedule_change
 from pdorgsync.models import snapshot as snap
 from pdorgsync.models.org import Department, Org, parse_marker
-from pdorgsync.models.plan import (
-    Change,
-    Conflict,
-    FieldDiff,
-    Orphan,
-    Plan,
-    Request,
-)
+from pdorgsync.models.plan import Change, Conflict, OnCallImpact, Plan
 
 # Apply order; deletes run in the reverse dependency order.
 PHASES: list[tuple[str, tuple[str, ...]]] = [
@@ -85,10 +86,67 @@ def plan(
     ``teams=False``: the account lacks PagerDuty's plan-gated "teams" ability, so no
     team or membership is planned and escalation policies get no team.
     """
-    planner = _Planner(org, snapshot, now, prune, at_next_handoff, locate or (lambda _p: None))
-    planner.teams_enabled = teams
-    return planner.run(impact)
+    ctx = PlanContext.build(
+        org,
+        snapshot,
+        now=now,
+        at_next_handoff=at_next_handoff,
+        locate=locate or (lambda _p: None),
+        teams_enabled=teams,
+    )
+    depts = _match_departments(ctx)
+    changes: list[Change] = []
+    impacts: list[OnCallImpact] = []
+    for d in depts.values():
+        if not d.conflicts:
+            _plan_department(ctx, d, depts, impact, changes, impacts)
+    conflicts = [c for d in depts.values() for c in d.conflicts]
+    orphans = find_orphans(ctx, depts)
+    if prune:
+        deletes, refused = plan_deletes(ctx, depts, orphans, changes)
+        changes += deletes
+        conflicts += refused
+    order = {(kind, action): i for i, (kind, actions) in enumerate(PHASES) for action in actions}
+    return Plan(
+        org=org.org,
+        generated_at=now,
+        effective_at=now,
+        at_next_handoff=at_next_handoff,
+        prune=prune,
+        changes=sorted(changes, key=lambda c: order[(c.kind, c.action)]),  # stable
+        conflicts=conflicts,
+        orphans=orphans,
+        impacts=impacts,
+    )
 
+
+def _plan_department(
+    ctx: PlanContext,
+    d: DepartmentPlan,
+    depts: dict[str, DepartmentPlan],
+    impact: bool,
+    changes: list[Change],
+    impacts: list[OnCallImpact],
+) -> None:
+    """Append an unblocked department's changes (and on-call impact) in apply order."""
+    dept = d.dept
+    found: list[Change | None] = []
+    if ctx.teams_enabled:
+        found.append(plan_team(ctx, d))
+        found.extend(plan_memberships(ctx, d))
+    if dept.schedule:
+        change, on_call = plan_schedule_change(ctx, d, impact)
+        found.append(change)
+        if on_call is not None:
+            impacts.append(on_call)
+    if dept.escalation_policy:
+        found.append(plan_escalation_policy(ctx, d, depts))
+    if dept.service:
+        found.append(plan_service(ctx, d))
+    changes.extend(c for c in found if c is not None)
+
+
+# -- matching -------------------------------------------------------------------------------
 
 _Index = tuple[dict[tuple[str, str], _Named], dict[str, list[_Named]]]
 
@@ -105,320 +163,223 @@ def _index(objs: Sequence[_Named]) -> _Index:
     return by_marker, by_name
 
 
-class _Planner(ObjectPlanner):
-    match_index: dict[str, _Index]
-    delete_blockers: dict[str, dict[str, list[tuple[str, str]]]]
+def _match_departments(ctx: PlanContext) -> dict[str, DepartmentPlan]:
+    """Every department of the file, matched to the observed objects, with its conflicts."""
+    # Indexed once, so matching and delete checks stay linear in the departments.
+    index = {kind: _index(objs) for kind, objs in ctx.objects.items()}
+    depts: dict[str, DepartmentPlan] = {}
+    for position, dept in enumerate(ctx.org.departments):
+        d = DepartmentPlan(dept, position)
+        _unknown_users(ctx, d)
+        for kind in ("team", "schedule", "escalation_policy", "service"):
+            if kind == "team" and not ctx.teams_enabled:
+                continue
+            _match(ctx, index[kind], kind, d)
+        depts[dept.key] = d
+    _references(ctx, depts)
+    return depts
 
-    def _desired_name(self, kind: str, dept: Department) -> str | None:
-        if kind == "team":
-            return dept.team_name
-        if kind == "schedule":
-            return dept.schedule_name if dept.schedule else None
-        if kind == "escalation_policy":
-            return dept.escalation_policy_name if dept.escalation_policy else None
-        return dept.service_name if dept.service else None
 
-    def _name_path(self, kind: str, d: _Dept) -> Path:
-        block = {"team": "team", "schedule": "schedule"}.get(kind, kind)
-        section = getattr(d.dept, block)
-        if section is not None and getattr(section, "name", None):
-            return ("departments", d.index, block, "name")
-        return ("departments", d.index, "name")
+def _desired_name(kind: str, dept: Department) -> str | None:
+    if kind == "team":
+        return dept.team_name
+    if kind == "schedule":
+        return dept.schedule_name if dept.schedule else None
+    if kind == "escalation_policy":
+        return dept.escalation_policy_name if dept.escalation_policy else None
+    return dept.service_name if dept.service else None
 
-    def _match(self, kind: str, d: _Dept) -> None:
-        name = self._desired_name(kind, d.dept)
-        if name is None:
-            return
-        label = KIND_LABEL[kind]
-        by_marker, by_name = self.match_index[kind]
-        mine = by_marker.get((self.org.org, d.dept.key))
-        owned = [mine] if mine is not None else []
-        if owned:
-            d.matches[kind] = _Match(owned[0])
-            taken = [o for o in by_name.get(name, ()) if o.id != owned[0].id]
-            if owned[0].name != name and taken and kind != "schedule":
-                d.conflicts.append(
-                    self._conflict(
-                        kind,
-                        d,
-                        name,
-                        f"cannot rename {label} {owned[0].name!r} ({owned[0].id}): another "
-                        f"{label} named {name!r} exists ({taken[0].id})",
-                    )
+
+def _name_path(kind: str, d: DepartmentPlan) -> Path:
+    block = {"team": "team", "schedule": "schedule"}.get(kind, kind)
+    section = getattr(d.dept, block)
+    if section is not None and getattr(section, "name", None):
+        return ("departments", d.index, block, "name")
+    return ("departments", d.index, "name")
+
+
+def _match(ctx: PlanContext, index: _Index, kind: str, d: DepartmentPlan) -> None:
+    """Match ``d``'s object of ``kind``: its marker first, else exactly its name."""
+    name = _desired_name(kind, d.dept)
+    if name is None:
+        return
+    label = KIND_LABEL[kind]
+    by_marker, by_name = index
+    mine = by_marker.get((ctx.org.org, d.dept.key))
+    if mine is not None:
+        d.matches[kind] = Match(mine)
+        taken = [o for o in by_name.get(name, ()) if o.id != mine.id]
+        if mine.name != name and taken and kind != "schedule":
+            reason = (
+                f"cannot rename {label} {mine.name!r} ({mine.id}): another "
+                f"{label} named {name!r} exists ({taken[0].id})"
+            )
+            d.conflicts.append(_conflict(ctx, kind, d, name, reason))
+        return
+    named = list(by_name.get(name, ()))
+    if not named:
+        d.matches[kind] = Match()
+        return
+    if len(named) > 1:
+        ids = ", ".join(o.id for o in named)
+        reason = f"{len(named)} {label}s named {name!r} exist ({ids}); rename or delete all but one"
+        d.conflicts.append(_conflict(ctx, kind, d, name, reason))
+        return
+    adopted, refused = _named_match(ctx, label, name, named[0])
+    if adopted is not None:
+        d.matches[kind] = adopted
+    if refused is not None:
+        d.conflicts.append(_conflict(ctx, kind, d, name, refused))
+
+
+def _named_match(
+    ctx: PlanContext, label: str, name: str, obj: _Named
+) -> tuple[Match | None, str | None]:
+    """The one object of the department's name without its marker: adopt it, or why not."""
+    owner = parse_marker(obj.description)
+    v3 = getattr(obj, "type", "schedule") == "schedule_v3"
+    if v3 and ctx.org.defaults.adopt_existing:
+        return Match(obj, adopt=True), None  # planned as ``skip``: never written
+    if v3:
+        return None, (
+            f"{label} {name!r} ({obj.id}) is a shift-based (v3) schedule, which pdorgsync "
+            "cannot manage"
+        )
+    if owner is not None:
+        return None, (
+            f"{label} {name!r} ({obj.id}) is managed by pdorgsync for org={owner[0]}, "
+            f"department={owner[1]}"
+        )
+    if ctx.org.defaults.adopt_existing:
+        return Match(obj, adopt=True), None
+    return None, (
+        f"a {label} named {name!r} ({obj.id}) exists without the pdorgsync marker; "
+        "rename it, or set defaults.adopt_existing: true to adopt it"
+    )
+
+
+def _conflict(ctx: PlanContext, kind: str, d: DepartmentPlan, name: str, reason: str) -> Conflict:
+    return Conflict(
+        kind=kind,
+        department=d.dept.key,
+        name=name,
+        reason=reason,
+        location=ctx.locate(_name_path(kind, d)),
+    )
+
+
+def _user_positions(d: DepartmentPlan) -> list[tuple[str, Path]]:
+    """Every email the department names, with where in the file it names it."""
+    dept = d.dept
+    paths: list[tuple[str, Path]] = []
+    if dept.point_of_contact:
+        paths.append((dept.point_of_contact, ("departments", d.index, "point_of_contact")))
+    paths += [(e, ("departments", d.index, "members", i)) for i, e in enumerate(dept.members)]
+    if dept.schedule:
+        for li, layer in enumerate(dept.schedule.layers):
+            for ui, email in enumerate(layer.users):
+                paths.append(
+                    (email, ("departments", d.index, "schedule", "layers", li, "users", ui))
                 )
-            return
-        named = list(by_name.get(name, ()))
-        if not named:
-            d.matches[kind] = _Match()
-            return
-        if len(named) > 1:
-            ids = ", ".join(o.id for o in named)
-            reason = (
-                f"{len(named)} {label}s named {name!r} exist ({ids}); rename or delete all but one"
-            )
-            d.conflicts.append(self._conflict(kind, d, name, reason))
-            return
-        obj = named[0]
-        owner = parse_marker(obj.description)
-        if getattr(obj, "type", "schedule") == "schedule_v3" and self.org.defaults.adopt_existing:
-            d.matches[kind] = _Match(obj, adopt=True)  # planned as ``skip``: never written
-        elif getattr(obj, "type", "schedule") == "schedule_v3":
-            reason = f"{label} {name!r} ({obj.id}) is a shift-based (v3) schedule, which pdorgsync cannot manage"
-            d.conflicts.append(self._conflict(kind, d, name, reason))
-        elif owner is not None:
-            reason = (
-                f"{label} {name!r} ({obj.id}) is managed by pdorgsync for org={owner[0]}, "
-                f"department={owner[1]}"
-            )
-            d.conflicts.append(self._conflict(kind, d, name, reason))
-        elif self.org.defaults.adopt_existing:
-            d.matches[kind] = _Match(obj, adopt=True)
-        else:
-            reason = (
-                f"a {label} named {name!r} ({obj.id}) exists without the pdorgsync marker; "
-                "rename it, or set defaults.adopt_existing: true to adopt it"
-            )
-            d.conflicts.append(self._conflict(kind, d, name, reason))
+    if dept.escalation_policy:
+        for lv, level in enumerate(dept.escalation_policy.levels):
+            for ti, target in enumerate(level.targets):
+                if target.startswith("user:"):
+                    path: Path = ("departments", d.index, "escalation_policy", "levels", lv)
+                    paths.append((target[5:], (*path, "targets", ti)))
+    return paths
 
-    def _conflict(self, kind: str, d: _Dept, name: str, reason: str) -> Conflict:
-        return Conflict(
-            kind=kind,
-            department=d.dept.key,
-            name=name,
-            reason=reason,
-            location=self.locate(self._name_path(kind, d)),
+
+def _unknown_users(ctx: PlanContext, d: DepartmentPlan) -> None:
+    """A conflict for each person the department names who cannot fill that position."""
+    seen: set[str] = set()
+    for email, path in _user_positions(d):
+        if email in seen:
+            continue
+        if email in ctx.user_ids:
+            role = ctx.base_roles.get(ctx.user_ids[email], "user")
+            if role not in STAKEHOLDER_ROLES:
+                continue
+            # SPEC §1 "Account roles": a stakeholder seat is always a team observer
+            # and cannot be paged, so it cannot fill any position the file gives.
+            reason = (
+                f"{email} has a stakeholder seat ({role}): PagerDuty cannot page them "
+                "and keeps them a team observer; give them a full user license or "
+                "remove them from this position"
+            )
+        else:
+            reason = f"{email} is not a PagerDuty user (pdorgsync never creates users)"
+        seen.add(email)
+        d.conflicts.append(
+            Conflict(
+                kind="user",
+                department=d.dept.key,
+                name=email,
+                reason=reason,
+                location=ctx.locate(path),
+            )
         )
 
-    def _unknown_users(self, d: _Dept) -> None:
-        dept = d.dept
-        paths: list[tuple[str, Path]] = []
-        if dept.point_of_contact:
-            paths.append((dept.point_of_contact, ("departments", d.index, "point_of_contact")))
-        paths += [(e, ("departments", d.index, "members", i)) for i, e in enumerate(dept.members)]
-        if dept.schedule:
-            for li, layer in enumerate(dept.schedule.layers):
-                for ui, email in enumerate(layer.users):
-                    paths.append(
-                        (email, ("departments", d.index, "schedule", "layers", li, "users", ui))
-                    )
-        if dept.escalation_policy:
-            for lv, level in enumerate(dept.escalation_policy.levels):
-                for ti, target in enumerate(level.targets):
-                    if target.startswith("user:"):
-                        path: Path = ("departments", d.index, "escalation_policy", "levels", lv)
-                        paths.append((target[5:], (*path, "targets", ti)))
-        seen: set[str] = set()
-        for email, path in paths:
-            if email in seen:
+
+def _references(ctx: PlanContext, depts: dict[str, DepartmentPlan]) -> None:
+    """EP targets and the service's EP must resolve; repeat until nothing new is blocked."""
+    changed = True
+    while changed:
+        changed = False
+        for d in depts.values():
+            if d.conflicts:
                 continue
-            if email in self.user_ids:
-                role = self.base_roles.get(self.user_ids[email], "user")
-                if role not in STAKEHOLDER_ROLES:
-                    continue
-                # SPEC §1 "Account roles": a stakeholder seat is always a team observer
-                # and cannot be paged, so it cannot fill any position the file gives.
-                reason = (
-                    f"{email} has a stakeholder seat ({role}): PagerDuty cannot page them "
-                    "and keeps them a team observer; give them a full user license or "
-                    "remove them from this position"
-                )
-            else:
-                reason = f"{email} is not a PagerDuty user (pdorgsync never creates users)"
-            seen.add(email)
-            d.conflicts.append(
-                Conflict(
-                    kind="user",
-                    department=dept.key,
-                    name=email,
-                    reason=reason,
-                    location=self.locate(path),
-                )
-            )
-
-    def _references(self, depts: dict[str, _Dept]) -> None:
-        """EP targets and the service's EP must resolve; repeat until nothing new is blocked."""
-        changed = True
-        while changed:
-            changed = False
-            for d in depts.values():
-                if d.conflicts:
-                    continue
-                reason = self._unresolved(d, depts)
-                if reason:
-                    kind, path, text = reason
-                    d.conflicts.append(
-                        Conflict(
-                            kind=kind,
-                            department=d.dept.key,
-                            name=self._desired_name(kind, d.dept) or d.dept.name,
-                            reason=text,
-                            location=self.locate(path),
-                        )
+            reason = _unresolved(d, depts)
+            if reason:
+                kind, path, text = reason
+                d.conflicts.append(
+                    Conflict(
+                        kind=kind,
+                        department=d.dept.key,
+                        name=_desired_name(kind, d.dept) or d.dept.name,
+                        reason=text,
+                        location=ctx.locate(path),
                     )
-                    changed = True
+                )
+                changed = True
 
-    def _unresolved(self, d: _Dept, depts: dict[str, _Dept]) -> tuple[str, Path, str] | None:
-        dept = d.dept
-        ep = dept.escalation_policy
-        base: Path = ("departments", d.index)
-        if ep:
-            for lv, level in enumerate(ep.levels):
-                for ti, target in enumerate(level.targets):
-                    path = (*base, "escalation_policy", "levels", lv, "targets", ti)
-                    if target == "schedule" and dept.schedule is None:
+
+def _unresolved(
+    d: DepartmentPlan, depts: dict[str, DepartmentPlan]
+) -> tuple[str, Path, str] | None:
+    dept = d.dept
+    ep = dept.escalation_policy
+    base: Path = ("departments", d.index)
+    if ep:
+        for lv, level in enumerate(ep.levels):
+            for ti, target in enumerate(level.targets):
+                path = (*base, "escalation_policy", "levels", lv, "targets", ti)
+                if target == "schedule" and dept.schedule is None:
+                    return (
+                        "escalation_policy",
+                        path,
+                        "targets its own schedule, but the department has no schedule block",
+                    )
+                if target.startswith("schedule:"):
+                    key = target[9:]
+                    other = depts.get(key)
+                    if other is None or other.dept.schedule is None:
                         return (
                             "escalation_policy",
                             path,
-                            "targets its own schedule, but the department has no schedule block",
+                            f"targets the schedule of department {key!r}, which has none in the file",
                         )
-                    if target.startswith("schedule:"):
-                        key = target[9:]
-                        other = depts.get(key)
-                        if other is None or other.dept.schedule is None:
-                            return (
-                                "escalation_policy",
-                                path,
-                                f"targets the schedule of department {key!r}, which has none in the file",
-                            )
-                        existing = other.matches.get("schedule")
-                        if other.conflicts and (existing is None or existing.obj is None):
-                            return (
-                                "escalation_policy",
-                                path,
-                                f"targets the schedule of department {key!r}, which is blocked by a conflict and does not exist yet",
-                            )
-        if dept.service and not ep:
-            return (
-                "service",
-                (*base, "service"),
-                "a service needs the department's escalation policy, but the department has no escalation_policy block",
-            )
-        return None
-
-    # -- the run --------------------------------------------------------------------------
-
-    def run(self, impact: bool) -> Plan:
-        # Indexed once, so matching and delete checks stay linear in the departments.
-        self.match_index = {kind: _index(objs) for kind, objs in self.objects.items()}
-        depts: dict[str, _Dept] = {}
-        for index, dept in enumerate(self.org.departments):
-            d = _Dept(dept, index)
-            self._unknown_users(d)
-            for kind in ("team", "schedule", "escalation_policy", "service"):
-                if kind == "team" and not self.teams_enabled:
-                    continue
-                self._match(kind, d)
-            depts[dept.key] = d
-        self._references(depts)
-        for d in depts.values():
-            if not d.conflicts:
-                self._plan_department(d, depts, impact)
-        conflicts = [c for d in depts.values() for c in d.conflicts]
-        orphans = self._orphans(depts, conflicts)
-        order = {
-            (kind, action): i for i, (kind, actions) in enumerate(PHASES) for action in actions
-        }
-        changes = sorted(self.changes, key=lambda c: order[(c.kind, c.action)])  # stable
-        return Plan(
-            org=self.org.org,
-            generated_at=self.now,
-            effective_at=self.now,
-            at_next_handoff=self.at_next_handoff,
-            prune=self.prune,
-            changes=changes,
-            conflicts=conflicts,
-            orphans=orphans,
-            impacts=self.impacts,
-        )
-
-    def _orphans(self, depts: dict[str, _Dept], conflicts: list[Conflict]) -> list[Orphan]:
-        kept = {
-            (kind, m.obj.id)
-            for d in depts.values()
-            for kind, m in d.matches.items()
-            if m.obj is not None
-        }
-        orphans: list[Orphan] = []
-        kinds = ("service", "escalation_policy", "schedule", "team")
-        for kind in kinds if self.teams_enabled else kinds[:-1]:
-            for obj in self.objects[kind]:
-                owner = parse_marker(obj.description)
-                if owner is None or owner[0] != self.org.org or (kind, obj.id) in kept:
-                    continue
-                orphans.append(Orphan(kind=kind, department=owner[1], name=obj.name, id=obj.id))
-        v3 = {s.id for s in self.snap.schedules if s.type == "schedule_v3"}
-        if self.prune:
-            deleted: set[tuple[str, str]] = {(o.kind, o.id) for o in orphans}
-            updated = {
-                (c.kind, c.id) for c in self.changes if c.action in ("update", "adopt") and c.id
-            }
-            kept_ids = {
-                m.obj.id
-                for d in depts.values()
-                if not d.conflicts
-                for m in d.matches.values()
-                if m.obj is not None
-            }
-            users: dict[str, list[tuple[str, str]]] = {}  # schedule id -> EPs targeting it
-            for ep in self.snap.escalation_policies:
-                for target_id in dict.fromkeys(t.id for r in ep.rules for t in r.targets):
-                    users.setdefault(target_id, []).append((ep.id, ep.name))
-            services: dict[str, list[tuple[str, str]]] = {}  # EP id -> services using it
-            for svc in self.snap.services:
-                if svc.escalation_policy_id:
-                    services.setdefault(svc.escalation_policy_id, []).append((svc.id, svc.name))
-            self.delete_blockers = {"schedule": users, "escalation_policy": services}
-            for orphan in orphans:
-                reason = self._delete_blocker(orphan, deleted | updated, kept_ids)
-                if orphan.kind == "schedule" and orphan.id in v3:
-                    reason = "not deleted: it is a shift-based (v3) schedule, which pdorgsync never changes"
-                if reason:
-                    conflicts.append(
-                        Conflict(
-                            kind=orphan.kind,
-                            department=orphan.department,
-                            name=orphan.name,
-                            reason=reason,
+                    existing = other.matches.get("schedule")
+                    if other.conflicts and (existing is None or existing.obj is None):
+                        return (
+                            "escalation_policy",
+                            path,
+                            f"targets the schedule of department {key!r}, which is blocked by a conflict and does not exist yet",
                         )
-                    )
-                    continue
-                self.changes.append(self._delete(orphan))
-        return orphans
-
-    def _delete_blocker(
-        self, orphan: Orphan, handled: set[tuple[str, str]], kept_ids: set[str]
-    ) -> str | None:
-        """Why PagerDuty would refuse this delete after the plan's other changes, if it would.
-
-        ``handled``: objects deleted, updated or adopted by the plan; ``kept_ids``: objects
-        a managed, unblocked department keeps (then its desired state wins).
-        """
-        users = self.delete_blockers.get(orphan.kind, {}).get(orphan.id, [])
-        if orphan.kind == "schedule":
-            for ep_id, ep_name in users:
-                if ("escalation_policy", ep_id) not in handled and ep_id not in kept_ids:
-                    return f"not deleted: escalation policy {ep_name!r} ({ep_id}) still targets it and pdorgsync does not manage that policy"
-        if orphan.kind == "escalation_policy":
-            for svc_id, svc_name in users:
-                if ("service", svc_id) not in handled and svc_id not in kept_ids:
-                    return f"not deleted: service {svc_name!r} ({svc_id}) still uses it and pdorgsync does not manage that service"
-        return None
-
-    def _delete(self, orphan: Orphan) -> Change:
-        path = f"{COLLECTION[orphan.kind]}/{orphan.id}"
-        blockers: list[str] = []
-        if orphan.kind == "escalation_policy":
-            blockers = [orphan.id]
-        elif orphan.kind == "schedule":
-            blockers = [ep_id for ep_id, _ in self.delete_blockers["schedule"].get(orphan.id, [])]
-        return Change(
-            action="delete",
-            kind=orphan.kind,
-            department=orphan.department,
-            name=orphan.name,
-            id=orphan.id,
-            diff={"name": FieldDiff(before=orphan.name, after=None)},
-            ref=f"{orphan.kind}:{orphan.department}",
-            requests=[Request(method="DELETE", path=path)],
-            blocked_by_incidents_of=blockers,
+    if dept.service and not ep:
+        return (
+            "service",
+            (*base, "service"),
+            "a service needs the department's escalation policy, but the department has no escalation_policy block",
         )
+    return None

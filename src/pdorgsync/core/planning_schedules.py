@@ -45,10 +45,11 @@ from zoneinfo import ZoneInfo
 
 from pdorgsync.core import schedules
 from pdorgsync.core.intervals import as_zone, local_to_utc, to_utc
+from pdorgsync.core.planning_context import DepartmentPlan, PlanContext
 from pdorgsync.models import snapshot as snap
 from pdorgsync.models import zones
 from pdorgsync.models.org import DAYS, Department, Layer, Org
-from pdorgsync.models.plan import FieldDiff, OnCallImpact, OnCallShift
+from pdorgsync.models.plan import Change, FieldDiff, OnCallImpact, OnCallShift, Request
 
 IMPACT_DAYS = 7
 
@@ -215,21 +216,8 @@ def plan_layers(
     always listed layers in request order (CONTRACT §9.2), so it is no signal.
     """
     if observed is None:  # a new schedule: layers start at their anchors, or now if past
-        # ``created`` is the current whole minute: at most a minute in the past, which
-        # PagerDuty turns into the request time anyway, so a new schedule has nobody
-        # missing between its creation and the next whole minute.
-        begin = created if created is not None else now
-        fresh = [w.model_copy(update={"start": max(begin, w.start)}) for w in wanted]
-        return fresh, {w.name: (None, w) for w in fresh}, set()
-    by_name: dict[str, snap.ScheduleLayer] = {}
-    leftovers: list[snap.ScheduleLayer] = []
-    for la in observed:  # first open layer of a name wins; duplicates are ended below
-        if la.end is not None:
-            continue  # history (or already retiring): never diffed, re-sent unchanged
-        if la.name in by_name:
-            leftovers.append(la)
-        else:
-            by_name[la.name] = la
+        return _fresh_layers(wanted, created if created is not None else now)
+    by_name, leftovers = _open_layers(observed)
 
     def when(layer: snap.ScheduleLayer) -> datetime:
         return next_handoff(layer, zone, now) if at_next_handoff else now
@@ -267,6 +255,32 @@ def plan_layers(
     return layers, changed, restacked
 
 
+def _fresh_layers(
+    wanted: list[snap.ScheduleLayer], begin: datetime
+) -> tuple[list[snap.ScheduleLayer], Changed, set[str]]:
+    """A new schedule's layers. ``begin`` is the current whole minute: at most a minute
+    in the past, which PagerDuty turns into the request time anyway, so a new schedule
+    has nobody missing between its creation and the next whole minute."""
+    fresh = [w.model_copy(update={"start": max(begin, w.start)}) for w in wanted]
+    return fresh, {w.name: (None, w) for w in fresh}, set()
+
+
+def _open_layers(
+    observed: list[snap.ScheduleLayer],
+) -> tuple[dict[str, snap.ScheduleLayer], list[snap.ScheduleLayer]]:
+    """Open layers by name (the first of a name wins) and the open duplicates (ended)."""
+    by_name: dict[str, snap.ScheduleLayer] = {}
+    leftovers: list[snap.ScheduleLayer] = []
+    for la in observed:
+        if la.end is not None:
+            continue  # history (or already retiring): never diffed, re-sent unchanged
+        if la.name in by_name:
+            leftovers.append(la)
+        else:
+            by_name[la.name] = la
+    return by_name, leftovers
+
+
 def plan_schedule(
     org: Org,
     dept: Department,
@@ -295,19 +309,7 @@ def plan_schedule(
         at_next_handoff=at_next_handoff,
         created=now.replace(second=0, microsecond=0),
     )
-    diff: dict[str, FieldDiff] = {}
-    fields = {"name": dept.schedule_name, "time_zone": zone, "description": description}
-    for field, value in fields.items():
-        before = getattr(observed, field) if observed is not None else None
-        if field == "description":
-            if observed is not None and normalise_text(before) == normalise_text(value):
-                continue
-        elif field == "time_zone":
-            if zones.matches(before, value):  # PagerDuty returns `UTC` for `Etc/UTC`
-                continue
-        elif before == value:
-            continue
-        diff[field] = FieldDiff(before=before, after=value)
+    diff = _field_diff(observed, dept.schedule_name, zone, description)
     for name, (old, new) in changed.items():
         after = layer_summary(new, emails) if new else None
         if after is not None and name in restacked:
@@ -328,6 +330,81 @@ def plan_schedule(
         }
     }
     return SchedulePlan(body, diff, before_layers, layers)
+
+
+def _field_diff(
+    observed: snap.Schedule | None, name: str, zone: str, description: str
+) -> dict[str, FieldDiff]:
+    """The schedule's own fields that differ (description and zone as PagerDuty keeps them)."""
+    diff: dict[str, FieldDiff] = {}
+    fields = {"name": name, "time_zone": zone, "description": description}
+    for field, value in fields.items():
+        before = getattr(observed, field) if observed is not None else None
+        if field == "description":
+            if observed is not None and normalise_text(before) == normalise_text(value):
+                continue
+        elif field == "time_zone":
+            if zones.matches(before, value):  # PagerDuty returns `UTC` for `Etc/UTC`
+                continue
+        elif before == value:
+            continue
+        diff[field] = FieldDiff(before=before, after=value)
+    return diff
+
+
+def plan_schedule_change(
+    ctx: PlanContext, d: DepartmentPlan, impact: bool
+) -> tuple[Change | None, OnCallImpact | None]:
+    """The department's schedule change (None: it matches) and, with ``impact``, who is
+    on call over the next days before and after it."""
+    dept = d.dept
+    match = d.matches["schedule"]
+    obj: snap.Schedule | None = match.obj
+    ref = f"schedule:{dept.key}"
+    if obj is not None and obj.type == "schedule_v3":
+        # SPEC §1 "Shift-based (v3) schedules": PagerDuty upgraded it; the v2 layer
+        # model cannot describe it, so it is neither rewritten nor recreated.
+        reason = (
+            "PagerDuty upgraded it to a shift-based (v3) schedule: pdorgsync leaves it as "
+            "it is (edit it in PagerDuty, or remove the schedule block from the file)"
+        )
+        skip = Change(
+            action="skip", kind="schedule", department=dept.key, name=obj.name, id=obj.id,
+            ref=ref, reason=reason,
+        )  # fmt: skip
+        return skip, None
+    result = plan_schedule(
+        ctx.org,
+        dept,
+        obj,
+        user_ids=ctx.user_ids,
+        emails=ctx.emails,
+        now=ctx.now,
+        at_next_handoff=ctx.at_next_handoff,
+        description=ctx.description(dept),
+        adopt=match.adopt,
+    )
+    if result.body is None:
+        return None, None
+    method, path = ("POST", "/schedules") if obj is None else ("PUT", f"/schedules/{obj.id}")
+    change = Change(
+        action="create" if obj is None else "adopt" if match.adopt else "update",
+        kind="schedule",
+        department=dept.key,
+        name=dept.schedule_name,
+        id=None if obj is None else obj.id,
+        diff=result.diff,
+        ref=ref,
+        marker=ctx.org.marker(dept.key),
+        requests=[Request(method=method, path=path, body=result.body)],
+    )
+    if not impact:
+        return change, None
+    after = [la for la in result.after if la.end is None or la.end > ctx.now]
+    zone = ctx.org.zone_of(dept)
+    return change, on_call_impact(
+        dept, zone, dept.schedule_name, result.before, after, ctx.emails, ctx.now
+    )
 
 
 def normalise_text(value: str | None) -> str:

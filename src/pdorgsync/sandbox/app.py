@@ -7,10 +7,10 @@ PagerDuty's error shape, and recorded), the handler runs under the state lock, a
 the response is validated too (recorded, never changed). Latency is injected
 before answering, without holding the lock.
 
-A response is checked right after its bytes are sent (``_CheckedAfterSending``),
-so the client reads and parses it while the sandbox validates it; whoever reads
-``validation_errors`` through ``Sandbox`` first waits for the checks in flight
-(``Runtime.settle``).
+Injected faults are ``faults.py``'s. A response is checked right after its bytes are
+sent (``_CheckedAfterSending``), so the client reads and parses it while the sandbox
+validates it; whoever reads ``validation_errors`` through ``Sandbox`` first waits for
+the checks in flight (``Runtime.settle``).
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import asyncio
 import json
 import math
 import random
-import socket
-import struct
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +42,13 @@ from pdorgsync.sandbox import (  # noqa: F401  (imported for their @route regist
 )
 from pdorgsync.sandbox.examples import answer as example_answer
 from pdorgsync.sandbox.examples import has_example
+from pdorgsync.sandbox.faults import (
+    HTTP_FAULTS,
+    Faults,
+    Lag,
+    answer_late,
+    drop_connection,
+)
 from pdorgsync.sandbox.protocol import (
     INVALID_INPUT,
     RATE_LIMITED,
@@ -60,6 +65,7 @@ from pdorgsync.sandbox.validation import (
     WireResponse,
     request_problem,
     response_problem,
+    route_key,
 )
 
 UNAUTHORIZED = 2006
@@ -123,7 +129,7 @@ class Runtime:
         self.forced: list[tuple[int, float]] = []  # (status, retry_after) for the next requests
         self.lock = threading.Lock()
         self.faults = Faults(rng=random.Random(random_seed + 2))
-        self.lagging: dict[str, float] = {}  # object id -> sandbox time it becomes visible
+        self.lag = Lag()  # read-after-write lag of created objects (faults.py)
         self.user_tokens: dict[str, str] = {}  # user-level API keys: token -> user email
         self._tokens = float(rate_limit_per_minute or 0)
         self._refilled_at: float | None = None
@@ -171,7 +177,8 @@ class Runtime:
 
     # -- one request ----------------------------------------------------------
 
-    def dispatch(self, template: str, handler: Handler, request: Request, raw: bytes) -> Outcome:
+    def _authenticated(self, request: Request) -> dict[str, str] | None:
+        """The request's headers (lower-cased; a user-level key's user added), or None: 401."""
         headers = {k.lower(): v for k, v in request.headers.items()}
         headers.pop(TOKEN_USER_HEADER, None)
         auth = headers.get("authorization", "")
@@ -180,19 +187,22 @@ class Runtime:
             None,
         )
         if auth != f"Token token={self.token}" and user_token is None:
+            return None
+        if user_token is not None:
+            headers[TOKEN_USER_HEADER] = user_token
+        return headers
+
+    def dispatch(self, template: str, handler: Handler, request: Request, raw: bytes) -> Outcome:
+        headers = self._authenticated(request)
+        if headers is None:
             return Outcome(
                 401, {"error": {"message": "Unauthorized", "code": UNAUTHORIZED}}, validate=False
             )
-        if user_token is not None:
-            headers[TOKEN_USER_HEADER] = user_token
         with self.lock:
             injected = self._injected()
         if injected is not None:
             return injected
-        wire = WireRequest(
-            request.method, request.url.path, request.query_params, request.headers, raw
-        )
-        problem = request_problem(wire)
+        problem = request_problem(_wire(template, request, raw))
         if problem is not None:
             self._record(f"{request.method} {request.url.path}: request: {problem}")
         try:
@@ -236,54 +246,6 @@ class Runtime:
         string_error = isinstance(out, dict) and isinstance(out.get("error"), str)
         return Outcome(status, out, validate=not string_error)
 
-    # -- read-after-write lag ---------------------------------------------------
-    # Right after a create PagerDuty can answer 404 for the new object and leave it
-    # out of lists for a short while (terraform-provider-pagerduty #273 and PR #274:
-    # a team read right after its create returned 404, fixed by retrying; #1069:
-    # the same for escalation policies and the schedules they reference). The
-    # sandbox emulates it for objects created by a request drawn with the "lag"
-    # fault: for ``Faults.lag_seconds`` of sandbox time the object is missing from
-    # list answers, and any request naming it in its path or body gets a 404 and
-    # is not applied.
-
-    def start_lag(self, body: Body) -> None:
-        until = self.state.now().timestamp() + self.faults.lag_seconds
-        if isinstance(body, dict):
-            for value in body.values():
-                if isinstance(value, dict) and isinstance(value.get("id"), str):
-                    with self.lock:
-                        self.lagging[value["id"]] = until
-
-    def _lagging_now(self) -> set[str]:
-        now = self.state.now().timestamp()
-        with self.lock:
-            for object_id in [i for i, until in self.lagging.items() if until <= now]:
-                del self.lagging[object_id]
-            return set(self.lagging)
-
-    def lagging_in(self, path: str, raw: bytes) -> str | None:
-        """The id of a still-lagging object the request names (path or body), if any."""
-        if not self.lagging:
-            return None
-        text = raw.decode("utf-8", "replace")
-        for object_id in self._lagging_now():
-            if f"/{object_id}" in path or f'"{object_id}"' in text:
-                return object_id
-        return None
-
-    def hide_lagging(self, body: Body) -> None:
-        """Drop still-lagging objects from a list answer (the plural key's items)."""
-        if not self.lagging or not isinstance(body, dict):
-            return
-        hidden = self._lagging_now()
-        for key, value in body.items():
-            if isinstance(value, list) and key != "errors":
-                body[key] = [
-                    item
-                    for item in value
-                    if not (isinstance(item, dict) and item.get("id") in hidden)
-                ]
-
     def _record(self, message: str) -> None:
         with self.lock:
             self.validation_errors.append(message)
@@ -302,12 +264,12 @@ class Runtime:
         with self.checks_done:
             self.checks_done.wait_for(lambda: self.pending_checks == 0, timeout)
 
-    def check_response(self, request: Request, raw: bytes, response: Response, data: bytes) -> None:
-        wire = WireRequest(
-            request.method, request.url.path, request.query_params, request.headers, raw
-        )
+    def check_response(
+        self, template: str, request: Request, raw: bytes, response: Response, data: bytes
+    ) -> None:
         problem = response_problem(
-            wire, WireResponse(response.status_code, Headers(raw=response.raw_headers), data)
+            _wire(template, request, raw),
+            WireResponse(response.status_code, Headers(raw=response.raw_headers), data),
         )
         if problem is None:
             return
@@ -316,6 +278,13 @@ class Runtime:
         self._record(
             f"{request.method} {request.url.path}: response {response.status_code}: {problem}"
         )
+
+
+def _wire(template: str, request: Request, raw: bytes) -> WireRequest:
+    route = route_key(template, {k: str(v) for k, v in request.path_params.items()})
+    return WireRequest(
+        request.method, request.url.path, request.query_params, request.headers, raw, route
+    )
 
 
 def _missing_ability(ability: str) -> Body:
@@ -362,25 +331,26 @@ def _endpoint(runtime: Runtime, template: str, handler: Handler) -> Any:
         lag = "lag" in parts
         fault = next((p for p in parts if p != "lag"), None)
         if fault == "reset":  # nothing applied, the connection just dies
-            return _drop_connection(runtime, request, "reset")
+            return _drop_connection(runtime, request)
         if fault in HTTP_FAULTS:
             outcome = _failure(
                 int(fault), runtime.faults.retry_after, runtime.rate_limit_per_minute or 960
             )
         else:
-            hidden = runtime.lagging_in(request.url.path, raw)
+            now = runtime.state.now().timestamp()
+            hidden = runtime.lag.named_in(request.url.path, raw, now)
             if hidden is not None:
                 outcome = Outcome(404, not_found(hidden).body())
             else:
                 outcome = runtime.dispatch(template, handler, request, raw)
                 if lag and request.method == "POST" and 200 <= outcome.status < 300:
-                    runtime.start_lag(outcome.body)
+                    runtime.lag.start(outcome.body, now + runtime.faults.lag_seconds)
                 elif request.method == "GET" and outcome.status == 200:
-                    runtime.hide_lagging(outcome.body)
+                    runtime.lag.hide(outcome.body, now)
         if fault == "reset_after_apply":  # applied, but the client never hears of it
-            return _drop_connection(runtime, request, "reset_after_apply")
+            return _drop_connection(runtime, request)
         if fault == "timeout":  # applied, answered after the client gave up
-            await _answer_late(request, runtime.faults.slow_seconds)
+            await answer_late(request, runtime.faults.slow_seconds)
         data = b"" if outcome.body is None else json.dumps(outcome.body).encode("utf-8")
         headers = {
             "X-Request-Id": runtime.state.new_id(),
@@ -395,7 +365,7 @@ def _endpoint(runtime: Runtime, template: str, handler: Handler) -> Any:
         with runtime.lock:
             runtime.requests.append((request.method, request.url.path, outcome.status))
         if outcome.validate:
-            return _CheckedAfterSending(runtime, request, raw, response, data)
+            return _CheckedAfterSending(runtime, template, request, raw, response, data)
         return response
 
     return endpoint
@@ -410,102 +380,37 @@ class _CheckedAfterSending(Response):
     """
 
     def __init__(
-        self, runtime: Runtime, request: Request, raw: bytes, response: Response, data: bytes
+        self,
+        runtime: Runtime,
+        template: str,
+        request: Request,
+        raw: bytes,
+        response: Response,
+        data: bytes,
     ) -> None:
         self.status_code = response.status_code
         self.body = response.body
         self.raw_headers = response.raw_headers
         self.background = None
-        self._check = (runtime, request, raw, response, data)
+        self._check = (runtime, template, request, raw, response, data)
         runtime.check_later()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        runtime, request, raw, response, data = self._check
+        runtime, template, request, raw, response, data = self._check
         try:
             await super().__call__(scope, receive, send)
         finally:
             try:
-                runtime.check_response(request, raw, response, data)
+                runtime.check_response(template, request, raw, response, data)
             finally:
                 runtime.checked()
 
 
-# -- injected network faults (tests/test_faults.py, benchmarks) ----------------------------
-
-HTTP_FAULTS = ("429", "500", "502", "503")
-NETWORK_FAULTS = ("reset", "reset_after_apply", "timeout")
-LAG_FAULTS = ("lag",)  # read-after-write lag of what a POST creates (Runtime.start_lag)
-FAULT_KINDS = HTTP_FAULTS + NETWORK_FAULTS + LAG_FAULTS
-RANDOM_FAULT_KINDS = HTTP_FAULTS + NETWORK_FAULTS  # lag is drawn only when asked for
-
-
-@dataclass
-class Faults:
-    """Faults drawn per request: HTTP errors (never applied), resets and slow answers.
-
-    ``reset`` drops the connection before the request is applied; ``reset_after_apply``
-    applies it and then drops the connection (the ambiguous write PagerDuty can give
-    you); ``timeout`` applies it and answers after ``slow_seconds``, later than a
-    client timeout. A drawn 5xx repeats for ``burst`` consecutive requests. ``lag``
-    applies a POST normally, but what it created stays invisible (404, left out of
-    lists) for ``lag_seconds`` of sandbox time; it combines with one other kind as
-    ``"lag+<kind>"`` in ``Sandbox.fault_next`` (e.g. ``lag+reset_after_apply``).
-    """
-
-    rng: random.Random
-    rate: float = 0.0
-    kinds: tuple[str, ...] = RANDOM_FAULT_KINDS
-    burst: int = 1
-    slow_seconds: float = 2.0
-    retry_after: float = 0.0
-    lag_seconds: float = 2.0
-    queued: list[tuple[str, str | None]] = field(default_factory=list)  # (kind, method)
-    drawn: list[str] = field(default_factory=list)
-
-    def draw(self, method: str) -> str | None:
-        for index, (kind, only) in enumerate(self.queued):
-            if only is None or only == method:
-                del self.queued[index]
-                self.drawn.append(kind)
-                return kind
-        if not self.rate or self.rng.random() >= self.rate:
-            return None
-        kind = self.rng.choice(self.kinds)
-        if kind in HTTP_FAULTS and kind != "429" and self.burst > 1:
-            self.queued[:0] = [(kind, None)] * (self.burst - 1)
-        self.drawn.append(kind)
-        return kind
-
-
-async def _answer_late(request: Request, seconds: float) -> None:
-    """Wait ``seconds``, or less once the client has hung up (so ``stop`` never waits on us)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while loop.time() < deadline:
-        if await request.is_disconnected():
-            return
-        await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
-
-
-def _drop_connection(runtime: Runtime, request: Request, kind: str) -> Response:
-    """Abort the TCP connection (RST) instead of answering.
-
-    ASGI has no way to say "reset"; uvicorn's protocol objects (h11 and httptools
-    alike) expose the transport on the request/response cycle that ``receive`` is
-    bound to. Marking the cycle disconnected makes uvicorn drop our response quietly.
-    """
-    cycle: Any = getattr(request.receive, "__self__", None)
-    transport = getattr(cycle, "transport", None)
-    if cycle is None or transport is None:
-        raise RuntimeError("this server does not let the sandbox drop connections")
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    cycle.disconnected = True
-    transport.abort()
+def _drop_connection(runtime: Runtime, request: Request) -> Response:
+    response = drop_connection(request)
     with runtime.lock:
         runtime.requests.append((request.method, request.url.path, 0))
-    return Response(status_code=204)
+    return response
 
 
 #: Every sandbox response carries this header, and ``IDENTITY_PATH`` answers with

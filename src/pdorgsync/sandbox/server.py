@@ -18,7 +18,8 @@ from typing import Any
 import uvicorn
 
 from pdorgsync.errors import PdOrgSyncError
-from pdorgsync.sandbox.app import FAULT_KINDS, RANDOM_FAULT_KINDS, Runtime, build_app
+from pdorgsync.sandbox.app import Runtime, build_app
+from pdorgsync.sandbox.faults import FAULT_KINDS, RANDOM_FAULT_KINDS
 from pdorgsync.sandbox.seed import apply_seed
 from pdorgsync.sandbox.state import State, utc_now
 from pdorgsync.sandbox.validation import openapi

@@ -1,0 +1,120 @@
+"""What every part of the planner reads: the plan's inputs, indexed once, and a department's
+matches.
+
+``planning.py`` matches each department to the observed objects (``DepartmentPlan``)
+and hands a ``PlanContext`` to the change builders: ``planning_objects`` (team,
+escalation policy, service), ``planning_memberships``, ``planning_schedules`` and
+``planning_deletes``. Pure like the rest of ``core``: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pdorgsync.models.org import Department, Org, managed_description
+from pdorgsync.models.plan import Conflict, placeholder
+from pdorgsync.models.snapshot import Snapshot
+
+Path = tuple[str | int, ...]
+Locate = Callable[[Path], str | None]
+
+KIND_LABEL = {
+    "team": "team",
+    "team_membership": "team membership",
+    "schedule": "schedule",
+    "escalation_policy": "escalation policy",
+    "service": "service",
+}
+
+# PagerDuty fixes the team role of some account (base) roles (support.pagerduty.com,
+# "Advanced Permissions" → team roles; SPEC §1 "Account roles"): owner and admins are
+# always team managers, stakeholder seats always observers. Wanting that fixed role is
+# the only way not to see drift on them forever.
+FIXED_TEAM_ROLES = {
+    "owner": "manager",
+    "admin": "manager",
+    "read_only_user": "observer",
+    "read_only_limited_user": "observer",
+}
+STAKEHOLDER_ROLES = frozenset({"read_only_user", "read_only_limited_user"})
+
+
+@dataclass
+class Match:
+    """The observed object a department's object of one kind is matched to."""
+
+    obj: Any = None  # the snapshot object, or None (create)
+    adopt: bool = False
+
+
+@dataclass
+class DepartmentPlan:
+    """One department of the file while it is planned: its matches and its conflicts."""
+
+    dept: Department
+    index: int
+    conflicts: list[Conflict] = field(default_factory=list)
+    matches: dict[str, Match] = field(default_factory=dict)
+
+    def id_or_placeholder(self, kind: str) -> str:
+        """The matched object's id, or the placeholder a create of it resolves."""
+        match = self.matches.get(kind)
+        if match is not None and match.obj is not None:
+            return str(match.obj.id)
+        return placeholder(kind, self.dept.key)
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """The plan's inputs and the look-ups every builder needs, built once per plan."""
+
+    org: Org
+    snap: Snapshot
+    now: datetime
+    at_next_handoff: bool
+    locate: Locate
+    teams_enabled: bool
+    user_ids: dict[str, str]  # email (lower case) -> user id
+    emails: dict[str, str]  # user id -> email
+    base_roles: dict[str, str]  # user id -> account role
+    objects: dict[str, Sequence[Any]]  # kind -> observed objects
+
+    @classmethod
+    def build(
+        cls,
+        org: Org,
+        snapshot: Snapshot,
+        *,
+        now: datetime,
+        at_next_handoff: bool,
+        locate: Locate,
+        teams_enabled: bool,
+    ) -> PlanContext:
+        return cls(
+            org=org,
+            snap=snapshot,
+            now=now,
+            at_next_handoff=at_next_handoff,
+            locate=locate,
+            teams_enabled=teams_enabled,
+            user_ids={u.email.lower(): u.id for u in snapshot.users},
+            emails={u.id: u.email for u in snapshot.users},
+            base_roles={u.id: u.role for u in snapshot.users},
+            objects={
+                "team": snapshot.teams,
+                "schedule": snapshot.schedules,
+                "escalation_policy": snapshot.escalation_policies,
+                "service": snapshot.services,
+            },
+        )
+
+    def description(self, dept: Department, text: str | None = None) -> str:
+        """The managed description of one of ``dept``'s objects (the marker appended)."""
+        return managed_description(text or dept.name, self.org.marker(dept.key))
+
+    def team_role(self, user_id: str, role: str) -> str:
+        """The role PagerDuty will hold for ``user_id`` when ``role`` is asked for."""
+        return FIXED_TEAM_ROLES.get(self.base_roles.get(user_id, "user"), role)
