@@ -241,7 +241,7 @@ def test_the_compiled_precheck_is_never_laxer_than_jsonschema() -> None:
     from openapi_schema_validator import OAS30ReadValidator
 
     from pdorgsync.sandbox.examples import published
-    from pdorgsync.sandbox.validation import compile_precheck
+    from pdorgsync.sandbox.schema_precheck import compile_precheck
 
     checker = oas30_read_schema_validators_factory.format_checker
     paths = inline_refs(description())["paths"]
@@ -268,7 +268,7 @@ def test_the_compiled_precheck_is_never_laxer_than_jsonschema() -> None:
 
 def test_oas_keywords_the_compiled_precheck_translates() -> None:
     """nullable admits null next to a type only; writeOnly is refused in a response."""
-    from pdorgsync.sandbox.validation import compile_precheck
+    from pdorgsync.sandbox.schema_precheck import compile_precheck
 
     nullable = compile_precheck(
         {"type": "object", "properties": {"a": {"type": "string", "nullable": True}}},
