@@ -43,7 +43,7 @@ from pdorgsync.core.planning_memberships import plan_memberships
 from pdorgsync.core.planning_objects import plan_escalation_policy, plan_service, plan_team
 from pdorgsync.core.planning_schedules import plan_schedule_change
 from pdorgsync.models import snapshot as snap
-from pdorgsync.models.org import Department, Org, parse_marker
+from pdorgsync.models.org import Department, Org
 from pdorgsync.models.plan import Change, Conflict, OnCallImpact, Plan
 
 # Apply order; deletes run in the reverse dependency order.
@@ -151,12 +151,12 @@ def _plan_department(
 _Index = tuple[dict[tuple[str, str], _Named], dict[str, list[_Named]]]
 
 
-def _index(objs: Sequence[_Named]) -> _Index:
+def _index(owners: dict[str, tuple[str, str]], objs: Sequence[_Named]) -> _Index:
     """Objects by ownership marker (the first one) and by name (all, in snapshot order)."""
     by_marker: dict[tuple[str, str], _Named] = {}
     by_name: dict[str, list[_Named]] = {}
     for obj in objs:
-        owner = parse_marker(obj.description)
+        owner = owners.get(obj.id)
         if owner is not None:
             by_marker.setdefault(owner, obj)
         by_name.setdefault(obj.name, []).append(obj)
@@ -166,7 +166,7 @@ def _index(objs: Sequence[_Named]) -> _Index:
 def _match_departments(ctx: PlanContext) -> dict[str, DepartmentPlan]:
     """Every department of the file, matched to the observed objects, with its conflicts."""
     # Indexed once, so matching and delete checks stay linear in the departments.
-    index = {kind: _index(objs) for kind, objs in ctx.objects.items()}
+    index = {kind: _index(ctx.owners[kind], objs) for kind, objs in ctx.objects.items()}
     depts: dict[str, DepartmentPlan] = {}
     for position, dept in enumerate(ctx.org.departments):
         d = DepartmentPlan(dept, position)
@@ -225,7 +225,7 @@ def _match(ctx: PlanContext, index: _Index, kind: str, d: DepartmentPlan) -> Non
         reason = f"{len(named)} {label}s named {name!r} exist ({ids}); rename or delete all but one"
         d.conflicts.append(_conflict(ctx, kind, d, name, reason))
         return
-    adopted, refused = _named_match(ctx, label, name, named[0])
+    adopted, refused = _named_match(ctx, kind, name, named[0])
     if adopted is not None:
         d.matches[kind] = adopted
     if refused is not None:
@@ -233,10 +233,11 @@ def _match(ctx: PlanContext, index: _Index, kind: str, d: DepartmentPlan) -> Non
 
 
 def _named_match(
-    ctx: PlanContext, label: str, name: str, obj: _Named
+    ctx: PlanContext, kind: str, name: str, obj: _Named
 ) -> tuple[Match | None, str | None]:
     """The one object of the department's name without its marker: adopt it, or why not."""
-    owner = parse_marker(obj.description)
+    label = KIND_LABEL[kind]
+    owner = ctx.owners[kind].get(obj.id)
     v3 = getattr(obj, "type", "schedule") == "schedule_v3"
     if v3 and ctx.org.defaults.adopt_existing:
         return Match(obj, adopt=True), None  # planned as ``skip``: never written

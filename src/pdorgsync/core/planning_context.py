@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pdorgsync.models.org import Department, Org, managed_description
+from pdorgsync.models.org import Department, Org, managed_description, parse_marker
 from pdorgsync.models.plan import Conflict, placeholder
 from pdorgsync.models.snapshot import Snapshot
 
@@ -81,6 +81,8 @@ class PlanContext:
     emails: dict[str, str]  # user id -> email
     base_roles: dict[str, str]  # user id -> account role
     objects: dict[str, Sequence[Any]]  # kind -> observed objects
+    # kind -> object id -> (org, department) of its ownership marker, parsed once per plan
+    owners: dict[str, dict[str, tuple[str, str]]]
 
     @classmethod
     def build(
@@ -93,6 +95,20 @@ class PlanContext:
         locate: Locate,
         teams_enabled: bool,
     ) -> PlanContext:
+        objects: dict[str, Sequence[Any]] = {
+            "team": snapshot.teams,
+            "schedule": snapshot.schedules,
+            "escalation_policy": snapshot.escalation_policies,
+            "service": snapshot.services,
+        }
+        owners = {
+            kind: {
+                obj.id: owner
+                for obj in objs
+                if (owner := parse_marker(obj.description)) is not None
+            }
+            for kind, objs in objects.items()
+        }
         return cls(
             org=org,
             snap=snapshot,
@@ -103,12 +119,8 @@ class PlanContext:
             user_ids={u.email.lower(): u.id for u in snapshot.users},
             emails={u.id: u.email for u in snapshot.users},
             base_roles={u.id: u.role for u in snapshot.users},
-            objects={
-                "team": snapshot.teams,
-                "schedule": snapshot.schedules,
-                "escalation_policy": snapshot.escalation_policies,
-                "service": snapshot.services,
-            },
+            objects=objects,
+            owners=owners,
         )
 
     def description(self, dept: Department, text: str | None = None) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pdorgsync.core.planning_context import DepartmentPlan, PlanContext
 from pdorgsync.core.planning_objects import COLLECTION
-from pdorgsync.models.org import parse_marker
 from pdorgsync.models.plan import Change, Conflict, FieldDiff, Orphan, Request
 
 # object id -> (id, name) of what still uses it: EPs targeting a schedule, services of an EP
@@ -30,7 +29,7 @@ def find_orphans(ctx: PlanContext, depts: dict[str, DepartmentPlan]) -> list[Orp
     kinds = ("service", "escalation_policy", "schedule", "team")
     for kind in kinds if ctx.teams_enabled else kinds[:-1]:
         for obj in ctx.objects[kind]:
-            owner = parse_marker(obj.description)
+            owner = ctx.owners[kind].get(obj.id)
             if owner is None or owner[0] != ctx.org.org or (kind, obj.id) in kept:
                 continue
             orphans.append(Orphan(kind=kind, department=owner[1], name=obj.name, id=obj.id))
