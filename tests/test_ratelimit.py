@@ -151,7 +151,15 @@ def test_engagement_is_served_before_waiting_reconcile_requests() -> None:
 def test_engagement_is_never_starved_by_a_reconcile_flood() -> None:
     """Under four reconcile threads at full speed, an engagement waits at most about two token intervals."""
     clock = FakeClock()
-    limiter = TokenBucketLimiter(900, burst=30, clock=clock, sleep=clock.sleep)
+
+    def sleep(seconds: float) -> None:
+        # The fake clock jumps at once; a real sleep leaves the limiter's lock free for
+        # a while, so give the other threads that moment too (without it a thread
+        # waiting for the lock can be overtaken for many "intervals" on a loaded machine).
+        clock.sleep(seconds)
+        time.sleep(0.0002)
+
+    limiter = TokenBucketLimiter(900, burst=30, clock=clock, sleep=sleep)
     interval = 60 / 900
     stop = threading.Event()
     waits: list[float] = []
@@ -176,15 +184,11 @@ def test_engagement_is_never_starved_by_a_reconcile_flood() -> None:
     # reconcile requests (about 4-5 intervals every time). Served first, it waits
     # for the next token only. Threads share the fake clock, so a rare wait also
     # counts a reconcile request that was already sleeping at the head of the
-    # queue: judge the typical wait strictly and the worst case loosely. One wait
-    # may be far off on a loaded machine (CI saw 52 intervals): the engagement
-    # thread, descheduled between reading the clock and queueing, watched the
-    # flood advance the shared fake clock. That is the OS scheduler, not the
-    # limiter's order, so the second-worst wait is the bound.
+    # queue: judge the typical wait strictly and the worst case loosely.
     ordered = sorted(waits)
     assert ordered[len(ordered) // 2] <= interval + 1e-9  # median: the very next token
     assert ordered[int(len(ordered) * 0.9)] <= 2 * interval + 1e-9
-    assert ordered[-2] <= 6 * interval + 1e-9
+    assert ordered[-1] <= 6 * interval + 1e-9
     stats = limiter.stats()
     assert stats.granted["reconcile"] > 0
     assert stats.granted["engagement"] == 50
