@@ -1,10 +1,12 @@
-"""What both state backends do the same way, written once: the engagement ledger,
-the recent and handled incidents, and the key/value state.
+"""What both state backends do the same way, written once: reading events (``get``,
+``events``, ``stats``, ``purge``), the engagement ledger, the recent and handled
+incidents, and the key/value state.
 
 The SQL here is plain SQL both PostgreSQL and SQLite (3.24 or newer, for upserts)
-accept, with psycopg's ``%s`` placeholders; a backend supplies ``_rows`` and
-``_change`` (SQLite's turn ``%s`` into ``?``). What differs between the two
-(claims, leases, retention, set membership) stays in each backend.
+accept, with psycopg's ``%s`` placeholders (and no literal ``%s`` anywhere); a
+backend supplies ``_rows`` and ``_change`` (SQLite's turn ``%s`` into ``?``). What
+differs between the two (storing and claiming events, their leases, failures and
+retention, where PostgreSQL's claims carry an owner and row locks) stays in each backend.
 """
 
 from __future__ import annotations
