@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from common import account, org_file, per_object_reads, plan_lower_bound
 
 from pdorgsync.audit import fetch_final_schedule
-from pdorgsync.core import coverage
+from pdorgsync.core import coverage, coverage_objects
 from pdorgsync.core.coverage_gaps import _hour_cells
 from pdorgsync.core.planning import plan
 from pdorgsync.logs import configure_logging
@@ -66,7 +66,7 @@ def cpu_once(n: int) -> tuple[float, float, int, int]:
         audited = observe(client, None, user_details=True, now=now)
         since, until = coverage.horizon(now)
         rendered = {}
-        for schedule_id, zone in coverage.schedules_to_render(org, audited):
+        for schedule_id, zone in coverage_objects.schedules_to_render(org, audited):
             shifts = fetch_final_schedule(client, schedule_id, zone, since, until)
             if shifts is not None:
                 rendered[schedule_id] = shifts

@@ -14,7 +14,8 @@ from click.testing import CliRunner
 
 from pdorgsync.audit import parse_final_schedule, run_audit
 from pdorgsync.cli import main
-from pdorgsync.core.coverage import EngagementNeed, engagements_from_policies
+from pdorgsync.core.coverage import engagements_from_policies
+from pdorgsync.core.coverage_objects import EngagementNeed
 from pdorgsync.core.planning import plan
 from pdorgsync.loading import load_org, load_policies
 from pdorgsync.models.org import Org

@@ -15,10 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-from pdorgsync.daemon import Files, Health, ReconcileLoop
 from pdorgsync.errors import TemporaryPagerDutyError
+from pdorgsync.health import Health
 from pdorgsync.metrics import Metrics
 from pdorgsync.pagerduty import PagerDutyClient
+from pdorgsync.reconcile_loop import Files, ReconcileLoop
 from pdorgsync.sandbox import Sandbox
 from pdorgsync.state.sqlite import Inbox
 from tests.support.daemon import daemon_settings, run_pdorgsync, serve_env, spawn_serve

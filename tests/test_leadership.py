@@ -15,10 +15,12 @@ import pytest
 from click.testing import CliRunner
 
 from pdorgsync.cli import main
-from pdorgsync.daemon import Daemon, Files, Health, ReconcileLoop
+from pdorgsync.daemon import Daemon
 from pdorgsync.errors import ConfigError, PdOrgSyncError
+from pdorgsync.health import Health
 from pdorgsync.metrics import Metrics
 from pdorgsync.models.events import parse_envelope
+from pdorgsync.reconcile_loop import Files, ReconcileLoop
 from pdorgsync.settings import load_settings
 from pdorgsync.state.postgres import PostgresState
 from tests.support.daemon import daemon_settings

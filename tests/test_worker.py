@@ -14,6 +14,7 @@ import pytest
 from pdorgsync.core.policies import Engagement
 from pdorgsync.engagements import Engager, note_tag
 from pdorgsync.errors import PermanentPagerDutyError
+from pdorgsync.handling import WorkerHooks, perform_engagements
 from pdorgsync.models.events import parse_envelope
 from pdorgsync.models.org import Org
 from pdorgsync.models.policy import Policy
@@ -21,7 +22,7 @@ from pdorgsync.pagerduty import PagerDutyClient
 from pdorgsync.sandbox import Sandbox
 from pdorgsync.settings import Settings
 from pdorgsync.state.sqlite import Inbox
-from pdorgsync.worker import Worker, WorkerHooks, perform_engagements
+from pdorgsync.worker import Worker
 from tests.support.clients import DelegatingClient
 from tests.support.engagement import (
     BOT_EMAIL,

@@ -24,8 +24,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pdorgsync.abilities import RESPONDERS, TEAMS, read_abilities
-from pdorgsync.core import coverage
-from pdorgsync.core.coverage import EngagementNeed
+from pdorgsync.core import coverage, coverage_objects
+from pdorgsync.core.coverage_objects import EngagementNeed
 from pdorgsync.core.schedules import Shift
 from pdorgsync.errors import NotFoundError, PermanentPagerDutyError
 from pdorgsync.logs import get_logger
@@ -197,7 +197,7 @@ def run_audit(
         with_teams=abilities.has(TEAMS),
     )
     since, until = coverage.horizon(now, horizon_days)
-    wanted = coverage.schedules_to_render(org, snapshot)
+    wanted = coverage_objects.schedules_to_render(org, snapshot)
     if wanted:
         say(f"rendering {len(wanted)} schedules over {horizon_days} days")
     rendered: dict[str, list[Shift]] = {}
@@ -211,7 +211,7 @@ def run_audit(
         shifts = fetch(client, schedule_id, zone, since, until)
         if shifts is not None:
             rendered[schedule_id] = shifts
-    people = coverage.people_who_matter(org, snapshot, rendered)
+    people = coverage_objects.people_who_matter(org, snapshot, rendered)
     snapshot = _complete_users(client, snapshot, people, say)
     calls = client.total_calls - calls_before
     report = coverage.audit(

@@ -47,15 +47,7 @@ from pdorgsync.state import StateStore, open_leader, open_state
 from pdorgsync.webhooks import ReceiverHooks, create_app
 
 __all__ = [
-    "CycleFn",
     "Daemon",
-    "Files",
-    "Health",
-    "ReconcileLoop",
-    "file_problems",
-    "health_routes",
-    "load_files",
-    "store_problems",
 ]
 
 log = get_logger("pdorgsync.daemon")

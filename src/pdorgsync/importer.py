@@ -27,7 +27,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarString
 
 from pdorgsync.abilities import TEAMS, read_abilities
-from pdorgsync.core.importing import Imported, Note, Override, guess_org_id, import_account
+from pdorgsync.core.import_context import Note, Override
+from pdorgsync.core.importing import Imported, guess_org_id, import_account
 from pdorgsync.errors import ConfigError
 from pdorgsync.models import snapshot as snap
 from pdorgsync.observe import observe

@@ -332,10 +332,5 @@ __all__ = [
     "is_candidate",
     "may_hold_v3_schedules",
     "observe",
-    "parse_escalation_policy",
-    "parse_schedule",
-    "parse_service",
-    "parse_team",
-    "parse_user",
     "read_v3_schedules",
 ]

@@ -14,15 +14,17 @@ from typing import Any
 
 from pdorgsync.audit import run_audit
 from pdorgsync.core.coverage import engagements_from_policies
-from pdorgsync.daemon import CycleFn, Daemon, Files
+from pdorgsync.daemon import Daemon
+from pdorgsync.handling import WorkerHooks
 from pdorgsync.logs import get_logger
 from pdorgsync.notify import Notifier
 from pdorgsync.pagerduty import PagerDutyClient, resolve_target
 from pdorgsync.reconcile import apply as apply_plan
 from pdorgsync.reconcile import plan_account
+from pdorgsync.reconcile_loop import CycleFn, Files
 from pdorgsync.settings import Settings
 from pdorgsync.state import shared_budget
-from pdorgsync.worker import Worker, WorkerHooks
+from pdorgsync.worker import Worker
 
 log = get_logger("pdorgsync.service")
 

@@ -11,13 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pdorgsync.core.coverage import (
-    EngagementNeed,
-    audit,
-    engagements_from_policies,
-    people_who_matter,
-    schedules_to_render,
-)
+from pdorgsync.core.coverage import audit, engagements_from_policies
+from pdorgsync.core.coverage_objects import EngagementNeed, people_who_matter, schedules_to_render
 from pdorgsync.core.schedules import Shift
 from pdorgsync.models.audit import AuditReport, Finding
 from pdorgsync.models.org import Org

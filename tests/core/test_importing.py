@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from pdorgsync.core import importing
-from pdorgsync.core.importing import import_account, local_start
+from pdorgsync.core import import_values, importing
+from pdorgsync.core.import_values import local_start
+from pdorgsync.core.importing import import_account
 from pdorgsync.core.planning import plan
 from pdorgsync.core.planning_schedules import anchor
 from pdorgsync.models import snapshot as snap
@@ -125,7 +126,7 @@ def texts(snapshot: snap.Snapshot, category: str | None = None) -> list[str]:
 )
 def test_function_is_guessed_from_the_team_name(name: str, function: str) -> None:
     """Team-name words pick the function, the most specific first; unknown names are other."""
-    assert importing.guess_function(name)[0] == function
+    assert import_values.guess_function(name)[0] == function
 
 
 def test_unsure_function_is_other_with_a_comment() -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from starlette.applications import Starlette
 
-from pdorgsync.daemon import Health, health_routes, store_problems
 from pdorgsync.errors import InboxBusyError, InboxError
+from pdorgsync.health import Health, health_routes, store_problems
 from pdorgsync.metrics import Metrics
 from pdorgsync.models.events import parse_envelope
 from pdorgsync.state.sqlite import Inbox

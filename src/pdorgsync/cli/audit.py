@@ -139,7 +139,8 @@ def audit_cmd(
     check the holidays before they start.
     """
     from pdorgsync.audit import run_audit
-    from pdorgsync.core.coverage import EngagementNeed, engagements_from_policies
+    from pdorgsync.core.coverage import engagements_from_policies
+    from pdorgsync.core.coverage_objects import EngagementNeed
     from pdorgsync.loading import load_org, load_policies
     from pdorgsync.pagerduty import PagerDutyClient
 

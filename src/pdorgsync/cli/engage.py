@@ -134,7 +134,7 @@ def _perform(
     org: Org,
 ) -> list[str]:
     """Hand an evaluation to the worker, which performs it idempotently; lines to print."""
-    from pdorgsync.worker import perform_engagements
+    from pdorgsync.handling import perform_engagements
 
     outcomes = perform_engagements(
         settings=settings, client=client, org=org, facts=facts, evaluation=evaluation

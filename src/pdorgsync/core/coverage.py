@@ -24,13 +24,9 @@ from datetime import datetime, timedelta
 
 from pdorgsync.core.coverage_gaps import department_coverage
 from pdorgsync.core.coverage_objects import (
-    DepartmentObjects,
     EngagementNeed,
     find_objects,
     first_level_users,
-    on_call_people,
-    people_who_matter,
-    schedules_to_render,
 )
 from pdorgsync.core.coverage_people import (
     ENGAGEMENT_ABILITY,
@@ -50,16 +46,9 @@ from pdorgsync.models.snapshot import Snapshot
 __all__ = [
     "DEFAULT_HORIZON_DAYS",
     "ENGAGEMENT_ABILITY",
-    "DepartmentObjects",
-    "EngagementNeed",
     "audit",
     "engagements_from_policies",
-    "find_objects",
-    "first_level_users",
     "horizon",
-    "on_call_people",
-    "people_who_matter",
-    "schedules_to_render",
 ]
 
 DEFAULT_HORIZON_DAYS = 28

@@ -66,10 +66,7 @@ from pdorgsync.core.import_context import (  # the categories, re-exported with 
 )
 from pdorgsync.core.import_values import (
     FUNCTION_WORDS,
-    guess_function,
-    local_start,
     slug,
-    zone_name,
 )
 from pdorgsync.models import snapshot as snap
 from pdorgsync.models.org import Org, parse_marker
@@ -259,12 +256,6 @@ __all__ = [
     "UNFIT_TEAM",
     "V3_SCHEDULE",
     "Imported",
-    "Note",
-    "Override",
-    "guess_function",
     "guess_org_id",
     "import_account",
-    "local_start",
-    "slug",
-    "zone_name",
 ]

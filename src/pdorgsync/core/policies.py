@@ -222,7 +222,7 @@ def service_labels(
 class Engagement:
     """One engagement evaluation decided: a department engaged on an incident, and how.
 
-    Not ``core.coverage.EngagementNeed`` (what a policy file may ask, for the audit)."""
+    Not ``core.coverage_objects.EngagementNeed`` (what a policy file may ask, for the audit)."""
 
     department: str
     as_: As
