@@ -208,8 +208,10 @@ def _match(ctx: PlanContext, index: _Index, kind: str, d: DepartmentPlan) -> Non
     mine = by_marker.get((ctx.org.org, d.dept.key))
     if mine is not None:
         d.matches[kind] = Match(mine)
+        if mine.name == name or kind == "schedule":
+            return  # no rename that could clash (schedule names are never refused)
         taken = [o for o in by_name.get(name, ()) if o.id != mine.id]
-        if mine.name != name and taken and kind != "schedule":
+        if taken:
             reason = (
                 f"cannot rename {label} {mine.name!r} ({mine.id}): another "
                 f"{label} named {name!r} exists ({taken[0].id})"
@@ -292,7 +294,19 @@ def _user_positions(d: DepartmentPlan) -> list[tuple[str, Path]]:
 
 
 def _unknown_users(ctx: PlanContext, d: DepartmentPlan) -> None:
-    """A conflict for each person the department names who cannot fill that position."""
+    """Resolve the people the department names (``d.people``); a conflict for each
+    person who cannot fill the position the file gives them."""
+    unfit = False
+    for email in d.dept.all_people():
+        user_id = ctx.user_ids.get(email)
+        role = ctx.base_roles.get(user_id, "user") if user_id is not None else None
+        if user_id is None or role in STAKEHOLDER_ROLES:
+            unfit = True
+            continue
+        d.people[email] = user_id
+        d.account_roles[user_id] = role or "user"
+    if not unfit:
+        return  # the usual case: no position (and no file path) to report
     seen: set[str] = set()
     for email, path in _user_positions(d):
         if email in seen:
@@ -354,16 +368,16 @@ def _unresolved(
     if ep:
         for lv, level in enumerate(ep.levels):
             for ti, target in enumerate(level.targets):
-                path = (*base, "escalation_policy", "levels", lv, "targets", ti)
                 if target == "schedule" and dept.schedule is None:
                     return (
                         "escalation_policy",
-                        path,
+                        (*base, "escalation_policy", "levels", lv, "targets", ti),
                         "targets its own schedule, but the department has no schedule block",
                     )
                 if target.startswith("schedule:"):
                     key = target[9:]
                     other = depts.get(key)
+                    path = (*base, "escalation_policy", "levels", lv, "targets", ti)
                     if other is None or other.dept.schedule is None:
                         return (
                             "escalation_policy",

@@ -42,7 +42,7 @@ FIXED_TEAM_ROLES = {
 STAKEHOLDER_ROLES = frozenset({"read_only_user", "read_only_limited_user"})
 
 
-@dataclass
+@dataclass(slots=True)
 class Match:
     """The observed object a department's object of one kind is matched to."""
 
@@ -50,7 +50,7 @@ class Match:
     adopt: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class DepartmentPlan:
     """One department of the file while it is planned: its matches and its conflicts."""
 
@@ -58,6 +58,11 @@ class DepartmentPlan:
     index: int
     conflicts: list[Conflict] = field(default_factory=list)
     matches: dict[str, Match] = field(default_factory=dict)
+    # Each person the department names, resolved once while it is matched (complete
+    # when it has no conflict), so the builders read this small table and not the
+    # account-wide ones: email -> user id, and user id -> account role.
+    people: dict[str, str] = field(default_factory=dict)
+    account_roles: dict[str, str] = field(default_factory=dict)
 
     def id_or_placeholder(self, kind: str) -> str:
         """The matched object's id, or the placeholder a create of it resolves."""
@@ -65,6 +70,10 @@ class DepartmentPlan:
         if match is not None and match.obj is not None:
             return str(match.obj.id)
         return placeholder(kind, self.dept.key)
+
+    def team_role(self, user_id: str, role: str) -> str:
+        """The role PagerDuty will hold for ``user_id`` when ``role`` is asked for."""
+        return FIXED_TEAM_ROLES.get(self.account_roles.get(user_id, "user"), role)
 
 
 @dataclass(frozen=True)
@@ -116,7 +125,7 @@ class PlanContext:
             at_next_handoff=at_next_handoff,
             locate=locate,
             teams_enabled=teams_enabled,
-            user_ids={u.email.lower(): u.id for u in snapshot.users},
+            user_ids={u.email: u.id for u in snapshot.users},  # lower case already
             emails={u.id: u.email for u in snapshot.users},
             base_roles={u.id: u.role for u in snapshot.users},
             objects=objects,
@@ -126,7 +135,3 @@ class PlanContext:
     def description(self, dept: Department, text: str | None = None) -> str:
         """The managed description of one of ``dept``'s objects (the marker appended)."""
         return managed_description(text or dept.name, self.org.marker(dept.key))
-
-    def team_role(self, user_id: str, role: str) -> str:
-        """The role PagerDuty will hold for ``user_id`` when ``role`` is asked for."""
-        return FIXED_TEAM_ROLES.get(self.base_roles.get(user_id, "user"), role)

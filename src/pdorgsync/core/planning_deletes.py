@@ -19,18 +19,18 @@ Users = dict[str, list[tuple[str, str]]]
 
 def find_orphans(ctx: PlanContext, depts: dict[str, DepartmentPlan]) -> list[Orphan]:
     """Objects with this org's marker that no department kept, services first."""
-    kept = {
-        (kind, m.obj.id)
-        for d in depts.values()
-        for kind, m in d.matches.items()
-        if m.obj is not None
-    }
-    orphans: list[Orphan] = []
     kinds = ("service", "escalation_policy", "schedule", "team")
+    kept: dict[str, set[str]] = {kind: set() for kind in kinds}
+    for d in depts.values():
+        for kind, m in d.matches.items():
+            if m.obj is not None:
+                kept[kind].add(m.obj.id)
+    orphans: list[Orphan] = []
     for kind in kinds if ctx.teams_enabled else kinds[:-1]:
+        owners, kept_ids = ctx.owners[kind], kept[kind]
         for obj in ctx.objects[kind]:
-            owner = ctx.owners[kind].get(obj.id)
-            if owner is None or owner[0] != ctx.org.org or (kind, obj.id) in kept:
+            owner = owners.get(obj.id)
+            if owner is None or owner[0] != ctx.org.org or obj.id in kept_ids:
                 continue
             orphans.append(Orphan(kind=kind, department=owner[1], name=obj.name, id=obj.id))
     return orphans

@@ -1,7 +1,7 @@
 """Planning a department's team memberships: who is on the team, and in which role.
 
 Members are responders and the point of contact a manager, except where PagerDuty
-fixes the team role of an account role (``PlanContext.team_role``). A membership
+fixes the team role of an account role (``DepartmentPlan.team_role``). A membership
 the file does not ask for is deleted. Pure like the rest of ``core``.
 """
 
@@ -19,10 +19,11 @@ def plan_memberships(ctx: PlanContext, d: DepartmentPlan) -> list[Change]:
     team_id = d.id_or_placeholder("team")
     wanted: dict[str, str] = {}
     for email in dept.members:
-        wanted[ctx.user_ids[email]] = ctx.team_role(ctx.user_ids[email], "responder")
+        user_id = d.people[email]
+        wanted[user_id] = d.team_role(user_id, "responder")
     if dept.point_of_contact:
-        contact = ctx.user_ids[dept.point_of_contact]
-        wanted[contact] = ctx.team_role(contact, "manager")
+        contact = d.people[dept.point_of_contact]
+        wanted[contact] = d.team_role(contact, "manager")
     have = {m.user_id: m.role for m in (observed.members or [])} if observed else {}
     changes: list[Change] = []
     for user_id, role in wanted.items():

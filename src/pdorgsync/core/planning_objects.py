@@ -117,10 +117,7 @@ def plan_escalation_policy(
             "description": (normalise_text(obj.description), normalise_text(description)),
             "num_loops": (obj.num_loops, spec.loops),
             "escalation_rules": _rules_diff(ctx, obj, rules, shown),
-            "team": (
-                [_team_name(ctx, t) for t in obj.team_ids],
-                [_team_name(ctx, team_id)],
-            ),
+            "team": _team_diff(ctx, obj.team_ids, team_id),
         }
     if not ctx.teams_enabled:
         compare.pop("team", None)
@@ -142,7 +139,7 @@ def _rules(
         names: list[str] = []
         for target in level.targets:
             if target.startswith("user:"):
-                targets.append({"id": ctx.user_ids[target[5:]], "type": "user_reference"})
+                targets.append({"id": d.people[target[5:]], "type": "user_reference"})
                 names.append(target)
                 continue
             other = depts[target[9:]] if target != "schedule" else d
@@ -165,13 +162,6 @@ def _rules_diff(
     shown: list[dict[str, Any]],
 ) -> tuple[Any, Any]:
     """(observed, wanted) levels, by name; compared by target kind and id."""
-    observed_rules = [
-        {
-            "delay_minutes": r.escalation_delay_in_minutes,
-            "targets": [_target_name(ctx, t) for t in r.targets],
-        }
-        for r in obj.rules
-    ]
     have_rules = [
         (r.escalation_delay_in_minutes, [(_kind(t.type), t.id) for t in r.targets])
         for r in obj.rules
@@ -180,7 +170,16 @@ def _rules_diff(
         (r["escalation_delay_in_minutes"], [(_kind(t["type"]), t["id"]) for t in r["targets"]])
         for r in rules
     ]
-    return (observed_rules, shown) if have_rules != want_rules else (shown, shown)
+    if have_rules == want_rules:
+        return shown, shown  # the usual case: no observed names to look up
+    observed_rules = [
+        {
+            "delay_minutes": r.escalation_delay_in_minutes,
+            "targets": [_target_name(ctx, t) for t in r.targets],
+        }
+        for r in obj.rules
+    ]
+    return observed_rules, shown
 
 
 def _target_name(ctx: PlanContext, ref: snap.Ref) -> str:
@@ -188,6 +187,14 @@ def _target_name(ctx: PlanContext, ref: snap.Ref) -> str:
         return f"user:{ctx.emails.get(ref.id, ref.id)}"
     found = ctx.snap.schedule_by_id(ref.id)
     return f"schedule:{found.name if found else ref.id}"
+
+
+def _team_diff(ctx: PlanContext, have: list[str], team_id: str) -> tuple[Any, Any]:
+    """(observed, wanted) teams of an escalation policy, by name."""
+    wanted = [_team_name(ctx, team_id)]
+    if have == [team_id]:
+        return wanted, wanted  # the usual case: one name to look up, not two
+    return [_team_name(ctx, t) for t in have], wanted
 
 
 def _team_name(ctx: PlanContext, team_id: str) -> str:
@@ -225,14 +232,14 @@ def plan_service(ctx: PlanContext, d: DepartmentPlan) -> Change | None:
         }
     else:
         have_ep = obj.escalation_policy_id
-        found = ctx.snap.escalation_policy_by_id(have_ep) if have_ep else None
+        observed_ep: str | None = ep_name
+        if have_ep != ep_id:
+            found = ctx.snap.escalation_policy_by_id(have_ep) if have_ep else None
+            observed_ep = found.name if found else have_ep
         compare = {
             "name": (obj.name, dept.service_name),
             "description": (normalise_text(obj.description), normalise_text(description)),
-            "escalation_policy": (
-                ep_name if have_ep == ep_id else (found.name if found else have_ep),
-                ep_name,
-            ),
+            "escalation_policy": (observed_ep, ep_name),
             "urgency": (obj.urgency, spec.urgency),
         }
     return object_change(ctx, "service", d, dept.service_name, body, compare)

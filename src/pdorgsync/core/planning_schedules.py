@@ -377,7 +377,7 @@ def plan_schedule_change(
         ctx.org,
         dept,
         obj,
-        user_ids=ctx.user_ids,
+        user_ids=d.people,
         emails=ctx.emails,
         now=ctx.now,
         at_next_handoff=ctx.at_next_handoff,

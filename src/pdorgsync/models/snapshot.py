@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
 class _Snap(BaseModel):
@@ -43,7 +43,7 @@ class NotificationRule(_Snap):
 class User(_Snap):
     id: str
     name: str
-    email: str  # lower-cased
+    email: Annotated[str, AfterValidator(str.lower)]  # look-ups are by lower-case email
     role: str = "user"
     time_zone: str | None = None
     contact_methods: list[ContactMethod] | None = None  # None: not fetched
