@@ -289,18 +289,10 @@ def render(rows: list[Row], latency: float) -> str:
             f"| {'' if r.core_cpu is None else f'{r.core_cpu:.2f} s'} "
             f"| {r.rss_mib:.0f} MiB | {r.note} |"
         )
-    for operation in ("plan (no change)", "audit"):
-        timed = {r.departments: r.product_cpu for r in rows if r.operation == operation}
-        small = 500 if 500 in timed else min(timed, default=0)
-        large = max(timed, default=0)
-        low, high = timed.get(small), timed.get(large)
-        if large > small and low and high:
-            limit = 4.5 / 4 * large / small  # issue 13: 4x the departments within 4.5x
-            lines.append(
-                f"\n{operation}: product CPU at {large:,} departments is {high / low:.2f}x"
-                f" that at {small:,} ({large / small:g}x the departments;"
-                f" {'linear' if high / low <= limit else 'NOT linear'}: target <= {limit:g}x)"
-            )
+    lines.append(
+        "\nCPU ratios between sizes (runs interleaved, least and median of several rounds)"
+        " are bench_plan's; these columns are one run each."
+    )
     return "\n".join(lines)
 
 
