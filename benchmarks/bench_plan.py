@@ -68,21 +68,20 @@ def run_once(n: int, latency: float) -> tuple[int, float, int]:
         return client.total_calls, elapsed, len(result.changes) + len(result.conflicts)
 
 
-def observed_for_cpu(n: int) -> Observed:
-    """The org file of ``n`` departments and its account observed once from the sandbox."""
+def observed_for_cpu(n: int, base_url: str) -> Observed:
+    """The org file of ``n`` departments and its account (served at ``base_url``)
+    observed once."""
     org = org_file(n)
     now = datetime.now(UTC).replace(microsecond=0)
-    with Sandbox(account(n)) as sandbox:
-        assert sandbox.base_url is not None
-        client = PagerDutyClient(sandbox.token, sandbox.base_url, sleep=lambda _s: None)
-        snapshot = observe(client, org, now=now)
-        audited = observe(client, None, user_details=True, now=now)
-        since, until = coverage.horizon(now)
-        rendered = {}
-        for schedule_id, zone in coverage_objects.schedules_to_render(org, audited):
-            shifts = fetch_final_schedule(client, schedule_id, zone, since, until)
-            if shifts is not None:
-                rendered[schedule_id] = shifts
+    client = PagerDutyClient("sandbox", base_url, "user0@bench.test", sleep=lambda _s: None)
+    snapshot = observe(client, org, now=now)
+    audited = observe(client, None, user_details=True, now=now)
+    since, until = coverage.horizon(now)
+    rendered = {}
+    for schedule_id, zone in coverage_objects.schedules_to_render(org, audited):
+        shifts = fetch_final_schedule(client, schedule_id, zone, since, until)
+        if shifts is not None:
+            rendered[schedule_id] = shifts
     return Observed(org, now, snapshot, audited, rendered)
 
 
@@ -155,7 +154,7 @@ class FullCollections:
             self.seconds += time.process_time() - self._started
 
 
-def product_table(sizes: list[int], rounds: int) -> list[str]:
+def product_table(urls: dict[int, str], rounds: int) -> list[str]:
     """The CPU time of this process (pdorgsync) for whole operations, sizes interleaved.
 
     Per round and size: a no-change ``observe`` + ``plan`` and a ``run_audit``, each
@@ -163,31 +162,30 @@ def product_table(sizes: list[int], rounds: int) -> list[str]:
     at 0 ms latency. What an operator's ``pdorgsync plan`` / ``audit`` spends: HTTP
     client, JSON, parsing, the core; not the report's printing.
     """
+    sizes = sorted(urls)
     times: dict[tuple[str, int], list[float]] = {}
     collected: dict[tuple[str, int], list[FullCollections]] = {}
-    with contextlib.ExitStack() as stack:
-        sandboxes = {n: stack.enter_context(RemoteSandbox(account(n))) for n in sizes}
-        orgs = {n: org_file(n) for n in sizes}
-        for what in ("plan", "audit"):
-            for _ in range(rounds):
-                for n in sizes:
-                    client = PagerDutyClient(
-                        "sandbox", sandboxes[n].base_url, "user0@bench.test", sleep=lambda _s: None
-                    )
-                    gc.collect()
-                    full = FullCollections()
-                    gc.callbacks.append(full)
-                    started = time.process_time()
-                    now = datetime.now(UTC).replace(microsecond=0)
-                    if what == "plan":
-                        result = plan(orgs[n], observe(client, orgs[n], now=now), now=now)
-                        assert not result.changes, "the account drifted"
-                        assert not result.conflicts, "the account conflicts with the file"
-                    else:
-                        run_audit(client, orgs[n], now=now)
-                    times.setdefault((what, n), []).append(time.process_time() - started)
-                    gc.callbacks.remove(full)
-                    collected.setdefault((what, n), []).append(full)
+    orgs = {n: org_file(n) for n in sizes}
+    for what in ("plan", "audit"):
+        for _ in range(rounds):
+            for n in sizes:
+                client = PagerDutyClient(
+                    "sandbox", urls[n], "user0@bench.test", sleep=lambda _s: None
+                )
+                gc.collect()
+                full = FullCollections()
+                gc.callbacks.append(full)
+                started = time.process_time()
+                now = datetime.now(UTC).replace(microsecond=0)
+                if what == "plan":
+                    result = plan(orgs[n], observe(client, orgs[n], now=now), now=now)
+                    assert not result.changes, "the account drifted"
+                    assert not result.conflicts, "the account conflicts with the file"
+                else:
+                    run_audit(client, orgs[n], now=now)
+                times.setdefault((what, n), []).append(time.process_time() - started)
+                gc.callbacks.remove(full)
+                collected.setdefault((what, n), []).append(full)
     lines = [
         f"Product CPU time of whole operations (this process; {rounds} rounds, sizes"
         " interleaved, 0 ms latency, the sandbox in its own process):",
@@ -228,7 +226,7 @@ def product_table(sizes: list[int], rounds: int) -> list[str]:
     ]
 
 
-def cpu_table(sizes: list[int], plan_runs: int, audit_runs: int) -> list[str]:
+def cpu_table(urls: dict[int, str], plan_runs: int, audit_runs: int) -> list[str]:
     """The CPU figures of the pure core at ``sizes``, the sizes' runs interleaved.
 
     Every size is observed first; then each round runs every size once, so a change
@@ -238,7 +236,8 @@ def cpu_table(sizes: list[int], plan_runs: int, audit_runs: int) -> list[str]:
     the median of the ratios within a round (the figure the linear target is judged
     on: the steadiest of the three, as the rounds pair runs made moments apart).
     """
-    observed = {n: observed_for_cpu(n) for n in sizes}
+    sizes = sorted(urls)
+    observed = {n: observed_for_cpu(n, urls[n]) for n in sizes}
     times: dict[tuple[str, int], list[float]] = {}
     counts: dict[tuple[str, int], int] = {}
     for what, runs in (("plan", plan_runs), ("audit", audit_runs)):
@@ -276,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--product-runs",
         type=int,
-        default=3,
+        default=2,
         help="interleaved rounds of whole operations (0: skip them)",
     )
     args = parser.parse_args(argv)
@@ -295,12 +294,15 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
     if args.sizes:
         print("diff = changes + conflicts of the plan (0: the account matched the file)\n")
-    if args.cpu_sizes and args.product_runs:
-        for line in product_table(sorted(args.cpu_sizes), args.product_runs):
-            print(line, flush=True)
-    if args.cpu_sizes:
-        for line in cpu_table(sorted(args.cpu_sizes), args.plan_runs, args.audit_runs):
-            print(line)
+    with contextlib.ExitStack() as stack:
+        # One sandbox per size, each in its own process, for both tables.
+        urls = {n: stack.enter_context(RemoteSandbox(account(n))).base_url for n in args.cpu_sizes}
+        if urls and args.product_runs:
+            for line in product_table(urls, args.product_runs):
+                print(line, flush=True)
+        if urls:
+            for line in cpu_table(urls, args.plan_runs, args.audit_runs):
+                print(line)
     return 0
 
 
