@@ -12,8 +12,10 @@ bench_reconcile.py, in benchmarks/common.py):
 * per-object reads: what a refresh-everything tool spends: list pages + one GET per
   managed object + one members page per team.
 
-Then, for ``--cpu-sizes`` (default 500 and 2,000), the product CPU time of the pure
-core on a snapshot observed once from the sandbox: ``core.planning.plan`` (no-change
+Then, for ``--cpu-sizes`` (default 500 and 2,000), each size's account served by a
+sandbox in its own process: first the CPU time of this process for whole operations
+(observe + plan, ``run_audit``; shown for context, CPython's full garbage collections
+counted apart), then the CPU time of the pure core on a snapshot observed once: ``core.planning.plan`` (no-change
 plan) and ``core.coverage.audit`` (every rule, over the rendered final schedules).
 The sizes' runs are interleaved (round after round, every size once per round), and
 the ratio between the largest and the smallest size is given as the median of the
@@ -21,7 +23,7 @@ ratios within a round, next to the ratio of the least and of the median runs (li
 4x the departments, about 4x the time; issue 13 allows 4.5x).
 
 Usage: python benchmarks/bench_plan.py [--sizes 10 100 500] [--latency 0.05]
-       [--cpu-sizes 500 2000] [--plan-runs 25] [--audit-runs 9]
+       [--cpu-sizes 500 2000] [--product-runs 2] [--plan-runs 25] [--audit-runs 9]
 (500 departments take a few minutes with latency; leave it out for a quick run.)
 """
 

@@ -299,12 +299,11 @@ def _unknown_users(ctx: PlanContext, d: DepartmentPlan) -> None:
     unfit = False
     for email in d.dept.all_people():
         user_id = ctx.user_ids.get(email)
-        role = ctx.base_roles.get(user_id, "user") if user_id is not None else None
-        if user_id is None or role in STAKEHOLDER_ROLES:
+        if user_id is None or ctx.base_roles.get(user_id, "user") in STAKEHOLDER_ROLES:
             unfit = True
             continue
         d.people[email] = user_id
-        d.account_roles[user_id] = role or "user"
+        d.account_roles[user_id] = ctx.base_roles.get(user_id, "user")
     if not unfit:
         return  # the usual case: no position (and no file path) to report
     seen: set[str] = set()
